@@ -1,0 +1,232 @@
+"""The `clouds.gcp` section of the stack config and the rules that need GCP's catalog."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from ipaddress import IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from components import catalog
+from components.config_shared import (
+    CloudHub,
+    Gpu,
+    Model,
+    NodePool,
+    PoolKey,
+    RegistrySettings,
+    StorageSettings,
+    validate_pools,
+)
+
+PROJECT_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def machine_family(machine_type: str) -> str:
+    """`n2-highmem-4` -> `n2`."""
+    return machine_type.split("-", 1)[0]
+
+
+class GcpNodePool(NodePool):
+    """A GKE node pool; machine types and GPUs are checked against `data/gcp.yaml`."""
+
+    @field_validator("machine_type")
+    @classmethod
+    def _known_family(cls, machine_type: str) -> str:
+        families = catalog.gcp().families
+        if "-" not in machine_type or machine_family(machine_type) not in families:
+            raise ValueError(
+                f"unknown machine family in {machine_type!r}; accepted families: "
+                f"{', '.join(sorted(families))} (as in n2-highmem-4)"
+            )
+        return machine_type
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_fits_machine(cls, gpu: Gpu | None, info: ValidationInfo) -> Gpu | None:
+        machine_type = info.data.get("machine_type")
+        if machine_type is None:  # already reported as a machine type problem
+            return gpu
+        cat = catalog.gcp()
+        family = machine_family(machine_type)
+        builtin = cat.builtin_gpus(family)
+        if gpu is None:
+            if builtin:
+                raise ValueError(
+                    f"{machine_type} comes with GPUs: declare them as gpu: {{type: "
+                    f"{' or '.join(builtin)}, count: {cat.machine_gpus.get(machine_type, 1)}}}"
+                )
+            return gpu
+        facts = cat.gpus.get(gpu.type)
+        if facts is None:
+            raise ValueError(
+                f"unknown GPU type {gpu.type!r}; accepted: {', '.join(sorted(cat.gpus))}"
+            )
+        if family not in facts.families:
+            raise ValueError(
+                f"{gpu.type} cannot attach to {family} machines; it attaches to: "
+                f"{', '.join(facts.families)}"
+            )
+        expected = cat.machine_gpus.get(machine_type)
+        if builtin and expected is not None and gpu.count != expected:
+            raise ValueError(f"{machine_type} has exactly {expected} GPUs; got count {gpu.count}")
+        if not builtin and gpu.count not in facts.counts:
+            raise ValueError(
+                f"{gpu.type} attaches in counts of {', '.join(map(str, facts.counts))}; "
+                f"got {gpu.count}"
+            )
+        return gpu
+
+
+class GcpBudget(Model):
+    """A billing budget on the project, with alerts at 50/90/100/120% of the amount."""
+
+    monthly_usd: float = Field(gt=0, description="Monthly amount the alerts are relative to.")
+    billing_account: str = Field(
+        pattern=r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$",
+        description="Billing account id (012345-6789AB-CDEF01) the project is billed to.",
+    )
+    emails: list[Annotated[str, Field(pattern=EMAIL_PATTERN)]] = Field(
+        default_factory=list,
+        description="Each address gets a Cloud Monitoring email channel that receives the alerts.",
+    )
+    pubsub_topic: str | None = Field(
+        None,
+        pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9_.~+%-]{2,254}$",
+        description="Optional topic (projects/P/topics/T) that receives every budget update, "
+        "for automation such as scaling pools down.",
+    )
+
+
+class MaintenanceExclusion(Model):
+    """A period in which GKE does not upgrade (a workshop, exams, a deadline)."""
+
+    name: str = Field(pattern=r"^[a-z0-9-]{1,63}$")
+    start: datetime = Field(description="RFC 3339 time, e.g. 2026-12-01T00:00:00Z.")
+    end: datetime
+    scope: Literal["NO_UPGRADES", "NO_MINOR_UPGRADES", "NO_MINOR_OR_NODE_UPGRADES"] = Field(
+        "NO_MINOR_OR_NODE_UPGRADES",
+        description="The default still lets control-plane patches through but never drains "
+        "nodes, so running notebooks are not evicted.",
+    )
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start")
+        if start is not None and end <= start:
+            raise ValueError(f"must be after start ({start.isoformat()})")
+        return end
+
+
+class Maintenance(Model):
+    """When GKE may upgrade the control plane and drain nodes."""
+
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field(
+        "REGULAR",
+        description="REGULAR: versions proven on RAPID first, still patched quickly.",
+    )
+    window_start: datetime = Field(
+        datetime.fromisoformat("2025-01-04T03:00:00+00:00"),
+        description="Start of the recurring window; only its time of day and weekday matter. "
+        "The default is Saturday and Sunday 03:00-09:00 UTC, when few users are logged in.",
+    )
+    window_end: datetime = Field(datetime.fromisoformat("2025-01-04T09:00:00+00:00"))
+    recurrence: str = Field(
+        "FREQ=WEEKLY;BYDAY=SA,SU",
+        pattern=r"^FREQ=(DAILY|WEEKLY)(;BYDAY=((MO|TU|WE|TH|FR|SA|SU),)*(MO|TU|WE|TH|FR|SA|SU))?$",
+        description="RFC 5545 rule; GKE needs at least 48 hours of windows in any 32 days.",
+    )
+    exclusions: list[MaintenanceExclusion] = Field(default_factory=list)
+
+    @field_validator("window_end")
+    @classmethod
+    def _window_long_enough(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("window_start")
+        if start is not None and (end - start).total_seconds() < 4 * 3600:
+            raise ValueError("the window must last at least 4 hours (a GKE requirement)")
+        return end
+
+
+class GcpCloud(Model):
+    """Everything deployed on GCP for one stack."""
+
+    project: str = Field(
+        description="Project id: 6-30 lowercase letters, digits or hyphens, starting with a "
+        "letter and not ending with a hyphen.",
+    )
+    region: str = Field(description="Region for the cluster, buckets and registry.")
+    zone: str | None = Field(
+        None,
+        description="Set for a zonal cluster (cheaper; its control plane is down during "
+        "upgrades). Unset: a regional cluster, as prod uses.",
+    )
+    node_pools: dict[PoolKey, GcpNodePool] = Field(
+        description="Pools by name; the name is part of the GKE pool name."
+    )
+    hub: CloudHub
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    maintenance: Maintenance = Field(default_factory=Maintenance)
+    budget: GcpBudget | None = None
+    subnet_cidr: IPv4Network = Field(
+        IPv4Network("10.0.0.0/20"), description="Node addresses: 4,000 nodes fit in a /20."
+    )
+    pods_cidr: IPv4Network = Field(
+        IPv4Network("10.16.0.0/14"),
+        description="Pod addresses (a secondary range): GKE gives each node a /24.",
+    )
+    services_cidr: IPv4Network = Field(
+        IPv4Network("10.20.0.0/20"), description="Service addresses (a secondary range)."
+    )
+
+    _pools = field_validator("node_pools", mode="wrap")(validate_pools)
+
+    @field_validator("project")
+    @classmethod
+    def _project_id(cls, project: str) -> str:
+        if not re.fullmatch(PROJECT_PATTERN, project):
+            raise ValueError(
+                f"{project!r} is not a GCP project id; accepted: 6-30 lowercase letters, digits "
+                "or hyphens, starting with a letter and not ending with a hyphen"
+            )
+        return project
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        regions = catalog.gcp().regions
+        if region not in regions:
+            raise ValueError(f"unknown GCP region {region!r}; accepted: {', '.join(regions)}")
+        return region
+
+    @field_validator("zone")
+    @classmethod
+    def _zone_in_region(cls, zone: str | None, info: ValidationInfo) -> str | None:
+        region = info.data.get("region")
+        if zone is None or region is None:
+            return zone
+        zones = catalog.gcp().zones(region)
+        if zone not in zones:
+            raise ValueError(f"zone {zone!r} is not in region {region}; accepted: {', '.join(zones)}")
+        return zone
+
+    @field_validator("services_cidr")
+    @classmethod
+    def _ranges_disjoint(cls, services: IPv4Network, info: ValidationInfo) -> IPv4Network:
+        named = {"subnetCidr": info.data.get("subnet_cidr"), "podsCidr": info.data.get("pods_cidr")}
+        named["servicesCidr"] = services
+        ranges = [(key, net) for key, net in named.items() if net is not None]
+        for i, (key_a, net_a) in enumerate(ranges):
+            for key_b, net_b in ranges[i + 1 :]:
+                if net_a.overlaps(net_b):
+                    raise ValueError(f"{key_a} {net_a} overlaps {key_b} {net_b}; they must be disjoint")
+        return services
+
+    @property
+    def location(self) -> str:
+        """Where the cluster lives: the zone for a zonal cluster, else the region."""
+        return self.zone or self.region

@@ -1,0 +1,100 @@
+"""GKE node pool arguments from a pool's config: a plain function the tests read directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.config_shared import NodePool
+from components.gcp.config import machine_family
+from components.scheduling import node_labels, node_taints
+
+# Node counts belong to the cluster autoscaler once the pool exists.
+IGNORED_COUNTS = ["initialNodeCount", "nodeCount"]
+
+# Newer families boot only from Hyperdisk; everything else uses pd-balanced (SSD-backed, far
+# cheaper than pd-ssd, much faster image pulls than pd-standard).
+HYPERDISK_FAMILIES = frozenset({"c4", "c4a", "c4d", "c4n", "n4", "n4a", "n4d", "x4", "m4", "a4", "a4x", "h4d", "g4", "e4", "e4a"})
+
+
+def boot_disk_type(machine_type: str) -> str:
+    return "hyperdisk-balanced" if machine_family(machine_type) in HYPERDISK_FAMILIES else "pd-balanced"
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """Everything about one GKE pool except the cluster it joins."""
+
+    name_prefix: str
+    initial_node_count: int
+    autoscaling: gcp.container.NodePoolAutoscalingArgs
+    node_config: gcp.container.NodePoolNodeConfigArgs
+    management: gcp.container.NodePoolManagementArgs
+    upgrade_settings: gcp.container.NodePoolUpgradeSettingsArgs
+
+
+def plan_pool(key: str, pool: NodePool, service_account: pulumi.Input[str]) -> PoolPlan:
+    """The GKE arguments for pool `key`.
+
+    The pool is named `<key>-<generated suffix>` so a replacement (a new machine type) can be
+    created before the old pool is removed. Totals, not per-zone counts, bound the autoscaler,
+    so a regional cluster does not triple the minimum; location policy ANY lets it use whichever
+    zone has capacity (spot and GPUs often run out in one zone).
+    """
+    config = gcp.container.NodePoolNodeConfigArgs(
+        machine_type=pool.machine_type,
+        disk_size_gb=pool.disk_size_gb,
+        disk_type=boot_disk_type(pool.machine_type),
+        image_type="COS_CONTAINERD",
+        spot=pool.spot,
+        labels=node_labels(key, pool),
+        taints=[
+            gcp.container.NodePoolNodeConfigTaintArgs(key=t.key, value=t.value, effect=t.upper_effect)
+            for t in node_taints(pool, taint_gpus=False)
+        ],
+        service_account=service_account,
+        oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+        workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+            mode="GKE_METADATA"
+        ),
+        shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+            enable_secure_boot=True, enable_integrity_monitoring=True
+        ),
+        metadata={"disable-legacy-endpoints": "true"},
+        # Image streaming: user and dask nodes start containers before the whole image is pulled.
+        gcfs_config=gcp.container.NodePoolNodeConfigGcfsConfigArgs(enabled=pool.purpose != "core"),
+        guest_accelerators=_accelerators(pool),
+    )
+    return PoolPlan(
+        name_prefix=f"{key}-",
+        initial_node_count=1 if pool.min_nodes > 0 else 0,
+        autoscaling=gcp.container.NodePoolAutoscalingArgs(
+            total_min_node_count=pool.min_nodes,
+            total_max_node_count=pool.max_nodes,
+            location_policy="ANY",
+        ),
+        node_config=config,
+        management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+        # Surge upgrades add a node before draining one, so capacity never drops mid-upgrade.
+        upgrade_settings=gcp.container.NodePoolUpgradeSettingsArgs(
+            strategy="SURGE", max_surge=1, max_unavailable=0
+        ),
+    )
+
+
+def _accelerators(pool: NodePool) -> list[gcp.container.NodePoolNodeConfigGuestAcceleratorArgs]:
+    if pool.gpu is None:
+        return []
+    return [
+        gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
+            type=pool.gpu.type,
+            count=pool.gpu.count,
+            # GKE installs the driver itself; no DaemonSet of ours to keep in step.
+            gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
+                gpu_driver_version="LATEST"
+            ),
+        )
+    ]
+

@@ -1,0 +1,45 @@
+"""What a cloud stack hands to the hub layer: the same shape on GCP and AWS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import pulumi
+
+if TYPE_CHECKING:
+    import pulumi_kubernetes as k8s
+
+
+@dataclass(frozen=True)
+class CloudOutputs:
+    """Typed outputs of one cloud's cluster, storage, registry and identities.
+
+    `identities` and `service_account_annotations` are keyed by role ("users", "builder"), so
+    the hub layer annotates its Kubernetes service accounts without knowing the cloud.
+    """
+
+    cloud: Literal["gcp", "aws"]
+    cluster_name: pulumi.Output[str]
+    kubernetes_provider: k8s.Provider
+    kubeconfig: pulumi.Output[str]
+    scratch_bucket_url: pulumi.Output[str]
+    persistent_bucket_url: pulumi.Output[str]
+    registry_host: pulumi.Output[str]
+    image_prefix: pulumi.Output[str]
+    identities: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    service_account_annotations: dict[str, dict[str, pulumi.Output[str]]] = field(
+        default_factory=dict
+    )
+
+    def exports(self) -> dict[str, pulumi.Output[str]]:
+        """Stack outputs an operator reads (`pulumi stack output`). The kubeconfig is exported
+        on its own, as a secret, so the rest of this map stays readable."""
+        return {
+            "clusterName": self.cluster_name,
+            "scratchBucket": self.scratch_bucket_url,
+            "persistentBucket": self.persistent_bucket_url,
+            "registry": self.registry_host,
+            "imagePrefix": self.image_prefix,
+            **{f"{role}Identity": value for role, value in self.identities.items()},
+        }
