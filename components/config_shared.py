@@ -115,9 +115,7 @@ def _role_errors(pools: Any) -> list[InitErrorDetails]:
     """Exactly one core pool and at least one user pool, read from the raw mapping."""
     if not isinstance(pools, dict):
         return []
-    purposes = {
-        key: pool.get("purpose") for key, pool in pools.items() if isinstance(pool, dict)
-    }
+    purposes = {key: pool.get("purpose") for key, pool in pools.items() if isinstance(pool, dict)}
     cores = sorted(key for key, purpose in purposes.items() if purpose == "core")
     users = [key for key, purpose in purposes.items() if purpose == "user"]
     errors: list[InitErrorDetails] = []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pulumi
 
 
-def guarded(opts: pulumi.ResourceOptions, *, prod: bool, holds_data: bool) -> pulumi.ResourceOptions:
+def guarded(
+    opts: pulumi.ResourceOptions, *, prod: bool, holds_data: bool
+) -> pulumi.ResourceOptions:
     """`opts` plus prod's guards: protect everything stateful; keep data-holding resources in the
     cloud even if they leave the program (`retain_on_delete`). Staging stays destroyable."""
     if not prod:

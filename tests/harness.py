@@ -43,10 +43,11 @@ class Registration:
     ignore_changes: list[str]
     dependencies: list[str]
     outputs: dict[str, Any] = field(default_factory=dict)
+    secret_inputs: set[str] = field(default_factory=set)
 
     @property
     def provider_urn(self) -> str:
-        return self.provider.split("::", 1)[0] if "::" in self.provider else self.provider
+        return self.provider.rsplit("::", 1)[0] if "::" in self.provider else self.provider
 
 
 def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -77,7 +78,10 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
     elif typ == "gcp:compute/network:Network":
         return f"projects/{inputs.get('project')}/global/networks/{name}", out
     elif typ == "gcp:compute/subnetwork:Subnetwork":
-        return f"projects/{inputs.get('project')}/regions/{inputs.get('region')}/subnetworks/{name}", out
+        return (
+            f"projects/{inputs.get('project')}/regions/{inputs.get('region')}/subnetworks/{name}",
+            out,
+        )
     elif typ == "gcp:artifactregistry/repository:Repository":
         out |= {"name": inputs.get("repositoryId")}
     elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":
@@ -91,8 +95,26 @@ class Mocks(pulumi.runtime.Mocks):
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list | None]:
         if args.token == "gcp:organizations/getProject:getProject":
-            return {"number": "123456789012", "projectId": args.args.get("projectId")}, None
-        return {}, None
+            return {"number": "123456789012", "projectId": args.args.get("projectId")}, []
+        return {}, []
+
+
+SECRET_SIG = rpc._special_sig_key, rpc._special_secret_sig
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG[0]) == SECRET_SIG[1]
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """The plain value under Pulumi's secret wrappers, at any depth."""
+    if _is_secret(value):
+        return unwrap_secrets(value["value"])
+    if isinstance(value, dict):
+        return {key: unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(item) for item in value]
+    return value
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -102,17 +124,20 @@ class RecordingMonitor(mocks.MockMonitor):
         super().__init__(Mocks())
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
+        self.secret_outputs: set[str] = set()
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
+            raw_inputs = rpc.deserialize_properties(request.object)
             self.registrations.append(
                 Registration(
                     type=request.type,
                     name=request.name,
                     urn=response.urn,
                     custom=request.custom,
-                    inputs=rpc.deserialize_properties(request.object),
+                    inputs=unwrap_secrets(raw_inputs),
+                    secret_inputs={key for key, value in raw_inputs.items() if _is_secret(value)},
                     parent=request.parent,
                     provider=request.provider,
                     protect=request.protect,
@@ -120,14 +145,18 @@ class RecordingMonitor(mocks.MockMonitor):
                     delete_before_replace=request.deleteBeforeReplace,
                     ignore_changes=list(request.ignoreChanges),
                     dependencies=list(request.dependencies),
-                    outputs=self.resources[response.urn].state if response.urn in self.resources else {},
+                    outputs=self.resources[response.urn].state
+                    if response.urn in self.resources
+                    else {},
                 )
             )
         return response
 
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+    def RegisterResourceOutputs(self, request: Any) -> Any:
         if "pulumi:pulumi:Stack" in request.urn:
-            self.stack_outputs = rpc.deserialize_properties(request.outputs)
+            raw = rpc.deserialize_properties(request.outputs)
+            self.secret_outputs = {key for key, value in raw.items() if _is_secret(value)}
+            self.stack_outputs = unwrap_secrets(raw)
         return super().RegisterResourceOutputs(request)
 
 
@@ -137,6 +166,7 @@ class Run:
 
     registrations: list[Registration]
     stack_outputs: dict[str, Any]
+    secret_outputs: set[str]
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == typ]
@@ -176,13 +206,24 @@ def with_value(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 DELETE = object()
 
 
-def run_program(stack: str, config: dict[str, Any] | None = None) -> Run:
-    """Run `__main__.py` for `stack` (its stack file, or `config` instead) under mocks."""
+def run_program(
+    stack: str, config: dict[str, Any] | None = None, monitor: RecordingMonitor | None = None
+) -> Run:
+    """Run `__main__.py` for `stack` (its stack file, or `config` instead) under mocks.
+
+    Pass `monitor` to inspect what was registered when the program raises."""
     values = stack_config(stack) if config is None else config
-    return run_function(lambda: runpy.run_path(str(MAIN), run_name="__main__"), stack, values)
+    return run_function(
+        lambda: runpy.run_path(str(MAIN), run_name="__main__"), stack, values, monitor
+    )
 
 
-def run_function(fn: Callable[[], Any], stack: str = "test", config: dict[str, Any] | None = None) -> Run:
+def run_function(
+    fn: Callable[[], Any],
+    stack: str = "test",
+    config: dict[str, Any] | None = None,
+    monitor: RecordingMonitor | None = None,
+) -> Run:
     """Run `fn` as a Pulumi program under mocks with `config` as the project's config."""
     pulumi.runtime.set_all_config(
         {
@@ -191,9 +232,11 @@ def run_function(fn: Callable[[], Any], stack: str = "test", config: dict[str, A
         },
         [],
     )
-    monitor = RecordingMonitor()
+    monitor = monitor or RecordingMonitor()
     settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
+    )
     settings.ROOT.set(None)  # set_mocks made a root stack; run_in_stack makes the real one
     _sync_await(run_in_stack(fn))
-    return Run(monitor.registrations, monitor.stack_outputs)
+    return Run(monitor.registrations, monitor.stack_outputs, monitor.secret_outputs)

@@ -39,7 +39,7 @@ def maintenance_policy(maintenance: Maintenance) -> gcp.container.ClusterMainten
     )
 
 
-def _rfc3339(moment) -> str:  # noqa: ANN001 - a datetime
+def _rfc3339(moment) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 

@@ -211,7 +211,9 @@ class GcpCloud(Model):
             return zone
         zones = catalog.gcp().zones(region)
         if zone not in zones:
-            raise ValueError(f"zone {zone!r} is not in region {region}; accepted: {', '.join(zones)}")
+            raise ValueError(
+                f"zone {zone!r} is not in region {region}; accepted: {', '.join(zones)}"
+            )
         return zone
 
     @field_validator("services_cidr")
@@ -223,7 +225,9 @@ class GcpCloud(Model):
         for i, (key_a, net_a) in enumerate(ranges):
             for key_b, net_b in ranges[i + 1 :]:
                 if net_a.overlaps(net_b):
-                    raise ValueError(f"{key_a} {net_a} overlaps {key_b} {net_b}; they must be disjoint")
+                    raise ValueError(
+                        f"{key_a} {net_a} overlaps {key_b} {net_b}; they must be disjoint"
+                    )
         return services
 
     @property

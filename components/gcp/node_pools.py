@@ -16,11 +16,33 @@ IGNORED_COUNTS = ["initialNodeCount", "nodeCount"]
 
 # Newer families boot only from Hyperdisk; everything else uses pd-balanced (SSD-backed, far
 # cheaper than pd-ssd, much faster image pulls than pd-standard).
-HYPERDISK_FAMILIES = frozenset({"c4", "c4a", "c4d", "c4n", "n4", "n4a", "n4d", "x4", "m4", "a4", "a4x", "h4d", "g4", "e4", "e4a"})
+HYPERDISK_FAMILIES = frozenset(
+    {
+        "c4",
+        "c4a",
+        "c4d",
+        "c4n",
+        "n4",
+        "n4a",
+        "n4d",
+        "x4",
+        "m4",
+        "a4",
+        "a4x",
+        "h4d",
+        "g4",
+        "e4",
+        "e4a",
+    }
+)
 
 
 def boot_disk_type(machine_type: str) -> str:
-    return "hyperdisk-balanced" if machine_family(machine_type) in HYPERDISK_FAMILIES else "pd-balanced"
+    return (
+        "hyperdisk-balanced"
+        if machine_family(machine_type) in HYPERDISK_FAMILIES
+        else "pd-balanced"
+    )
 
 
 @dataclass(frozen=True)
@@ -51,7 +73,9 @@ def plan_pool(key: str, pool: NodePool, service_account: pulumi.Input[str]) -> P
         spot=pool.spot,
         labels=node_labels(key, pool),
         taints=[
-            gcp.container.NodePoolNodeConfigTaintArgs(key=t.key, value=t.value, effect=t.upper_effect)
+            gcp.container.NodePoolNodeConfigTaintArgs(
+                key=t.key, value=t.value, effect=t.upper_effect
+            )
             for t in node_taints(pool, taint_gpus=False)
         ],
         service_account=service_account,
@@ -97,4 +121,3 @@ def _accelerators(pool: NodePool) -> list[gcp.container.NodePoolNodeConfigGuestA
             ),
         )
     ]
-

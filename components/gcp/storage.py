@@ -81,7 +81,10 @@ class HubStorage(pulumi.ComponentResource):
             bucket = gcp.storage.Bucket(
                 f"{name}-{kind}",
                 bucket_args(
-                    cloud, bucket_name=f"{bucket_prefix}-{kind}", scratch=kind == "scratch", prod=prod
+                    cloud,
+                    bucket_name=f"{bucket_prefix}-{kind}",
+                    scratch=kind == "scratch",
+                    prod=prod,
                 ),
                 opts=guarded(pulumi.ResourceOptions(parent=self), prod=prod, holds_data=True),
             )

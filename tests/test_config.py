@@ -1,0 +1,82 @@
+"""The config model on its own: every case in tests/config_cases/*.yaml, good and bad."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from harness import DELETE, stack_config, with_value
+
+from components.config import ConfigError, StackConfig, load_config
+
+CASES_DIR = Path(__file__).parent / "config_cases"
+
+
+def load_cases() -> list[Any]:
+    cases = []
+    for path in sorted(CASES_DIR.glob("*.yaml")):
+        for case in yaml.safe_load(path.read_text()):
+            cases.append(pytest.param(case, id=f"{path.stem}: {case['name']}"))
+    return cases
+
+
+CASES = load_cases()
+
+
+def case_config(case: dict[str, Any]) -> dict[str, Any]:
+    config = stack_config(case["base"])
+    for path, value in (case.get("set") or {}).items():
+        config = with_value(config, path, DELETE if value is None else value)
+    return config
+
+
+def test_cases_were_found() -> None:
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_config_case(case: dict[str, Any]) -> None:
+    config = case_config(case)
+    expected = case["errors"]
+    if not expected:
+        assert isinstance(load_config(config), StackConfig)
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    problems = caught.value.problems
+    reported = {problem.path: problem.message for problem in problems}
+    for error in expected:
+        assert error["path"] in reported, f"{error['path']} not reported; got {reported}"
+        assert error["contains"] in reported[error["path"]]
+    # Exactly the expected problems: a rule firing on a valid key is a bug too.
+    assert len(problems) == len(expected), reported
+    assert f"{len(problems)} problem(s)" in str(caught.value)
+
+
+def test_defaults_follow_purpose() -> None:
+    config = load_config(stack_config("staging"))
+    assert config.clouds.gcp is not None
+    pools = config.clouds.gcp.node_pools
+    assert pools["core"].min_nodes == 1 and not pools["core"].spot
+    assert pools["user"].min_nodes == 0 and pools["user"].disk_size_gb == 100
+    assert pools["dask"].spot is True
+    assert config.clouds.gcp.storage.delete_after_days == 7
+    assert config.hub.namespace == "binder"
+
+
+def test_core_defaults_to_one_node_and_small_disk() -> None:
+    config = stack_config("staging")
+    config = with_value(
+        config,
+        "clouds.gcp.nodePools.core",
+        {"purpose": "core", "machineType": "e2-standard-2", "maxNodes": 2},
+    )
+    pools = load_config(config).clouds.gcp.node_pools  # type: ignore[union-attr]
+    assert (pools["core"].min_nodes, pools["core"].disk_size_gb) == (1, 30)
+
+
+def test_dask_spot_can_be_turned_off() -> None:
+    config = with_value(stack_config("staging"), "clouds.gcp.nodePools.dask.spot", False)
+    assert load_config(config).clouds.gcp.node_pools["dask"].spot is False  # type: ignore[union-attr]

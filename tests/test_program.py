@@ -1,0 +1,126 @@
+"""The whole program: providers, component tree, outputs, guards, and config errors stopping it
+before anything is registered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+from harness import RecordingMonitor, Run, run_program, stack_config, with_value
+from test_config import CASES, case_config
+
+ERROR_CASES = [case for case in CASES if case.values[0]["errors"]]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_every_cloud_resource_uses_the_explicit_provider(
+    stack: str, staging: Run, prod: Run
+) -> None:
+    run = {"staging": staging, "prod": prod}[stack]
+    provider = run.one("pulumi:providers:gcp")
+    assert provider.inputs["project"] == f"pangeo-binder-{stack}"
+    assert provider.inputs["region"] == "us-central1"
+    gcp_resources = [r for r in run.custom() if r.type.startswith("gcp:")]
+    assert gcp_resources
+    for resource in gcp_resources:
+        assert resource.provider_urn == provider.urn, resource.name
+
+
+def test_resources_hang_off_the_component_tree(staging: Run) -> None:
+    root = staging.one("pangeo-binder:gcp:Stack")
+    assert root.parent.split("::")[2] == "pulumi:pulumi:Stack"
+    urns = {r.urn for r in staging.registrations}
+    for resource in staging.registrations:
+        if resource is not root:
+            assert resource.parent in urns, resource.name
+    assert {r.type for r in staging.registrations if not r.custom} == {
+        "pangeo-binder:gcp:Stack",
+        "pangeo-binder:gcp:GkeCluster",
+        "pangeo-binder:gcp:HubStorage",
+        "pangeo-binder:gcp:ImageRegistry",
+    }
+
+
+def test_logical_names_are_unique(staging: Run) -> None:
+    urns = [r.urn for r in staging.registrations]
+    assert len(urns) == len(set(urns))
+
+
+def test_stack_outputs(staging: Run) -> None:
+    assert staging.stack_outputs["gcp"] == {
+        "clusterName": "pangeo-binder-staging",
+        "scratchBucket": "gs://pangeo-binder-staging-scratch",
+        "persistentBucket": "gs://pangeo-binder-staging-persistent",
+        "registry": "us-central1-docker.pkg.dev",
+        "imagePrefix": "us-central1-docker.pkg.dev/pangeo-binder-staging/pangeo-binder-staging-images/",
+        "usersIdentity": "pb-staging-users@pangeo-binder-staging.iam.gserviceaccount.com",
+        "builderIdentity": "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com",
+    }
+
+
+def test_staging_idles_at_the_cost_floor(staging: Run) -> None:
+    """Nobody logged in: one zonal control plane, one small core node and its disk; no NAT,
+    no reserved addresses, nothing else that bills by the hour."""
+    idle = [
+        r
+        for r in staging.of_type("gcp:container/nodePool:NodePool")
+        if r.inputs["autoscaling"]["totalMinNodeCount"] > 0
+    ]
+    assert [r.name for r in idle] == ["gcp-gke-pool-core"]
+    assert idle[0].inputs["autoscaling"]["totalMinNodeCount"] == 1
+    assert staging.one("gcp:container/cluster:Cluster").inputs["location"].count("-") == 2  # a zone
+    hourly = {
+        "gcp:compute/routerNat:RouterNat",
+        "gcp:compute/address:Address",
+        "gcp:compute/globalAddress:GlobalAddress",
+    }
+    assert not [r for r in staging.registrations if r.type in hourly]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_config_errors_stop_before_any_resource(case: dict[str, Any]) -> None:
+    monitor = RecordingMonitor()
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("staging", case_config(case), monitor=monitor)
+    for error in case["errors"]:
+        assert f"{error['path']}: " in str(caught.value)
+    assert monitor.registrations == []
+
+
+def test_budget_alerts_when_configured() -> None:
+    config = with_value(
+        stack_config("staging"),
+        "clouds.gcp.budget",
+        {
+            "monthlyUsd": 250.5,
+            "billingAccount": "012345-6789AB-CDEF01",
+            "emails": ["ops@example.org", "pi@example.org"],
+        },
+    )
+    run = run_program("staging", config)
+    budget = run.one("gcp:billing/budget:Budget").inputs
+    assert budget["billingAccount"] == "012345-6789AB-CDEF01"
+    assert [t["thresholdPercent"] for t in budget["thresholdRules"]] == [0.5, 0.9, 1.0, 1.2]
+    assert budget["amount"] == {
+        "specifiedAmount": {"currencyCode": "USD", "units": "250", "nanos": 500000000}
+    }
+    assert budget["budgetFilter"] == {"projects": ["projects/123456789012"]}
+    channels = run.of_type("gcp:monitoring/notificationChannel:NotificationChannel")
+    assert sorted(c.inputs["labels"]["email_address"] for c in channels) == [
+        "ops@example.org",
+        "pi@example.org",
+    ]
+    assert sorted(budget["allUpdatesRule"]["monitoringNotificationChannels"]) == sorted(
+        c.outputs["name"] for c in channels
+    )
+    provider = run.one("pulumi:providers:gcp").inputs
+    # Provider inputs reach the engine as strings.
+    assert (provider["userProjectOverride"], provider["billingProject"]) == (
+        "true",
+        "pangeo-binder-staging",
+    )
+
+
+def test_no_budget_by_default(staging: Run) -> None:
+    assert staging.of_type("gcp:billing/budget:Budget") == []
