@@ -165,7 +165,8 @@ class GcpCloud(Model):
         "upgrades). Unset: a regional cluster, as prod uses.",
     )
     node_pools: dict[PoolKey, GcpNodePool] = Field(
-        description="Pools by name; the name is part of the GKE pool name."
+        description="Pools by name (1-13 lowercase letters, digits or hyphens: the name "
+        "starts the GKE pool name, which a generated suffix completes)."
     )
     hub: CloudHub
     storage: StorageSettings = Field(default_factory=StorageSettings)
