@@ -39,7 +39,7 @@ def cold(stack: str) -> tuple[float, int]:
 
 def warm(stack: str) -> list[float]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from harness import run_program  # noqa: PLC0415 - imported after the path is set
+    from harness import run_program
 
     run_program(stack)
     times = []

@@ -89,7 +89,10 @@ def _sections(model: type[BaseModel], path: str) -> Iterator[str]:
         for name, field in model.model_fields.items()
     ]
     doc = _summary(model)
-    yield f"## `{path}`\n\n{doc}\n\n| key | type | default | why |\n|---|---|---|---|\n" + "\n".join(rows)
+    yield (
+        f"## `{path}`\n\n{doc}\n\n| key | type | default | why |\n|---|---|---|---|\n"
+        + "\n".join(rows)
+    )
     for name, field in model.model_fields.items():
         key = field.alias or name
         is_map = typing.get_origin(field.annotation) is dict
