@@ -48,6 +48,18 @@ def build(config: StackConfig) -> None:
         )
         pulumi.export("gcp", gcp_stack.outputs.exports())
         pulumi.export("gcpKubeconfig", pulumi.Output.secret(gcp_stack.outputs.kubeconfig))
+    if config.clouds.aws is not None:
+        from components.aws.stack import AwsStack
+
+        aws_stack = AwsStack(
+            "aws",
+            config.clouds.aws,
+            deployment=deployment,
+            environment=config.environment,
+            hub=config.hub,
+        )
+        pulumi.export("aws", aws_stack.outputs.exports())
+        pulumi.export("awsKubeconfig", pulumi.Output.secret(aws_stack.outputs.kubeconfig))
 
 
 def main() -> None:

@@ -66,12 +66,21 @@ class AwsCatalog:
     regions: dict[str, tuple[str, ...]]
     families: dict[str, dict[str, Any]]
     gpu_counts: dict[str, int]
+    kubernetes_versions: dict[str, dict[str, str]]
 
     def zones(self, region: str) -> tuple[str, ...]:
         return tuple(f"{region}{suffix}" for suffix in self.regions.get(region, ()))
 
     def gpu_type(self, family: str) -> str | None:
         return self.families.get(family, {}).get("gpu")
+
+    def arm64(self, family: str) -> bool:
+        """Graviton / Grace families need the ARM_64 AMIs."""
+        return bool(self.families.get(family, {}).get("arm64"))
+
+    def cluster_autoscaler_image(self, kubernetes_version: str) -> str:
+        """The cluster-autoscaler tag whose minor matches the cluster's (as upstream requires)."""
+        return self.kubernetes_versions[kubernetes_version]["clusterAutoscaler"]
 
 
 @cache
@@ -81,4 +90,8 @@ def aws() -> AwsCatalog:
         regions={region: tuple(zones) for region, zones in data["regions"].items()},
         families=dict(data["instanceFamilies"]),
         gpu_counts=dict(data.get("gpuCounts") or {}),
+        kubernetes_versions={
+            str(version): dict(facts)
+            for version, facts in (data.get("kubernetesVersions") or {}).items()
+        },
     )

@@ -86,7 +86,80 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         out |= {"name": inputs.get("repositoryId")}
     elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":
         out |= {"name": f"projects/p/notificationChannels/{args.name}"}
+    elif typ.startswith("aws:"):
+        return _aws_mock_outputs(args, name, out)
     return f"{args.name}-id", out
+
+
+AWS_ACCOUNT = "123456789012"
+AWS_REGION = "us-west-2"  # the region of the stack files; invokes do not see the provider's
+AWS_DEPLOYER_ROLE = f"arn:aws:iam::{AWS_ACCOUNT}:role/pangeo-deployer"
+EKS_ISSUER = f"https://oidc.eks.{AWS_REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+
+
+def _aws_mock_outputs(
+    args: mocks.MockResourceArgs, name: str, out: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """What AWS reports after create, for the AWS types whose outputs the program reads."""
+    inputs = dict(args.inputs)
+    typ = args.typ
+    resource_id = f"{args.name}-id"
+    if typ == "aws:iam/role:Role":
+        out |= {"arn": f"arn:aws:iam::{AWS_ACCOUNT}:role/{name}", "name": name}
+        resource_id = name
+    elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        host = str(inputs.get("url", EKS_ISSUER)).removeprefix("https://")
+        out |= {"arn": f"arn:aws:iam::{AWS_ACCOUNT}:oidc-provider/{host}"}
+    elif typ == "aws:eks/cluster:Cluster":
+        out |= {
+            "arn": f"arn:aws:eks:{AWS_REGION}:{AWS_ACCOUNT}:cluster/{name}",
+            "endpoint": f"https://EXAMPLED539D4633E53DE1B71EXAMPLE.gr7.{AWS_REGION}.eks.amazonaws.com",
+            "certificateAuthority": {"data": "TU9DSyBDQQ=="},
+            "identities": [{"oidcs": [{"issuer": EKS_ISSUER}]}],
+        }
+        resource_id = name
+    elif typ == "aws:eks/nodeGroup:NodeGroup":
+        group = f"{inputs.get('nodeGroupNamePrefix', '')}20261125000000000000000001"
+        out |= {
+            "nodeGroupName": group,
+            "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-a1b2c3d4-e5f6"}]}],
+        }
+    elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        out |= {"latestVersion": 1}
+        resource_id = f"lt-{args.name}"
+    elif typ == "aws:s3/bucket:Bucket":
+        out |= {"arn": f"arn:aws:s3:::{inputs.get('bucket')}"}
+        resource_id = str(inputs.get("bucket"))
+    elif typ == "aws:kms/key:Key":
+        key_id = "1234abcd-12ab-34cd-56ef-1234567890ab"
+        out |= {"keyId": key_id, "arn": f"arn:aws:kms:{AWS_REGION}:{AWS_ACCOUNT}:key/{key_id}"}
+    return resource_id, out
+
+
+def _aws_call(token: str, call_args: dict[str, Any]) -> dict[str, Any]:
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {
+            "accountId": AWS_ACCOUNT,
+            "arn": f"arn:aws:sts::{AWS_ACCOUNT}:assumed-role/pangeo-deployer/ci",
+            "userId": "AROAEXAMPLEEXAMPLE:ci",
+            "id": AWS_ACCOUNT,
+        }
+    if token == "aws:iam/getSessionContext:getSessionContext":
+        return {
+            "arn": call_args.get("arn"),
+            "issuerArn": AWS_DEPLOYER_ROLE,
+            "issuerName": "pangeo-deployer",
+            "issuerId": "AROAEXAMPLEEXAMPLE",
+            "sessionName": "ci",
+            "id": call_args.get("arn"),
+        }
+    if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+        return {
+            "names": [f"{AWS_REGION}{suffix}" for suffix in "abcd"],
+            "zoneIds": [f"usw2-az{n}" for n in range(1, 5)],
+            "id": AWS_REGION,
+        }
+    return {}
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -96,6 +169,8 @@ class Mocks(pulumi.runtime.Mocks):
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list | None]:
         if args.token == "gcp:organizations/getProject:getProject":
             return {"number": "123456789012", "projectId": args.args.get("projectId")}, []
+        if args.token.startswith("aws:"):
+            return _aws_call(args.token, dict(args.args)), []
         return {}, []
 
 

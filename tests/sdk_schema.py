@@ -41,7 +41,9 @@ def args_class(token: str) -> type | None:
         mod_path = f"{group.split('.')[0]}.{version}"
     module_name = PACKAGES[pkg] if mod_path == "index" else f"{PACKAGES[pkg]}.{mod_path}"
     module = importlib.import_module(module_name)
-    return getattr(module, f"{name}Args")
+    # Where a nested input type took `<Name>Args` (s3.BucketVersioningArgs belongs to
+    # s3.Bucket), the resource's own inputs are `<Name>InitArgs`.
+    return getattr(module, f"{name}InitArgs", None) or getattr(module, f"{name}Args")
 
 
 def _input_classes(hint: Any) -> list[type]:

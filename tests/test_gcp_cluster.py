@@ -223,7 +223,7 @@ def test_adding_a_pool_renames_nothing(staging: Run) -> None:
 
 
 def test_kubernetes_provider_uses_exec_auth_and_waits_for_pools(staging: Run) -> None:
-    provider = staging.one("pulumi:providers:kubernetes")
+    provider = staging.one("pulumi:providers:kubernetes", "gcp-gke-k8s")
     kubeconfig = json.loads(provider.inputs["kubeconfig"])
     user = kubeconfig["users"][0]["user"]
     assert set(user) == {"exec"}  # no token, password or client certificate in state
@@ -245,6 +245,6 @@ def test_network_is_vpc_native(staging: Run) -> None:
 
 
 def test_kubeconfig_is_secret_everywhere(staging: Run) -> None:
-    assert "kubeconfig" in staging.one("pulumi:providers:kubernetes").secret_inputs
+    assert "kubeconfig" in staging.one("pulumi:providers:kubernetes", "gcp-gke-k8s").secret_inputs
     assert "gcpKubeconfig" in staging.secret_outputs
     assert "gcp" not in staging.secret_outputs  # the rest of the outputs stay readable

@@ -28,18 +28,22 @@ def test_every_cloud_resource_uses_the_explicit_provider(
 
 
 def test_resources_hang_off_the_component_tree(staging: Run) -> None:
-    root = staging.one("pangeo-binder:gcp:Stack")
-    assert root.parent.split("::")[2] == "pulumi:pulumi:Stack"
+    roots = [r for r in staging.registrations if r.parent.split("::")[2] == "pulumi:pulumi:Stack"]
+    assert sorted(r.type for r in roots) == ["pangeo-binder:aws:Stack", "pangeo-binder:gcp:Stack"]
     urns = {r.urn for r in staging.registrations}
     for resource in staging.registrations:
-        if resource is not root:
+        if resource not in roots:
             assert resource.parent in urns, resource.name
-    assert {r.type for r in staging.registrations if not r.custom} == {
-        "pangeo-binder:gcp:Stack",
+    components = {r.type for r in staging.registrations if not r.custom}
+    assert {
         "pangeo-binder:gcp:GkeCluster",
         "pangeo-binder:gcp:HubStorage",
         "pangeo-binder:gcp:ImageRegistry",
-    }
+        "pangeo-binder:aws:EksCluster",
+        "pangeo-binder:aws:HubStorage",
+        "pangeo-binder:aws:ImageRegistry",
+    } <= components
+    assert all(t.startswith("pangeo-binder:") for t in components)
 
 
 def test_logical_names_are_unique(staging: Run) -> None:

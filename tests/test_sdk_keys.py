@@ -77,6 +77,13 @@ def test_token_resolution() -> None:
     assert args_class("kubernetes:helm.sh/v3:Release").__module__.startswith(
         "pulumi_kubernetes.helm.v3"
     )
-    assert args_class("kubernetes:storage.k8s.io/v1:StorageClass").__name__ == "StorageClassArgs"
+    # Both SDKs name a resource's inputs `<Name>InitArgs` where `<Name>Args` is taken.
+    assert (
+        args_class("kubernetes:storage.k8s.io/v1:StorageClass").__name__ == "StorageClassInitArgs"
+    )
+    assert (
+        args_class("aws:s3/bucketVersioning:BucketVersioning").__name__
+        == "BucketVersioningInitArgs"
+    )
     assert args_class("pulumi:providers:kubernetes").__module__.startswith("pulumi_kubernetes")
     assert args_class("pangeo-binder:gcp:Stack") is None

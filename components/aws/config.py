@@ -1,11 +1,21 @@
-"""The `clouds.aws` section of the stack config (rules filled in by the AWS issue)."""
+"""The `clouds.aws` section of the stack config and the rules that need AWS's catalog.
+
+Every rule is a field validator (cross-field rules read earlier fields from `info.data`), so
+pydantic reports all problems at once, each at its key path, before anything is registered.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from ipaddress import IPv4Network
+from typing import Annotated, Literal
 
+from pydantic import Field, ValidationInfo, field_validator
+
+from components import catalog
 from components.config_shared import (
     CloudHub,
+    Gpu,
     Model,
     NodePool,
     PoolKey,
@@ -13,20 +23,258 @@ from components.config_shared import (
     StorageSettings,
     validate_pools,
 )
-from pydantic import field_validator
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+ROLE_ARN_PATTERN = r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+NatGateways = Literal["none", "single", "perAz"]
+
+
+def instance_family(instance_type: str) -> str:
+    """`r5.xlarge` -> `r5`, `m7i-flex.large` -> `m7i-flex`."""
+    return instance_type.split(".", 1)[0]
+
+
+def instance_size(instance_type: str) -> str:
+    """`r5.xlarge` -> `xlarge`."""
+    return instance_type.split(".", 1)[1] if "." in instance_type else ""
+
+
+def instance_class(instance_type: str) -> str:
+    """The letters a family starts with (`r6i` -> `r`): memory-to-CPU ratio and purpose."""
+    match = re.match(r"[a-z]+", instance_type)
+    return match.group(0) if match else ""
+
+
+def role_name(arn: str) -> str:
+    """`arn:aws:iam::123456789012:role/path/Name` -> `Name` (names access entries)."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def _known_instance_type(instance_type: str) -> str:
+    families = catalog.aws().families
+    if "." not in instance_type or instance_family(instance_type) not in families:
+        raise ValueError(
+            f"unknown instance family in {instance_type!r}; accepted families: "
+            f"{', '.join(sorted(families))} (as in r5.xlarge)"
+        )
+    return instance_type
 
 
 class AwsNodePool(NodePool):
-    """An EKS managed node group."""
+    """An EKS managed node group; instance types and GPUs are checked against `data/aws.yaml`."""
+
+    instance_types: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Several instance types of one size for one group (r5.4xlarge, r5a.4xlarge, "
+        "r6i.4xlarge): spot capacity is found in more pools. Unset: [machineType]. The cluster "
+        "autoscaler plans with the first type, so they must match in size, class and GPUs.",
+    )
+
+    @field_validator("machine_type")
+    @classmethod
+    def _known_family(cls, machine_type: str) -> str:
+        return _known_instance_type(machine_type)
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_fits_instance(cls, gpu: Gpu | None, info: ValidationInfo) -> Gpu | None:
+        machine_type = info.data.get("machine_type")
+        if machine_type is None:  # already reported as a machine type problem
+            return gpu
+        cat = catalog.aws()
+        builtin = cat.gpu_type(instance_family(machine_type))
+        count = cat.gpu_counts.get(machine_type)
+        if gpu is None:
+            if builtin:
+                raise ValueError(
+                    f"{machine_type} comes with GPUs: declare them as gpu: {{type: {builtin}, "
+                    f"count: {count or 1}}} (the group then gets the NVIDIA AMI and GPU taint)"
+                )
+            return gpu
+        if builtin is None:
+            gpu_families = sorted(f for f, facts in cat.families.items() if facts.get("gpu"))
+            raise ValueError(
+                f"{machine_type} has no GPUs; GPU pools need a GPU instance family: "
+                f"{', '.join(gpu_families)}"
+            )
+        if gpu.type != builtin:
+            raise ValueError(f"{machine_type} has {builtin} GPUs; got type {gpu.type}")
+        if count is None:
+            raise ValueError(f"unknown GPU instance size {machine_type!r}; add it to gpuCounts")
+        if gpu.count != count:
+            raise ValueError(f"{machine_type} has exactly {count} GPUs; got count {gpu.count}")
+        return gpu
+
+    @field_validator("instance_types")
+    @classmethod
+    def _one_size(cls, types: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        """Each type known; all interchangeable with machineType, because the autoscaler
+        sizes a node it has not started from one type and would misjudge the others."""
+        machine_type = info.data.get("machine_type")
+        if types is None or machine_type is None:
+            return types
+        for instance_type in types:
+            _known_instance_type(instance_type)
+        if machine_type not in types:
+            raise ValueError(f"must include machineType ({machine_type}); got {types}")
+        cat = catalog.aws()
+
+        def shape(t: str) -> tuple[str, str, bool, str | None, int | None]:
+            family = instance_family(t)
+            return (
+                instance_size(t),
+                instance_class(t),
+                cat.arm64(family),
+                cat.gpu_type(family),
+                cat.gpu_counts.get(t),
+            )
+
+        odd = [t for t in types if shape(t) != shape(machine_type)]
+        if odd:
+            raise ValueError(
+                f"{', '.join(odd)} differ from {machine_type} in size, class, CPU architecture "
+                "or GPUs; list types of one size and kind (r5.4xlarge, r5a.4xlarge, r6i.4xlarge)"
+            )
+        return types
+
+    @property
+    def all_instance_types(self) -> list[str]:
+        return self.instance_types or [self.machine_type]
+
+    @property
+    def arm64(self) -> bool:
+        return catalog.aws().arm64(instance_family(self.machine_type))
+
+
+class AwsBudget(Model):
+    """An AWS Budgets cost budget on the account, emailing at 50/90/100/120% of the amount."""
+
+    monthly_usd: float = Field(gt=0, description="Monthly amount the alerts are relative to.")
+    emails: list[Annotated[str, Field(pattern=EMAIL_PATTERN)]] = Field(
+        min_length=1,
+        max_length=10,
+        description="Addresses the alerts go to (AWS Budgets allows 10 per notification).",
+    )
 
 
 class AwsCloud(Model):
     """Everything deployed on AWS for one stack."""
 
-    region: str
-    node_pools: dict[PoolKey, AwsNodePool]
+    region: str = Field(description="Region for the VPC, cluster, buckets and registry.")
+    availability_zones: list[str] | None = Field(
+        None,
+        description="2 or 3 zones of the region. Unset: the first three the account sees "
+        "(the control plane needs two; a third gives spot and GPU groups more capacity).",
+    )
+    kubernetes_version: str = Field(
+        "1.34",
+        description="EKS minor version. Only versions in standard support are accepted: "
+        "extended support costs six times as much per control-plane hour.",
+    )
+    node_pools: dict[PoolKey, AwsNodePool] = Field(
+        description="Node groups by name; the name prefixes the EKS node group name."
+    )
     hub: CloudHub
     storage: StorageSettings = Field(default_factory=StorageSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    nat_gateways: NatGateways | None = Field(
+        None,
+        description="none: nodes in public subnets (no inbound rules; saves ~$33/month per "
+        "gateway plus data charges); single: one gateway, private nodes, one zone's gateway "
+        "is a single point of failure for egress; perAz: one per zone. Unset: the "
+        "environment decides (staging none, prod single), as `AwsCloud.nat_mode` resolves it.",
+    )
+    admin_role_arns: list[str] = Field(
+        default_factory=list,
+        description="IAM roles given cluster-admin access entries besides the deploying "
+        "principal. List every role that deploys (CI, operators) so admin access does not "
+        "depend on who ran the last `pulumi up`.",
+    )
+    public_access_cidrs: list[IPv4Network] = Field(
+        ["0.0.0.0/0"],  # validated into networks like any configured value
+        min_length=1,
+        description="Who may reach the EKS API endpoint from the internet. Default: anyone "
+        "(authentication still applies), because CI runners have no fixed addresses; narrow "
+        "it to your offices and runners where you can. Nodes use the private endpoint.",
+    )
+    vpc_cidr: IPv4Network = Field(
+        IPv4Network("10.0.0.0/16"),
+        description="VPC range, split into 8 equal subnets (3 private, 3 public, 2 spare): "
+        "the VPC CNI gives every pod a VPC address, so subnets are large.",
+    )
+    scan_on_push: bool = Field(
+        True,
+        description="Basic vulnerability scan of every image pushed under this deployment's "
+        "prefix. ECR keeps one scanning configuration per account and region, which this "
+        "replaces: set false when another stack in the same account and region (or Amazon "
+        "Inspector) manages it.",
+    )
+    budget: AwsBudget | None = None
 
     _pools = field_validator("node_pools", mode="wrap")(validate_pools)
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        regions = catalog.aws().regions
+        if region not in regions:
+            raise ValueError(f"unknown AWS region {region!r}; accepted: {', '.join(regions)}")
+        return region
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _zones_in_region(cls, zones: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        region = info.data.get("region")
+        if zones is None:
+            return zones
+        if not 2 <= len(zones) <= 3 or len(set(zones)) != len(zones):
+            raise ValueError(f"list 2 or 3 distinct zones; got {zones}")
+        if region is None:  # already reported
+            return zones
+        known = catalog.aws().zones(region)
+        outside = [zone for zone in zones if zone not in known]
+        if outside:
+            raise ValueError(
+                f"{', '.join(outside)} not in region {region}; accepted: {', '.join(known)}"
+            )
+        return zones
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _role_arns(cls, arns: list[str]) -> list[str]:
+        bad = [arn for arn in arns if not re.fullmatch(ROLE_ARN_PATTERN, arn)]
+        if bad:
+            raise ValueError(
+                f"not IAM role ARNs: {', '.join(bad)}; accepted: arn:aws:iam::<12-digit "
+                "account>:role/<name> (for an SSO user, its AWSReservedSSO_... role)"
+            )
+        if len({role_name(arn) for arn in arns}) != len(arns):
+            raise ValueError("two ARNs name the same role name; list each role once")
+        return arns
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported_version(cls, version: str) -> str:
+        versions = catalog.aws().kubernetes_versions
+        if version not in versions:
+            raise ValueError(
+                f"Kubernetes {version!r} is not an EKS version in standard support; accepted: "
+                f"{', '.join(versions)}"
+            )
+        return version
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_size(cls, cidr: IPv4Network) -> IPv4Network:
+        if not 16 <= cidr.prefixlen <= 20 or not cidr.is_private:
+            raise ValueError(
+                f"use a private range from /16 to /20 (subnets are an eighth of it); got {cidr}"
+            )
+        return cidr
+
+    def nat_mode(self, environment: str) -> NatGateways:
+        """`natGateways`, or the environment's default: staging none (cost), prod single."""
+        if self.nat_gateways is not None:
+            return self.nat_gateways
+        return "single" if environment == "prod" else "none"

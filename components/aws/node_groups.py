@@ -1,0 +1,199 @@
+"""EKS managed node groups that scale from zero: plain functions for their arguments and
+autoscaler tags, and a thin component per group.
+
+A group at zero has no node for the cluster autoscaler to copy, so it plans from the group's
+Auto Scaling group tags (`k8s.io/cluster-autoscaler/node-template/...`) and from
+`eks:DescribeNodegroup`. EKS does not copy node group tags to the ASG, so the tags go on the
+ASG itself, and they are computed from the same labels and taints the node group gets.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.config import AwsNodePool
+from components.scheduling import Taint, node_labels, node_taints
+
+AUTOSCALER = "k8s.io/cluster-autoscaler"
+# The cluster autoscaler's AWS provider treats nodes with this label as GPU nodes, so it
+# waits for the device plugin instead of judging a fresh GPU node useless.
+GPU_LABEL = "k8s.amazonaws.com/accelerator"
+GPU_RESOURCE = "nvidia.com/gpu"
+ROOT_DEVICE = "/dev/xvda"  # the root volume of AL2023 EKS AMIs
+# The autoscaler owns the size once the group exists.
+IGNORED_SIZE = ["scalingConfig.desiredSize"]
+
+
+def ami_type(pool: AwsNodePool) -> str:
+    """AL2023 for every group; the NVIDIA variant (driver and container toolkit) for GPUs."""
+    arch = "ARM_64" if pool.arm64 else "x86_64"
+    return f"AL2023_{arch}_{'NVIDIA' if pool.gpu else 'STANDARD'}"
+
+
+def group_labels(key: str, pool: AwsNodePool) -> dict[str, str]:
+    labels = node_labels(key, pool)
+    if pool.gpu:
+        labels[GPU_LABEL] = pool.gpu.type
+    return labels
+
+
+def group_taints(pool: AwsNodePool) -> list[Taint]:
+    """EKS does not taint GPU nodes itself, so GPU groups carry `nvidia.com/gpu` explicitly."""
+    return node_taints(pool, taint_gpus=True)
+
+
+def group_zones(pool: AwsNodePool, zones: list[str]) -> list[str]:
+    """Core and user groups live in the first zone: the hub database and home directories
+    are EBS volumes bound to one zone, and the autoscaler cannot choose the zone a multi-zone
+    group starts a node in. Dask workers hold no volumes and use every zone (more spot)."""
+    return list(zones) if pool.purpose == "dask" else list(zones[:1])
+
+
+def autoscaler_tags(key: str, pool: AwsNodePool, cluster_name: str) -> dict[str, str]:
+    """Discovery tags plus the node template: labels, taints and GPUs of the group's nodes."""
+    tags = {f"{AUTOSCALER}/enabled": "true", f"{AUTOSCALER}/{cluster_name}": "owned"}
+    for label, value in group_labels(key, pool).items():
+        tags[f"{AUTOSCALER}/node-template/label/{label}"] = value
+    for taint in group_taints(pool):
+        tags[f"{AUTOSCALER}/node-template/taint/{taint.key}"] = f"{taint.value}:{taint.effect}"
+    if pool.gpu:
+        tags[f"{AUTOSCALER}/node-template/resources/{GPU_RESOURCE}"] = str(pool.gpu.count)
+    return tags
+
+
+def tag_suffix(tag_key: str, cluster_name: str) -> str:
+    """A stable resource-name suffix for one ASG tag."""
+    rest = tag_key.removeprefix(f"{AUTOSCALER}/")
+    if rest == cluster_name:
+        rest = "cluster-owned"
+    return re.sub(r"[^a-z0-9]+", "-", rest.lower()).strip("-")
+
+
+def launch_template_args(
+    key: str, pool: AwsNodePool, cluster_name: str
+) -> aws.ec2.LaunchTemplateArgs:
+    """gp3 root volume of the configured size, and IMDSv2 only with a hop limit of 1: a
+    container is one hop further than the node, so user pods cannot reach the node's
+    credentials (their AWS access comes from IRSA)."""
+    tags = {"Name": f"{cluster_name}-{key}", "pangeo-binder.io/pool": key}
+    return aws.ec2.LaunchTemplateArgs(
+        name_prefix=f"{cluster_name}-{key}-",
+        description=f"Nodes of the {key} group of {cluster_name}",
+        update_default_version=True,
+        block_device_mappings=[
+            aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=ROOT_DEVICE,
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_size=pool.disk_size_gb,
+                    volume_type="gp3",
+                    encrypted="true",
+                    delete_on_termination="true",
+                ),
+            )
+        ],
+        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+            http_endpoint="enabled",
+            http_tokens="required",
+            http_put_response_hop_limit=1,
+            instance_metadata_tags="disabled",
+        ),
+        # Instances and volumes are created by the ASG, outside the provider's default tags.
+        tag_specifications=[
+            aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
+            for kind in ("instance", "volume")
+        ],
+    )
+
+
+def node_group_args(
+    key: str,
+    pool: AwsNodePool,
+    *,
+    cluster_name: pulumi.Input[str],
+    kubernetes_version: pulumi.Input[str],
+    node_role_arn: pulumi.Input[str],
+    subnet_ids: list[pulumi.Input[str]],
+    launch_template_id: pulumi.Input[str],
+    launch_template_version: pulumi.Input[str],
+) -> aws.eks.NodeGroupArgs:
+    """The group is named `<key>-<suffix>` so a replacement is created before the old group
+    is removed; the desired size starts at the minimum and is then the autoscaler's."""
+    return aws.eks.NodeGroupArgs(
+        cluster_name=cluster_name,
+        node_group_name_prefix=f"{key}-",
+        version=kubernetes_version,
+        node_role_arn=node_role_arn,
+        subnet_ids=subnet_ids,
+        ami_type=ami_type(pool),
+        capacity_type="SPOT" if pool.spot else "ON_DEMAND",
+        instance_types=pool.all_instance_types,
+        scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+            min_size=pool.min_nodes, max_size=pool.max_nodes, desired_size=pool.min_nodes
+        ),
+        labels=group_labels(key, pool),
+        taints=[
+            aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=t.upper_effect)
+            for t in group_taints(pool)
+        ],
+        launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+            id=launch_template_id, version=launch_template_version
+        ),
+        update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+        tags={"pangeo-binder.io/pool": key},
+    )
+
+
+class NodeGroup(pulumi.ComponentResource):
+    """One managed node group with its launch template and its ASG's autoscaler tags."""
+
+    node_group: aws.eks.NodeGroup
+    autoscaling_group_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        key: str,
+        pool: AwsNodePool,
+        *,
+        cluster_name: str,
+        cluster: aws.eks.Cluster,
+        node_role_arn: pulumi.Input[str],
+        subnet_ids: list[pulumi.Input[str]],
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("pangeo-binder:aws:NodeGroup", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-lt", launch_template_args(key, pool, cluster_name), opts=child
+        )
+        self.node_group = aws.eks.NodeGroup(
+            f"{name}-group",
+            node_group_args(
+                key,
+                pool,
+                cluster_name=cluster.name,
+                kubernetes_version=cluster.version,
+                node_role_arn=node_role_arn,
+                subnet_ids=subnet_ids,
+                launch_template_id=template.id,
+                launch_template_version=template.latest_version.apply(str),
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=depends_on, ignore_changes=IGNORED_SIZE
+            ),
+        )
+        self.autoscaling_group_name = self.node_group.resources.apply(
+            lambda resources: resources[0].autoscaling_groups[0].name
+        )
+        for tag_key, value in autoscaler_tags(key, pool, cluster_name).items():
+            aws.autoscaling.Tag(
+                f"{name}-asg-{tag_suffix(tag_key, cluster_name)}",
+                autoscaling_group_name=self.autoscaling_group_name,
+                tag=aws.autoscaling.TagTagArgs(key=tag_key, value=value, propagate_at_launch=False),
+                opts=child,
+            )
+        self.register_outputs({"autoscalingGroupName": self.autoscaling_group_name})
