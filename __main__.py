@@ -33,33 +33,30 @@ def raw_config() -> dict[str, Any]:
     return raw
 
 
-def build(config: StackConfig) -> None:
-    """One component tree per configured cloud; outputs exported per cloud."""
-    deployment = f"pangeo-binder-{config.environment}"
-    if config.clouds.gcp is not None:
+def _stack_class(cloud: str) -> type:
+    """Imported on demand: a stack with one cloud never loads the other cloud's SDK."""
+    if cloud == "gcp":
         from components.gcp.stack import GcpStack
 
-        gcp_stack = GcpStack(
-            "gcp",
-            config.clouds.gcp,
-            deployment=deployment,
-            environment=config.environment,
-            hub=config.hub,
-        )
-        pulumi.export("gcp", gcp_stack.outputs.exports())
-        pulumi.export("gcpKubeconfig", pulumi.Output.secret(gcp_stack.outputs.kubeconfig))
-    if config.clouds.aws is not None:
-        from components.aws.stack import AwsStack
+        return GcpStack
+    from components.aws.stack import AwsStack
 
-        aws_stack = AwsStack(
-            "aws",
-            config.clouds.aws,
-            deployment=deployment,
-            environment=config.environment,
-            hub=config.hub,
+    return AwsStack
+
+
+def build(config: StackConfig) -> None:
+    """One component tree per configured cloud; outputs exported per cloud, the kubeconfig
+    on its own as a secret."""
+    deployment = f"pangeo-binder-{config.environment}"
+    for cloud in ("gcp", "aws"):
+        settings = getattr(config.clouds, cloud)
+        if settings is None:
+            continue
+        stack = _stack_class(cloud)(
+            cloud, settings, deployment=deployment, environment=config.environment, hub=config.hub
         )
-        pulumi.export("aws", aws_stack.outputs.exports())
-        pulumi.export("awsKubeconfig", pulumi.Output.secret(aws_stack.outputs.kubeconfig))
+        pulumi.export(cloud, stack.outputs.exports())
+        pulumi.export(f"{cloud}Kubeconfig", pulumi.Output.secret(stack.outputs.kubeconfig))
 
 
 def main() -> None:

@@ -16,7 +16,9 @@ class CloudOutputs:
     """Typed outputs of one cloud's cluster, storage, registry and identities.
 
     `identities` and `service_account_annotations` are keyed by role ("users", "builder"), so
-    the hub layer annotates its Kubernetes service accounts without knowing the cloud.
+    the hub layer annotates its Kubernetes service accounts without knowing the cloud;
+    `identity_annotation` is the annotation key the cloud reads (GKE: the Google service account
+    email, EKS: the IAM role ARN).
     """
 
     cloud: Literal["gcp", "aws"]
@@ -27,10 +29,12 @@ class CloudOutputs:
     persistent_bucket_url: pulumi.Output[str]
     registry_host: pulumi.Output[str]
     image_prefix: pulumi.Output[str]
+    identity_annotation: str
     identities: dict[str, pulumi.Output[str]] = field(default_factory=dict)
-    service_account_annotations: dict[str, dict[str, pulumi.Output[str]]] = field(
-        default_factory=dict
-    )
+
+    @property
+    def service_account_annotations(self) -> dict[str, dict[str, pulumi.Output[str]]]:
+        return {role: {self.identity_annotation: value} for role, value in self.identities.items()}
 
     def exports(self) -> dict[str, pulumi.Output[str]]:
         """Stack outputs an operator reads (`pulumi stack output`). The kubeconfig is exported

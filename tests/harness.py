@@ -228,7 +228,7 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
-        if "pulumi:pulumi:Stack" in request.urn:
+        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":  # the root, not a child
             raw = rpc.deserialize_properties(request.outputs)
             self.secret_outputs = {key for key, value in raw.items() if _is_secret(value)}
             self.stack_outputs = unwrap_secrets(raw)

@@ -6,9 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
-from harness import RecordingMonitor, Run, run_program, stack_config, with_value
+from harness import RecordingMonitor, Run, run_function, run_program, stack_config, with_value
 from test_config import CASES, case_config
+
+from components.config import load_config
+from components.gcp.stack import GcpStack
+from components.outputs import CloudOutputs
 
 ERROR_CASES = [case for case in CASES if case.values[0]["errors"]]
 
@@ -128,3 +133,32 @@ def test_budget_alerts_when_configured() -> None:
 
 def test_no_budget_by_default(staging: Run) -> None:
     assert staging.of_type("gcp:billing/budget:Budget") == []
+
+
+def test_gcp_component_outputs_for_the_hub_layer() -> None:
+    """The component used directly (as another hub's program would), not through __main__."""
+    captured: dict[str, CloudOutputs] = {}
+
+    def program() -> None:
+        config = load_config(stack_config("staging"))
+        assert config.clouds.gcp is not None
+        stack = GcpStack(
+            "gcp",
+            config.clouds.gcp,
+            deployment="pangeo-binder-staging",
+            environment="staging",
+            hub=config.hub,
+        )
+        captured["outputs"] = stack.outputs
+        pulumi.export("annotations", stack.outputs.service_account_annotations)
+
+    run = run_function(program, "staging")
+    assert captured["outputs"].cloud == "gcp"
+    assert isinstance(captured["outputs"].kubernetes_provider, k8s.Provider)
+    email = "pb-staging-{}@pangeo-binder-staging.iam.gserviceaccount.com"
+    assert run.stack_outputs["annotations"] == {
+        "users": {"iam.gke.io/gcp-service-account": email.format("users")},
+        "builder": {"iam.gke.io/gcp-service-account": email.format("builder")},
+    }
+    # Nothing but the GCP tree: a GCP-only program never touches AWS.
+    assert {r.type.split(":")[0] for r in run.registrations} <= {"pangeo-binder", "gcp", "pulumi"}

@@ -142,9 +142,7 @@ class AwsStack(pulumi.ComponentResource):
             persistent_bucket_url=storage.persistent_bucket_url,
             registry_host=registry.host,
             image_prefix=registry.image_prefix,
+            identity_annotation=ROLE_ARN_ANNOTATION,
             identities=identities,
-            service_account_annotations={
-                role: {ROLE_ARN_ANNOTATION: arn} for role, arn in identities.items()
-            },
         )
         self.register_outputs(self.outputs.exports())

@@ -107,9 +107,7 @@ class GcpStack(pulumi.ComponentResource):
             persistent_bucket_url=storage.persistent_bucket_url,
             registry_host=registry.host,
             image_prefix=registry.image_prefix,
+            identity_annotation=WORKLOAD_IDENTITY_ANNOTATION,
             identities=identities,
-            service_account_annotations={
-                role: {WORKLOAD_IDENTITY_ANNOTATION: email} for role, email in identities.items()
-            },
         )
         self.register_outputs(self.outputs.exports())
