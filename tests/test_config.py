@@ -80,3 +80,34 @@ def test_core_defaults_to_one_node_and_small_disk() -> None:
 def test_dask_spot_can_be_turned_off() -> None:
     config = with_value(stack_config("staging"), "clouds.gcp.nodePools.dask.spot", False)
     assert load_config(config).clouds.gcp.node_pools["dask"].spot is False  # type: ignore[union-attr]
+
+
+def test_every_gcp_rule_has_a_failing_case() -> None:
+    """A rule added without a case (and so without a test of its key path) fails here."""
+    cases = yaml.safe_load((CASES_DIR / "gcp.yaml").read_text())
+    segments = {part for case in cases for e in case["errors"] for part in e["path"].split(".")}
+    for key in (
+        "environment",
+        "clouds",
+        "project",
+        "region",
+        "zone",
+        "nodePools",
+        "[key]",
+        "purpose",
+        "machineType",
+        "gpu",
+        "count",
+        "spot",
+        "minNodes",
+        "maxNodes",
+        "diskSizeGb",
+        "monthlyUsd",
+        "billingAccount",
+        "emails",
+        "windowEnd",
+        "end",
+        "servicesCidr",
+        "hub",
+    ):
+        assert key in segments, key
