@@ -55,7 +55,7 @@ def cluster(run: Run) -> dict:
 def test_cluster_name_version_and_support_policy(staging: Run, prod: Run) -> None:
     assert cluster(staging)["name"] == "pangeo-binder-staging"
     assert cluster(prod)["name"] == "pangeo-binder-prod"
-    assert cluster(staging)["version"] == "1.34"
+    assert cluster(staging)["version"] == "1.35"
     assert cluster(staging)["upgradePolicy"] == {"supportType": "STANDARD"}
 
 

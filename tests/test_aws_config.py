@@ -66,7 +66,7 @@ def test_defaults() -> None:
     cloud = aws("staging", publicAccessCidrs=DELETE, availabilityZones=DELETE)
     assert [str(c) for c in cloud.public_access_cidrs] == ["0.0.0.0/0"]
     assert cloud.availability_zones is None
-    assert cloud.kubernetes_version == "1.34"
+    assert cloud.kubernetes_version == "1.35"
     assert cloud.admin_role_arns == []
     assert cloud.node_pools["user"].all_instance_types == ["r5.xlarge"]
     assert cloud.node_pools["core"].min_nodes == 1

@@ -234,7 +234,7 @@ def test_autoscaler_discovers_the_tags_the_groups_carry(run: Run) -> None:
 def test_autoscaler_runs_on_core_nodes_with_matching_image(run: Run) -> None:
     values = autoscaler_values(run)
     assert values["nodeSelector"] == {"hub.jupyter.org/node-purpose": "core"}
-    assert values["image"]["tag"] == "v1.34.0"
+    assert values["image"]["tag"] == "v1.35.0"
     role = run.one("aws:iam/role:Role", "aws-autoscaler-role")
     annotations = values["rbac"]["serviceAccount"]["annotations"]
     assert annotations == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}

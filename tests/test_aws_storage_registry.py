@@ -168,16 +168,16 @@ def test_ecr_lifecycle_expires_untagged_and_keeps_recent(run: Run) -> None:
 
 
 def test_scan_on_push_for_the_prefix_and_can_be_left_to_others() -> None:
-    run = run_program("staging")
-    scanning = run.one("aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration")
-    (rule,) = scanning.inputs["rules"]
+    scanning_type = "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration"
+    run = run_program("prod")
+    (rule,) = run.one(scanning_type).inputs["rules"]
     assert rule["scanFrequency"] == "SCAN_ON_PUSH"
-    assert rule["repositoryFilters"] == [
-        {"filter": "pangeo-binder-staging/*", "filterType": "WILDCARD"}
-    ]
-    config = with_value(stack_config("staging"), "clouds.aws.scanOnPush", False)
-    off = run_program("staging", config)
-    assert off.of_type("aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration") == []
+    assert rule["repositoryFilters"] == [{"filter": "pangeo-binder-prod/*", "filterType": "WILDCARD"}]
+    # The account-wide setting has one owner: staging's stack file leaves it to prod.
+    assert run_program("staging").of_type(scanning_type) == []
+    config = with_value(stack_config("staging"), "clouds.aws.scanOnPush", True)
+    (rule,) = run_program("staging", config).one(scanning_type).inputs["rules"]
+    assert rule["repositoryFilters"] == [{"filter": "pangeo-binder-staging/*", "filterType": "WILDCARD"}]
 
 
 def test_budget_alerts_at_four_thresholds() -> None:

@@ -168,7 +168,7 @@ class AwsCloud(Model):
         "(the control plane needs two; a third gives spot and GPU groups more capacity).",
     )
     kubernetes_version: str = Field(
-        "1.34",
+        "1.35",
         description="EKS minor version. Only versions in standard support are accepted: "
         "extended support costs six times as much per control-plane hour.",
     )
