@@ -172,12 +172,16 @@ def test_scan_on_push_for_the_prefix_and_can_be_left_to_others() -> None:
     run = run_program("prod")
     (rule,) = run.one(scanning_type).inputs["rules"]
     assert rule["scanFrequency"] == "SCAN_ON_PUSH"
-    assert rule["repositoryFilters"] == [{"filter": "pangeo-binder-prod/*", "filterType": "WILDCARD"}]
+    assert rule["repositoryFilters"] == [
+        {"filter": "pangeo-binder-prod/*", "filterType": "WILDCARD"}
+    ]
     # The account-wide setting has one owner: staging's stack file leaves it to prod.
     assert run_program("staging").of_type(scanning_type) == []
     config = with_value(stack_config("staging"), "clouds.aws.scanOnPush", True)
     (rule,) = run_program("staging", config).one(scanning_type).inputs["rules"]
-    assert rule["repositoryFilters"] == [{"filter": "pangeo-binder-staging/*", "filterType": "WILDCARD"}]
+    assert rule["repositoryFilters"] == [
+        {"filter": "pangeo-binder-staging/*", "filterType": "WILDCARD"}
+    ]
 
 
 def test_budget_alerts_at_four_thresholds() -> None:
