@@ -353,3 +353,13 @@ def test_component_outputs_for_the_hub_layer() -> None:
         "users": {"eks.amazonaws.com/role-arn": f"{role}users"},
         "builder": {"eks.amazonaws.com/role-arn": f"{role}builder"},
     }
+
+
+def test_deployer_listed_under_another_path_gets_one_entry() -> None:
+    """An SSO role is often written with or without its path; it is one role either way."""
+    listed = AWS_DEPLOYER_ROLE.replace(":role/", ":role/aws-reserved/sso.amazonaws.com/")
+    config = with_value(stack_config("staging"), "clouds.aws.adminRoleArns", [listed])
+    entries = run_program("staging", config).of_type(ENTRY)
+    assert [(e.name, e.inputs["principalArn"]) for e in entries] == [
+        ("aws-eks-admin-pangeo-deployer", listed)
+    ]

@@ -250,7 +250,9 @@ class EksCluster(pulumi.ComponentResource):
         """Cluster admin for each admin role and for the deploying principal (once, if it is
         also listed), each entry named after its role."""
         principals = {f"admin-{role_name(arn).lower()}": arn for arn in admin_role_arns}
-        if deployer_arn not in admin_role_arns:
+        # By name: an SSO role listed without its path is still the deploying role, and two
+        # entries for one role would collide in EKS.
+        if role_name(deployer_arn) not in {role_name(arn) for arn in admin_role_arns}:
             principals["deployer"] = deployer_arn
         associations = []
         for suffix, arn in principals.items():
