@@ -163,10 +163,14 @@ def _aws_call(token: str, call_args: dict[str, Any]) -> dict[str, Any]:
 
 
 class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.calls: list[mocks.MockCallArgs] = []
+
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return _mock_outputs(args)
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list | None]:
+        self.calls.append(args)
         if args.token == "gcp:organizations/getProject:getProject":
             return {"number": "123456789012", "projectId": args.args.get("projectId")}, []
         if args.token.startswith("aws:"):
@@ -242,6 +246,7 @@ class Run:
     registrations: list[Registration]
     stack_outputs: dict[str, Any]
     secret_outputs: set[str]
+    calls: list[mocks.MockCallArgs] = field(default_factory=list)
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == typ]
@@ -314,4 +319,6 @@ def run_function(
     )
     settings.ROOT.set(None)  # set_mocks made a root stack; run_in_stack makes the real one
     _sync_await(run_in_stack(fn))
-    return Run(monitor.registrations, monitor.stack_outputs, monitor.secret_outputs)
+    return Run(
+        monitor.registrations, monitor.stack_outputs, monitor.secret_outputs, monitor.mocks.calls
+    )

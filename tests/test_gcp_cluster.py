@@ -31,7 +31,10 @@ def test_cluster_hardening(staging: Run) -> None:
     assert cluster["enableShieldedNodes"] is True
     assert cluster["enableLegacyAbac"] is False
     assert cluster["masterAuth"]["clientCertificateConfig"] == {"issueClientCertificate": False}
-    assert cluster["clusterAutoscaling"] == {"autoscalingProfile": "OPTIMIZE_UTILIZATION"}
+    assert cluster["clusterAutoscaling"] == {
+        "enabled": False,
+        "autoscalingProfile": "OPTIMIZE_UTILIZATION",
+    }
     assert cluster["removeDefaultNodePool"] is True
     assert cluster["networkingMode"] == "VPC_NATIVE"
     assert cluster["ipAllocationPolicy"] == {

@@ -23,7 +23,7 @@ def test_every_cloud_resource_uses_the_explicit_provider(
     stack: str, staging: Run, prod: Run
 ) -> None:
     run = {"staging": staging, "prod": prod}[stack]
-    provider = run.one("pulumi:providers:gcp")
+    provider = run.one("pulumi:providers:gcp", "gcp-provider")
     assert provider.inputs["project"] == f"pangeo-binder-{stack}"
     assert provider.inputs["region"] == "us-central1"
     gcp_resources = [r for r in run.custom() if r.type.startswith("gcp:")]
@@ -123,12 +123,18 @@ def test_budget_alerts_when_configured() -> None:
     assert sorted(budget["allUpdatesRule"]["monitoringNotificationChannels"]) == sorted(
         c.outputs["name"] for c in channels
     )
-    provider = run.one("pulumi:providers:gcp").inputs
-    # Provider inputs reach the engine as strings.
-    assert (provider["userProjectOverride"], provider["billingProject"]) == (
+    # Only the budget's own provider bills its calls to the project (provider inputs reach
+    # the engine as strings); the main provider would otherwise need Service Usage Consumer.
+    billing = run.one("pulumi:providers:gcp", "gcp-billing-provider")
+    assert (billing.inputs["userProjectOverride"], billing.inputs["billingProject"]) == (
         "true",
         "pangeo-binder-staging",
     )
+    assert "userProjectOverride" not in run.one("pulumi:providers:gcp", "gcp-provider").inputs
+    for resource in [run.one("gcp:billing/budget:Budget"), *channels]:
+        assert resource.provider_urn == billing.urn, resource.name
+    (lookup,) = [c for c in run.calls if c.token == "gcp:organizations/getProject:getProject"]
+    assert lookup.provider.rsplit("::", 1)[0] == billing.urn  # never the default provider
 
 
 def test_no_budget_by_default(staging: Run) -> None:
@@ -162,3 +168,17 @@ def test_gcp_component_outputs_for_the_hub_layer() -> None:
     }
     # Nothing but the GCP tree: a GCP-only program never touches AWS.
     assert {r.type.split(":")[0] for r in run.registrations} <= {"pangeo-binder", "gcp", "pulumi"}
+
+
+def test_budget_currency_follows_the_billing_account() -> None:
+    config = with_value(
+        stack_config("staging"),
+        "clouds.gcp.budget",
+        {"monthlyUsd": 80, "currency": "EUR", "billingAccount": "012345-6789AB-CDEF01"},
+    )
+    budget = run_program("staging", config).one("gcp:billing/budget:Budget").inputs
+    assert budget["amount"]["specifiedAmount"] == {"currencyCode": "EUR", "units": "80", "nanos": 0}
+    assert (
+        "monitoringNotificationChannels" not in budget["allUpdatesRule"]
+        or budget["allUpdatesRule"]["monitoringNotificationChannels"] == []
+    )

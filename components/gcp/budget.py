@@ -14,7 +14,7 @@ def budget_amount(budget: GcpBudget) -> gcp.billing.BudgetAmountArgs:
     units, fraction = divmod(round(budget.monthly_usd * 100), 100)
     return gcp.billing.BudgetAmountArgs(
         specified_amount=gcp.billing.BudgetAmountSpecifiedAmountArgs(
-            currency_code="USD", units=str(units), nanos=fraction * 10_000_000
+            currency_code=budget.currency, units=str(units), nanos=fraction * 10_000_000
         )
     )
 
@@ -40,7 +40,8 @@ def create_budget(
         for index, email in enumerate(budget.emails)
     ]
     project_number = gcp.organizations.get_project_output(
-        project_id=project, opts=pulumi.InvokeOutputOptions(parent=opts.parent)
+        project_id=project,
+        opts=pulumi.InvokeOutputOptions(parent=opts.parent, provider=opts.provider),
     ).number
     return gcp.billing.Budget(
         name,

@@ -94,8 +94,9 @@ def cluster_args(
                 issue_client_certificate=False
             )
         ),
+        # `enabled` is node auto-provisioning, which we do not use: pools are declared.
         cluster_autoscaling=gcp.container.ClusterClusterAutoscalingArgs(
-            autoscaling_profile="OPTIMIZE_UTILIZATION"
+            enabled=False, autoscaling_profile="OPTIMIZE_UTILIZATION"
         ),
         # The provider defaults to true; staging must be destroyable, prod must not be.
         deletion_protection=prod,

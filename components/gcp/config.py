@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from ipaddress import IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 
 from components import catalog
 from components.config_shared import (
@@ -37,10 +37,17 @@ class GcpNodePool(NodePool):
     @classmethod
     def _known_family(cls, machine_type: str) -> str:
         families = catalog.gcp().families
-        if "-" not in machine_type or machine_family(machine_type) not in families:
+        family = machine_family(machine_type)
+        if "-" not in machine_type or family not in families:
             raise ValueError(
                 f"unknown machine family in {machine_type!r}; accepted families: "
                 f"{', '.join(sorted(families))} (as in n2-highmem-4)"
+            )
+        if families[family].get("arm64"):
+            raise ValueError(
+                f"{family} machines are Arm: GKE taints them kubernetes.io/arch=arm64:NoSchedule, "
+                "which the hub's and Dask's pods do not tolerate, and BinderHub builds amd64 "
+                "images; choose an x86 family (n2, n2d, e2, c3, ...)"
             )
         return machine_type
 
@@ -84,20 +91,33 @@ class GcpNodePool(NodePool):
 class GcpBudget(Model):
     """A billing budget on the project, with alerts at 50/90/100/120% of the amount."""
 
-    monthly_usd: float = Field(gt=0, description="Monthly amount the alerts are relative to.")
+    monthly_usd: float = Field(
+        gt=0,
+        description="Monthly amount the alerts are relative to, in `currency` (the key says USD "
+        "because most research billing accounts are billed in it).",
+    )
+    currency: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code; must be the billing account's own currency or the budgets "
+        "API rejects the budget.",
+    )
     billing_account: str = Field(
         pattern=r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$",
         description="Billing account id (012345-6789AB-CDEF01) the project is billed to.",
     )
     emails: list[Annotated[str, Field(pattern=EMAIL_PATTERN)]] = Field(
         default_factory=list,
-        description="Each address gets a Cloud Monitoring email channel that receives the alerts.",
+        max_length=5,
+        description="Each address gets a Cloud Monitoring email channel that receives the alerts "
+        "(a budget notifies at most 5 channels).",
     )
     pubsub_topic: str | None = Field(
         None,
         pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9_.~+%-]{2,254}$",
         description="Optional topic (projects/P/topics/T) that receives every budget update, "
-        "for automation such as scaling pools down.",
+        "for automation such as scaling pools down. The deployer needs "
+        "pubsub.topics.setIamPolicy on it (Pub/Sub Admin on the topic).",
     )
 
 
@@ -105,20 +125,24 @@ class MaintenanceExclusion(Model):
     """A period in which GKE does not upgrade (a workshop, exams, a deadline)."""
 
     name: str = Field(pattern=r"^[a-z0-9-]{1,63}$")
-    start: datetime = Field(description="RFC 3339 time, e.g. 2026-12-01T00:00:00Z.")
-    end: datetime
     scope: Literal["NO_UPGRADES", "NO_MINOR_UPGRADES", "NO_MINOR_OR_NODE_UPGRADES"] = Field(
         "NO_MINOR_OR_NODE_UPGRADES",
         description="The default still lets control-plane patches through but never drains "
         "nodes, so running notebooks are not evicted.",
     )
+    start: AwareDatetime = Field(description="RFC 3339 time with offset: 2026-12-01T00:00:00Z.")
+    end: AwareDatetime
 
     @field_validator("end")
     @classmethod
     def _end_after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
         start = info.data.get("start")
-        if start is not None and end <= start:
+        if start is None:
+            return end
+        if end <= start:
             raise ValueError(f"must be after start ({start.isoformat()})")
+        if info.data.get("scope") == "NO_UPGRADES" and end - start > timedelta(days=30):
+            raise ValueError("a NO_UPGRADES exclusion lasts at most 30 days (a GKE limit)")
         return end
 
 
@@ -129,12 +153,12 @@ class Maintenance(Model):
         "REGULAR",
         description="REGULAR: versions proven on RAPID first, still patched quickly.",
     )
-    window_start: datetime = Field(
+    window_start: AwareDatetime = Field(
         datetime.fromisoformat("2025-01-04T03:00:00+00:00"),
         description="Start of the recurring window; only its time of day and weekday matter. "
         "The default is Saturday and Sunday 03:00-09:00 UTC, when few users are logged in.",
     )
-    window_end: datetime = Field(datetime.fromisoformat("2025-01-04T09:00:00+00:00"))
+    window_end: AwareDatetime = Field(datetime.fromisoformat("2025-01-04T09:00:00+00:00"))
     recurrence: str = Field(
         "FREQ=WEEKLY;BYDAY=SA,SU",
         pattern=r"^FREQ=(DAILY|WEEKLY)(;BYDAY=((MO|TU|WE|TH|FR|SA|SU),)*(MO|TU|WE|TH|FR|SA|SU))?$",
@@ -149,6 +173,23 @@ class Maintenance(Model):
         if start is not None and (end - start).total_seconds() < 4 * 3600:
             raise ValueError("the window must last at least 4 hours (a GKE requirement)")
         return end
+
+    @field_validator("recurrence")
+    @classmethod
+    def _enough_hours(cls, recurrence: str, info: ValidationInfo) -> str:
+        """GKE wants at least 48 hours of maintenance windows in any 32 days."""
+        start, end = info.data.get("window_start"), info.data.get("window_end")
+        if start is None or end is None:
+            return recurrence
+        days = recurrence.partition("BYDAY=")[2]
+        per_week = 7 if recurrence.startswith("FREQ=DAILY") else len(days.split(",")) if days else 1
+        hours = (end - start).total_seconds() / 3600 * per_week * 32 / 7
+        if hours < 48:
+            raise ValueError(
+                f"windows add up to {hours:.0f} hours in 32 days; GKE needs at least 48 "
+                "(longer windows or more days)"
+            )
+        return recurrence
 
 
 class GcpCloud(Model):
@@ -174,11 +215,13 @@ class GcpCloud(Model):
     maintenance: Maintenance = Field(default_factory=Maintenance)
     budget: GcpBudget | None = None
     subnet_cidr: IPv4Network = Field(
-        IPv4Network("10.0.0.0/20"), description="Node addresses: 4,000 nodes fit in a /20."
+        IPv4Network("10.0.0.0/20"),
+        description="Node addresses (a /20 holds 4,000); the pod range is what caps the cluster.",
     )
     pods_cidr: IPv4Network = Field(
         IPv4Network("10.16.0.0/14"),
-        description="Pod addresses (a secondary range): GKE gives each node a /24.",
+        description="Pod addresses (a secondary range): GKE gives each node a /24, so a /14 "
+        "caps the cluster at 1,024 nodes.",
     )
     services_cidr: IPv4Network = Field(
         IPv4Network("10.20.0.0/20"), description="Service addresses (a secondary range)."

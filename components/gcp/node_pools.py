@@ -8,41 +8,21 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.config_shared import NodePool
-from components.gcp.config import machine_family
 from components.scheduling import node_labels, node_taints
 
 # Node counts belong to the cluster autoscaler once the pool exists.
 IGNORED_COUNTS = ["initialNodeCount", "nodeCount"]
 
-# Newer families boot only from Hyperdisk; everything else uses pd-balanced (SSD-backed, far
-# cheaper than pd-ssd, much faster image pulls than pd-standard).
-HYPERDISK_FAMILIES = frozenset(
-    {
-        "c4",
-        "c4a",
-        "c4d",
-        "c4n",
-        "n4",
-        "n4a",
-        "n4d",
-        "x4",
-        "m4",
-        "a4",
-        "a4x",
-        "h4d",
-        "g4",
-        "e4",
-        "e4a",
-    }
-)
+# Newer machine series boot only from Hyperdisk; everything else uses pd-balanced (SSD-backed,
+# far cheaper than pd-ssd, much faster image pulls than pd-standard).
+HYPERDISK_ONLY = (
+    "a3-ultragpu", "a4-", "a4x-", "c4-", "c4a-", "c4d-", "c4n-", "e4-", "e4a-", "g4-", "h4d-",
+    "m4-", "n4-", "n4a-", "n4d-", "x4-", "z4d-",
+)  # fmt: skip
 
 
 def boot_disk_type(machine_type: str) -> str:
-    return (
-        "hyperdisk-balanced"
-        if machine_family(machine_type) in HYPERDISK_FAMILIES
-        else "pd-balanced"
-    )
+    return "hyperdisk-balanced" if machine_type.startswith(HYPERDISK_ONLY) else "pd-balanced"
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,6 @@ class GcpStack(pulumi.ComponentResource):
             region=cloud.region,
             zone=cloud.zone,
             default_labels={"managed-by": "pulumi", "deployment": deployment},
-            # Billing budgets are called with the operator's credentials against this project.
-            user_project_override=cloud.budget is not None,
-            billing_project=cloud.project if cloud.budget is not None else None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, providers=[provider])
@@ -86,12 +83,23 @@ class GcpStack(pulumi.ComponentResource):
             opts=child,
         )
         if cloud.budget is not None:
+            # The budgets API needs a quota project when called with user credentials. Only
+            # the budget's own provider bills calls to the project: on the main provider it
+            # would make every call need Service Usage Consumer.
+            billing = gcp.Provider(
+                f"{name}-billing-provider",
+                project=cloud.project,
+                region=cloud.region,
+                user_project_override=True,
+                billing_project=cloud.project,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
             create_budget(
                 f"{name}-budget",
                 cloud.budget,
                 project=cloud.project,
                 display_name=f"{deployment} ({cloud.project})",
-                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+                opts=pulumi.ResourceOptions(parent=self, provider=billing),
             )
 
         identities = {
