@@ -63,10 +63,6 @@ class StackConfig(Model):
     clouds: Clouds
     hub: HubSettings = Field(default_factory=HubSettings)
 
-    @property
-    def is_prod(self) -> bool:
-        return self.environment == "prod"
-
 
 @dataclass(frozen=True)
 class Problem:
