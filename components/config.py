@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from components import machines
 from components.aws.config import AwsCloud
 from components.config_shared import Model
 from components.gcp.config import GcpCloud
@@ -158,6 +159,36 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
     return problems
 
 
+def _shape_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Problem]:
+    """User and dask pools need a known machine shape: profiles and worker sizes are cut
+    from it (components/data/machine_shapes.yaml). Pools with a problem of their own are
+    skipped: a machine type the cloud's rules refuse is reported once, by them."""
+    clouds = raw.get("clouds") if isinstance(raw.get("clouds"), dict) else {}
+    problems = []
+    for cloud, settings in clouds.items():
+        if cloud not in ("gcp", "aws") or not isinstance(settings, dict):
+            continue
+        pools = settings.get("nodePools") if isinstance(settings.get("nodePools"), dict) else {}
+        for key, pool in pools.items():
+            path = f"clouds.{cloud}.nodePools.{key}"
+            machine = pool.get("machineType") if isinstance(pool, dict) else None
+            if (
+                _purpose(pool) in ("user", "dask")
+                and isinstance(machine, str)
+                and not any(p.path.startswith(f"{path}.") for p in reported)
+                and machines.shape(cloud, machine) is None
+            ):
+                problems.append(
+                    Problem(
+                        f"clouds.{cloud}.nodePools.{key}.machineType",
+                        f"the hub cannot size servers or Dask workers for {machine!r}: its "
+                        "vCPUs and memory are not in components/data/machine_shapes.yaml; "
+                        "choose a listed family or add the type there",
+                    )
+                )
+    return problems
+
+
 def _pool_group_problems(cloud: str, settings: dict[str, Any]) -> list[Problem]:
     """`hub.poolGroups` may only name user pools of the same cloud."""
     hub = settings.get("hub") if isinstance(settings.get("hub"), dict) else {}
@@ -191,12 +222,14 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     `secret_keys`: the keys Pulumi marks secret (set with --secret). Secret values are only
     accepted under `secrets`, and only when marked.
     """
-    problems = _cross_problems(raw, secret_keys)
+    problems: list[Problem] = []
+    config = None
     try:
         config = StackConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [_problem(e) for e in exc.errors()] + problems
-        raise ConfigError(problems) from None
-    if problems:
+        problems = [_problem(e) for e in exc.errors()]
+    problems += _cross_problems(raw, secret_keys)
+    problems += _shape_problems(raw, problems)
+    if problems or config is None:
         raise ConfigError(problems)
     return config

@@ -193,11 +193,10 @@ class CloudHub(Model):
         description="DNS name the hub is served at (hub.example.org); you point it at the "
         "load balancer after the first deploy.",
     )
-    contact_email: str | None = Field(
-        None,
+    contact_email: str = Field(
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="Email of the Let's Encrypt account that issues the hub's certificate. "
-        "Optional (Let's Encrypt no longer sends expiry mail), useful for account notices.",
+        description="Email of the Let's Encrypt account that issues the hub's certificate "
+        "(z2jh's autohttps refuses to render without one).",
     )
     github: GitHubApp
     pool_groups: dict[PoolKey, list[Team]] = Field(

@@ -8,6 +8,7 @@ protect, retain_on_delete, ignore_changes, dependencies), so tests assert on wha
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Iterator
@@ -82,6 +83,10 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             f"projects/{inputs.get('project')}/regions/{inputs.get('region')}/subnetworks/{name}",
             out,
         )
+    elif typ == "random:index/randomId:RandomId":
+        # byteLength random bytes, hex-encoded; derived from the name so runs are repeatable.
+        digest = hashlib.sha256(args.name.encode()).hexdigest()
+        out |= {"hex": digest[: 2 * int(inputs.get("byteLength", 32))]}
     elif typ == "gcp:artifactregistry/repository:Repository":
         out |= {"name": inputs.get("repositoryId")}
     elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":

@@ -31,7 +31,7 @@ class MenuImage(Model):
     display_name: str = Field(min_length=1, description="What users see in the menu.")
     image: ImageRef = Field(
         description="Image reference with a tag or digest (quay.io/pangeo/pangeo-notebook:"
-        "2025.05.22): a floating `latest` changes under running users."
+        "2026.06.04): a floating `latest` changes under running users."
     )
     hardware: Literal["cpu", "gpu", "any"] = Field(
         "cpu",
@@ -41,17 +41,20 @@ class MenuImage(Model):
     )
 
 
-# Pangeo's images, pinned. quay.io/pangeo is where pangeo-docker-images publishes them;
-# ml-notebook is the CUDA build (PyTorch, TensorFlow) for GPU machines.
+# Pangeo's images, pinned. pangeo-docker-images publishes every tag to quay.io/pangeo and
+# Docker Hub; ml-notebook is pangeo-notebook plus CUDA builds of TensorFlow and JAX, for GPU
+# machines. 2026.06.04 is the newest tag we found in use (2i2c's LEAP hub config, July 2026);
+# check quay.io/pangeo for a newer one when you bump it. Its dask-gateway client should match
+# the gateway server (2026.3.0): a notebook image with an older client may not connect.
 DEFAULT_IMAGES: dict[str, MenuImage] = {
     "pangeo": MenuImage(
         display_name="Pangeo notebook",
-        image="quay.io/pangeo/pangeo-notebook:2025.05.22",
+        image="quay.io/pangeo/pangeo-notebook:2026.06.04",
         hardware="cpu",
     ),
     "ml": MenuImage(
         display_name="Pangeo ML (GPU)",
-        image="quay.io/pangeo/ml-notebook:2025.05.22",
+        image="quay.io/pangeo/ml-notebook:2026.06.04",
         hardware="gpu",
     ),
 }

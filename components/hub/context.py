@@ -38,5 +38,5 @@ class HubContext:
     persistent_bucket: str
     github_client_id: str
     github_client_secret: str
+    contact_email: str
     tokens: HubTokens
-    contact_email: str | None = None

@@ -164,7 +164,7 @@ def jupyterhub_values(
                 "enabled": True,
                 "type": "letsencrypt",
                 "hosts": [context.domain],
-                "letsencrypt": {"contactEmail": context.contact_email or ""},
+                "letsencrypt": {"contactEmail": context.contact_email},
             },
         },
         "singleuser": {

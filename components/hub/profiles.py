@@ -116,7 +116,7 @@ def image_option(settings: HubSettings, *, gpu: bool) -> dict[str, Any]:
             "display_name_in_choices": "Specify an existing image",
             "validation_regex": IMAGE_REF,
             "validation_message": "Give a public image with a tag or digest, such as "
-            "quay.io/pangeo/pangeo-notebook:2025.05.22",
+            "quay.io/pangeo/pangeo-notebook:2026.06.04",
             "kubespawner_override": {"image": "{value}"},
         },
     }
