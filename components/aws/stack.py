@@ -88,6 +88,7 @@ class AwsStack(pulumi.ComponentResource):
             zones=zones,
             deployer_arn=deployer_arn,
             prod=prod,
+            aws_provider=provider,
             opts=child,
         )
         ClusterAutoscaler(
@@ -106,6 +107,7 @@ class AwsStack(pulumi.ComponentResource):
             bucket_prefix=f"{deployment}-{account_id}",
             role_name=f"{deployment}-users",
             delete_after_days=cloud.storage.delete_after_days,
+            noncurrent_version_days=cloud.storage.noncurrent_version_days,
             oidc=cluster.oidc,
             kubernetes_service_account=f"{hub.namespace}/{USER_SERVICE_ACCOUNT}",
             prod=prod,
