@@ -38,6 +38,7 @@ def test_every_aws_rule_has_a_failing_case() -> None:
         "natGateways",
         "kubernetesVersion",
         "adminRoleArns",
+        "noncurrentVersionDays",
         "publicAccessCidrs",
         "vpcCidr",
         "emails",
