@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -365,27 +364,75 @@ def test_rendering_stays_fast(case: str) -> None:
 # --- missing chart files: skip, or fail under CI ------------------------------------------------
 
 
+def _outcome(call) -> BaseException | None:
+    """What `call` raised, pytest's skip and fail outcomes included (they are BaseExceptions)."""
+    try:
+        call()
+    except BaseException as raised:
+        return raised
+    return None
+
+
 @no_charts
 def test_missing_charts_skip_with_the_fetch_command(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(charts.CHARTS_ENV, str(tmp_path / "charts"))
     monkeypatch.setenv(charts.SCHEMAS_ENV, str(tmp_path / "schemas"))
     monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match=re.escape(charts.FETCH_COMMAND)):
-        require_chart_files()
-    with pytest.raises(pytest.skip.Exception):
-        render(JUPYTERHUB, {}, release="j", namespace="hub")
-    with pytest.raises(pytest.skip.Exception):
-        validate_values(DASK_GATEWAY, {})
+    for call in (
+        require_chart_files,
+        lambda: render(JUPYTERHUB, {}, release="j", namespace="hub"),
+        lambda: validate_values(DASK_GATEWAY, {}),
+        lambda: merged_values(BINDERHUB_SERVICE, {}),
+    ):
+        outcome = _outcome(call)
+        assert type(outcome) is pytest.skip.Exception, outcome
+        assert charts.FETCH_COMMAND in str(outcome)
 
 
 @no_charts
-def test_missing_charts_fail_under_ci(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("ci", ["true", "True", "1"])
+def test_missing_charts_fail_under_ci(ci: str, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(charts.CHARTS_ENV, str(tmp_path / "charts"))
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match=re.escape(charts.FETCH_COMMAND)):
-        require_chart_files()
-    with pytest.raises(pytest.fail.Exception):
-        render(DASK_GATEWAY, {}, release="d", namespace="hub")
+    monkeypatch.setenv("CI", ci)
+    for call in (
+        require_chart_files,
+        lambda: render(DASK_GATEWAY, {}, release="d", namespace="hub"),
+    ):
+        outcome = _outcome(call)
+        assert type(outcome) is pytest.fail.Exception, outcome
+        assert charts.FETCH_COMMAND in str(outcome)
+
+
+@no_charts
+@pytest.mark.parametrize("ci", [None, "true"])
+def test_the_chart_files_fixture_in_a_real_session(ci: str | None, tmp_path) -> None:
+    # The whole path: conftest's fixture in a pytest run without the charts.
+    env = {**os.environ, charts.CHARTS_ENV: str(tmp_path / "none")}
+    env.pop("CI", None)
+    if ci:
+        env["CI"] = ci
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            f"{Path(__file__).name}::test_pins_match_the_chart_sources",
+        ],
+        cwd=Path(__file__).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert charts.FETCH_COMMAND in run.stdout, run.stdout
+    if ci:
+        assert run.returncode == 1 and "1 error" in run.stdout, run.stdout
+    else:
+        assert run.returncode == 0 and "1 skipped" in run.stdout, run.stdout
 
 
 @no_charts
