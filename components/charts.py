@@ -173,6 +173,7 @@ def fetch(
                 unpacked = Path(tmp) / pin.name
                 if not (unpacked / "Chart.yaml").is_file():
                     raise FetchError(f"helm pull gave no {pin.name}/Chart.yaml in {tmp}")
+                _check_chart_files(pin, unpacked)
                 if target.exists():
                     shutil.rmtree(target)
                 unpacked.rename(target)
@@ -182,13 +183,17 @@ def fetch(
         log(f"{pin.name} {pin.version}: {target}, {schema_dir(pin, schemas)}")
 
 
-def _fill_schema_dir(pin: ChartPin, chart: Path, destination: Path, helm_version: str) -> None:
+def _check_chart_files(pin: ChartPin, chart: Path) -> None:
     for name in ("values.schema.json", "values.yaml"):
         if not (chart / name).is_file():
             raise FetchError(
                 f"{pin.name} {pin.version} from {pin.repository} has no {name}: "
                 "the tests validate values against the chart's published schema"
             )
+
+
+def _fill_schema_dir(pin: ChartPin, chart: Path, destination: Path, helm_version: str) -> None:
+    _check_chart_files(pin, chart)
     destination.mkdir(parents=True, exist_ok=True)
     for name in ("values.schema.json", "values.yaml"):
         shutil.copyfile(chart / name, destination / name)

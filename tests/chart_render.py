@@ -54,9 +54,8 @@ def require_chart_files(pins: Sequence[ChartPin] = PINS) -> None:
     missing = missing_files(pins)
     if not missing:
         return
-    shown = ", ".join(str(p) for p in missing[:4]) + (" ..." if len(missing) > 4 else "")
     message = (
-        f"chart sources or schemas missing ({shown}); run `{FETCH_COMMAND}` "
+        f"{len(missing)} chart file(s) missing, first {missing[0]}; run `{FETCH_COMMAND}` "
         "(needs helm and internet), or point PANGEO_BINDER_CHARTS / PANGEO_BINDER_CHART_SCHEMAS "
         "at them"
     )
@@ -119,6 +118,13 @@ def find(objects: Iterable[dict], kind: str, name: str | None = None) -> list[di
         o
         for o in objects
         if o.get("kind") == kind and (name is None or o.get("metadata", {}).get("name") == name)
+    ]
+
+
+def hooks(objects: Iterable[dict]) -> list[dict]:
+    """The objects Helm runs as hooks (`helm.sh/hook` annotation), which a plain apply does not."""
+    return [
+        o for o in objects if "helm.sh/hook" in ((o.get("metadata") or {}).get("annotations") or {})
     ]
 
 

@@ -23,6 +23,7 @@ from chart_render import (
     ValuesInvalid,
     coalesce,
     find,
+    hooks,
     merged_values,
     object_problems,
     render,
@@ -146,7 +147,14 @@ def test_jupyterhub_renders_the_hub_proxy_and_https_with_our_values() -> None:
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert {("Deployment", "hub"), ("Deployment", "proxy"), ("Deployment", "autohttps")} <= names
     assert ("Service", "proxy-public") in names
-    assert not find(objects, "Job"), "prePuller.hook is off: no hook job"
+    assert not hooks(objects) and not find(objects, "Job"), "prePuller.hook is off: no hook"
+    with_hook = render(
+        JUPYTERHUB,
+        coalesce(HUB_VALUES, {"prePuller": {"hook": {"enabled": True}}}),
+        release="jupyterhub",
+        namespace="hub",
+    )
+    assert {o["kind"] for o in hooks(with_hook)} >= {"Job", "DaemonSet"}
     # The values reached the templates: the hub reads its config from this secret.
     secret = find(objects, "Secret", "hub")[0]
     hub_values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
@@ -279,6 +287,7 @@ COALESCE_CASES = [
 ]
 
 
+@no_charts
 @pytest.mark.parametrize("ours", COALESCE_CASES)
 def test_coalesce_matches_helm_on_the_edge_cases(ours: dict, tmp_path: Path) -> None:
     (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: edge\nversion: 0.1.0\n")
@@ -340,6 +349,7 @@ def test_custom_resources_need_their_crd() -> None:
     assert object_problems(without_crds, crds=find(objects, "CustomResourceDefinition")) == []
 
 
+@no_charts
 def test_schemas_are_the_newest_not_newer_than_the_cluster() -> None:
     assert schema_version("1.33") == "1.33.0"
     assert schema_version("v1.35.2") == "1.35.0"
@@ -469,7 +479,8 @@ FAKE_HELM = textwrap.dedent(
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text(f"apiVersion: v2\\nname: {{name}}\\nversion: {{opt['--version']}}\\n")
     (chart / "values.yaml").write_text("replicas: 1\\n")
-    (chart / "values.schema.json").write_text('{{"type": "object"}}')
+    if name != "noschema":
+        (chart / "values.schema.json").write_text('{{"type": "object"}}')
     """
 )
 
@@ -571,3 +582,36 @@ def test_a_failed_pull_names_the_chart_and_leaves_nothing(tmp_path, monkeypatch)
     ):
         charts.fetch((broken,), tmp_path / "c", tmp_path / "s", log=lambda _: None)
     assert list((tmp_path / "c").iterdir()) == []
+
+
+@no_charts
+def test_a_chart_without_a_schema_is_refused(tmp_path, monkeypatch) -> None:
+    env, _ = _fake_helm(tmp_path)
+    monkeypatch.setenv("PATH", env["PATH"])
+    pin = ChartPin("noschema", "https://example.org/charts", "1.0.0")
+    with pytest.raises(charts.FetchError, match=r"has no values\.schema\.json"):
+        charts.fetch((pin,), tmp_path / "c", tmp_path / "s", log=lambda _: None)
+    assert list((tmp_path / "c").iterdir()) == [] and not (tmp_path / "s").exists()
+
+
+@no_charts
+def test_offline_rendering_limits(tmp_path: Path) -> None:
+    # What the module docstring of chart_render.py says: lookup finds nothing, the Kubernetes
+    # version is Helm's default, and only built-in API groups are known.
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: limits\nversion: 0.1.0\n")
+    (tmp_path / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: limits}\ndata:\n"
+        "  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n"
+        '  lookup: {{ lookup "v1" "Secret" .Release.Namespace "hub" | toJson | quote }}\n'
+        '  policy: {{ .Capabilities.APIVersions.Has "policy/v1" | quote }}\n'
+        '  traefik: {{ .Capabilities.APIVersions.Has "traefik.io/v1alpha1" | quote }}\n'
+    )
+    rendered = helm_python.Chart.load(tmp_path).render(
+        {}, name="r", namespace="hub", is_install=True
+    )
+    data = yaml.safe_load(rendered["limits/templates/cm.yaml"])["data"]
+    assert (data["lookup"], data["policy"], data["traefik"]) == ("{}", "true", "false")
+    # Helm's built-in default (v1.36.0 in Helm v4.2.3): it must satisfy the charts' kubeVersion
+    # constraints (>=1.30 at most), else they would refuse to render.
+    assert tuple(map(int, data["kube"].lstrip("v").split(".")[:2])) >= (1, 30), data["kube"]
