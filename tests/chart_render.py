@@ -80,10 +80,15 @@ def _chart(path: str) -> helm_python.Chart:
 def _render_cached(path: str, values_json: str, release: str, namespace: str) -> tuple[dict, ...]:
     chart = _chart(path)
     try:
+        helm_python.validate_release_name(release)  # what `helm install` checks first (<= 53)
         manifests = chart.render(
             json.loads(values_json), name=release, namespace=namespace, is_install=True
         )
-    except (helm_python.HelmValuesError, helm_python.HelmRenderError) as error:
+    except (
+        helm_python.HelmValuesError,
+        helm_python.HelmRenderError,
+        helm_python.HelmInvalidArgError,
+    ) as error:
         raise RenderError(f"{chart.name} {chart.version} as release {release}: {error}") from error
     objects: list[dict] = [doc for crd in chart.crds for doc in _documents(crd["data"])]
     for template in sorted(manifests):
@@ -307,6 +312,58 @@ def _crd_validators(crds: Iterable[dict], strict: bool) -> dict[tuple[str, str, 
     return validators
 
 
+# Kubernetes' own name and label rules (k8s.io/apimachinery/pkg/util/validation), which the OpenAPI
+# schemas do not carry: a long release name or fullnameOverride breaks these first.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL.pattern}(\.{_DNS_LABEL.pattern})*")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_RBAC = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+
+
+def _name_problem(kind: str, name: Any) -> str | None:
+    if not isinstance(name, str) or not name:
+        return "a name is required"
+    if kind in _RBAC:  # RBAC names only need to be path segments ("system:..." is fine)
+        ok = name not in (".", "..") and not set(name) & {"/", "%"}
+        return None if ok else "not a valid path segment name"
+    if kind == "Service":
+        ok = len(name) <= 63 and _DNS_1035_LABEL.fullmatch(name)
+        return None if ok else "a Service name must be a DNS-1035 label (<= 63, [a-z][-a-z0-9])"
+    ok = len(name) <= 253 and _DNS_SUBDOMAIN.fullmatch(name)
+    return None if ok else "not a DNS-1123 subdomain (<= 253 chars, [a-z0-9.-])"
+
+
+def _label_problems(labels: Any, where: str) -> list[str]:
+    problems = []
+    for key, value in (labels or {}).items():
+        prefix, _, name = str(key).rpartition("/")
+        if prefix and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
+            problems.append(f"{where}: label key {key!r}: prefix is not a DNS subdomain")
+        if not (len(name) <= 63 and _LABEL_NAME.fullmatch(name)):
+            problems.append(f"{where}: label key {key!r}: not a valid label name (<= 63 chars)")
+        if not isinstance(value, str):
+            continue  # the schema reports a non-string value
+        if value and not (len(value) <= 63 and _LABEL_NAME.fullmatch(value)):
+            problems.append(f"{where}: label {key}={value!r}: not a valid label value (<= 63)")
+    return problems
+
+
+def _metadata_problems(obj: dict) -> list[str]:
+    meta = obj.get("metadata") or {}
+    problems = []
+    if not meta.get("generateName"):
+        problem = _name_problem(str(obj.get("kind")), meta.get("name"))
+        if problem:
+            problems.append(f"metadata.name: {problem}")
+    problems += _label_problems(meta.get("labels"), "metadata.labels")
+    template = (obj.get("spec") or {}).get("template")
+    if isinstance(template, dict):
+        labels = (template.get("metadata") or {}).get("labels")
+        problems += _label_problems(labels, "spec.template.metadata.labels")
+    return problems
+
+
 def _label(obj: dict) -> str:
     meta = obj.get("metadata") or {}
     where = f" (namespace {meta['namespace']})" if meta.get("namespace") else ""
@@ -325,7 +382,9 @@ def object_problems(
     Built-in kinds are checked against kubernetes-validate's schemas for the newest version it ships
     not newer than `kubernetes_version` (strict: unknown fields are errors). Kinds defined by a
     CustomResourceDefinition among `objects` (or in `crds`) are checked against its schema.
-    Duplicate objects (same apiVersion group, kind, namespace and name) are problems too.
+    Names and labels are checked against Kubernetes' own rules, which the schemas lack (a Service
+    name is a DNS-1035 label of at most 63 characters, label values at most 63, ...). Duplicate
+    objects (same apiVersion group, kind, namespace and name) are problems too.
     """
     version = schema_version(kubernetes_version)
     definitions = [o for o in objects if o.get("kind") == "CustomResourceDefinition"]
@@ -355,6 +414,7 @@ def object_problems(
             continue
         for error in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path)):
             problems.append(f"{label}: {_path(error.absolute_path)}: {error.message}")
+        problems += [f"{label}: {problem}" for problem in _metadata_problems(obj)]
     return problems
 
 

@@ -615,3 +615,27 @@ def test_offline_rendering_limits(tmp_path: Path) -> None:
     # Helm's built-in default (v1.36.0 in Helm v4.2.3): it must satisfy the charts' kubeVersion
     # constraints (>=1.30 at most), else they would refuse to render.
     assert tuple(map(int, data["kube"].lstrip("v").split(".")[:2])) >= (1, 30), data["kube"]
+
+
+def test_names_and_labels_follow_kubernetes_rules() -> None:
+    # The OpenAPI schemas do not check these; the API server does.
+    objects = render(DASK_GATEWAY, GATEWAY_VALUES, release="dask-gateway", namespace="hub")
+    assert object_problems(objects) == []
+    find(objects, "Service", "api-dask-gateway")[0]["metadata"]["name"] = "a" * 64
+    find(objects, "ConfigMap")[0]["metadata"]["name"] = "Upper_Case"
+    find(objects, "ClusterRole")[0]["metadata"]["name"] = "system:dask-gateway"  # allowed
+    deployment = find(objects, "Deployment")[0]
+    deployment["metadata"]["labels"]["app.kubernetes.io/instance"] = "x" * 64
+    deployment["spec"]["template"]["metadata"]["labels"]["bad/key/x"] = "v"
+    problems = object_problems(objects)
+    assert sorted(p.split(": ")[:2] for p in problems) == [
+        ["ConfigMap/Upper_Case", "metadata.name"],
+        ["Deployment/controller-dask-gateway", "metadata.labels"],
+        ["Deployment/controller-dask-gateway", "spec.template.metadata.labels"],
+        ["Service/" + "a" * 64, "metadata.name"],
+    ], problems
+
+
+def test_release_names_follow_helms_rule() -> None:
+    with pytest.raises(RenderError, match="release name"):
+        render(DASK_GATEWAY, GATEWAY_VALUES, release="r" * 54, namespace="hub")
