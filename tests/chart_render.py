@@ -190,6 +190,16 @@ def values_schema(pin: ChartPin) -> dict:
     return copy.deepcopy(_json_file(str(schema_dir(pin) / "values.schema.json")))
 
 
+def null_paths(values: Any, path: tuple = ()) -> list[str]:
+    """Where `values` hold a `null`: Helm deletes those defaults, but Pulumi's Python SDK strips
+    nulls from a Chart's `values=` before they reach the provider, so a deletion meant for a
+    release must go through `valueYamlFiles` instead (Pulumi docs, "Deleting Helm Chart Default
+    Values", pulumi-kubernetes >= 4.30, read 2026-11-26). Tests can assert this is empty."""
+    if isinstance(values, dict):
+        return [p for key, value in values.items() for p in null_paths(value, (*path, key))]
+    return [_path(path)] if values is None else []
+
+
 def merged_values(pin: ChartPin, values: dict) -> dict:
     """The values a release of `pin` renders with: its defaults coalesced with `values`."""
     return coalesce(chart_defaults(pin), values)
@@ -312,8 +322,10 @@ def _crd_validators(crds: Iterable[dict], strict: bool) -> dict[tuple[str, str, 
     return validators
 
 
-# Kubernetes' own name and label rules (k8s.io/apimachinery/pkg/util/validation), which the OpenAPI
-# schemas do not carry: a long release name or fullnameOverride breaks these first.
+# Kubernetes' own name and label rules, which the OpenAPI schemas do not carry: a long release name
+# or fullnameOverride breaks these first. Source: kubernetes.io "Object Names and IDs" (DNS-1123
+# subdomain names, DNS-1035 label names for Services, path segment names for RBAC) and "Labels and
+# Selectors" (names and values of at most 63 characters), read 2026-11-26.
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL.pattern}(\.{_DNS_LABEL.pattern})*")

@@ -25,6 +25,7 @@ from chart_render import (
     find,
     hooks,
     merged_values,
+    null_paths,
     object_problems,
     render,
     require_chart_files,
@@ -273,6 +274,12 @@ def test_merge_is_the_one_helm_performs(case: str) -> None:
     chart = helm_python.Chart.load(charts.chart_dir(pin))
     for ours in (values, coalesce(values, extra)):
         assert merged_values(pin, ours) == chart.merge_values(ours)
+
+
+@no_charts
+def test_null_paths_finds_every_deletion() -> None:
+    assert null_paths(HUB_VALUES) == []
+    assert null_paths({"a": None, "b": {"c": None, "d": [None]}, "e": 1}) == ["a", "b.c"]
 
 
 COALESCE_CASES = [
