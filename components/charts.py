@@ -63,7 +63,9 @@ BINDERHUB_SERVICE = ChartPin(
 )
 """2i2c's binderhub-service (BinderHub as a JupyterHub service): only dev builds are published, so
 the pin is one dev build (commit ca79dc0). Its Chart.yaml says appVersion "1.0.0" (marked FIXME
-upstream: it does not track the BinderHub version) and kubeVersion >=1.27.0-0. Relied on:
+upstream: it does not track the BinderHub version) and kubeVersion >=1.27.0-0. `helm pull` finds a
+pre-release without `--devel` when `--version` names it exactly (fosrl/docs-v2#140, 2026-09;
+lightbend/console-charts#176). Relied on:
 ../shared/charts/binderhub-service-0.1.0-0.dev.git.336.hca79dc0/Chart.yaml, read 2026-11-26."""
 
 PINS: tuple[ChartPin, ...] = (JUPYTERHUB, DASK_GATEWAY, BINDERHUB_SERVICE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -113,6 +114,16 @@ def test_pins_match_the_chart_sources() -> None:
         chart = helm_python.Chart.load(charts.chart_dir(pin))
         assert (chart.name, chart.version) == (pin.name, pin.version)
     assert {p.name for p in PINS} == {"jupyterhub", "dask-gateway", "binderhub-service"}
+
+
+@pytest.mark.parametrize("pin", PINS, ids=lambda p: p.name)
+def test_each_chart_supports_the_clusters_kubernetes(pin: ChartPin) -> None:
+    # Helm checks Chart.yaml's kubeVersion against its own default version offline, not ours.
+    constraint = helm_python.Chart.load(charts.chart_dir(pin)).metadata["kubeVersion"]
+    minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)\.\d+(-0)?", constraint)
+    assert minimum, f"{pin.name}: an unexpected kubeVersion constraint {constraint!r}"
+    ours = tuple(int(x) for x in chart_render.KUBERNETES_VERSION.split("."))
+    assert (int(minimum[1]), int(minimum[2])) <= ours
 
 
 def _strip_descriptions(schema: object) -> object:
