@@ -111,3 +111,25 @@ def test_every_gcp_rule_has_a_failing_case() -> None:
         "hub",
     ):
         assert key in segments, key
+
+
+def test_secrets_must_be_set_with_secret() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(stack_config("staging"), secret_keys=())
+    assert [p.path for p in error.value.problems] == ["secrets"]
+    assert "was not set with --secret: run pulumi config rm secrets" in str(error.value)
+
+
+def test_only_secrets_holds_secret_values() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(stack_config("staging"), secret_keys=("secrets", "hub"))
+    assert [p.path for p in error.value.problems] == ["hub"]
+    assert "is set as a secret, but only `secrets` holds secret values" in str(error.value)
+
+
+def test_a_malformed_secret_is_never_printed() -> None:
+    config = with_value(stack_config("staging"), "secrets.gcp", "ghs_planted_value")
+    with pytest.raises(ConfigError) as error:
+        load_config(config, secret_keys=SECRET_KEYS)
+    assert "ghs_planted_value" not in str(error.value)
+    assert "secrets.gcp" in str(error.value)
