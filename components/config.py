@@ -125,7 +125,7 @@ def _problem(error: dict[str, Any]) -> Problem:
         message = f"unknown key; accepted: {accepted}"
     elif kind == "missing":
         message = "required key is missing"
-    elif kind not in {"value_error", "core_pool_count", "user_pool_missing"}:
+    elif kind not in {"value_error", "core_pool_count", "user_pool_missing", "pool_zones"}:
         message = f"{message}; got {json.dumps(error['input'], default=str)}"
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "[key]":
         message = f"pool names are 1-13 lowercase letters, digits or hyphens; {message}"

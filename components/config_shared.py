@@ -75,6 +75,13 @@ class NodePool(Model):
         description="Boot disk per node. Defaults to 30 GB on core (system images only) and 100 "
         "GB elsewhere, where large user images are pulled and cached.",
     )
+    zones: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Zones the pool's nodes run in, a subset of the cluster's. Unset: dask pools "
+        "use one zone (worker-to-worker traffic across zones is billed per GB each way), GPU "
+        "pools the cluster's zones that offer their GPU, other pools the cloud's default.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -109,6 +116,18 @@ class NodePool(Model):
         if min_nodes is not None and max_nodes < min_nodes:
             raise ValueError(f"must be at least minNodes ({min_nodes}); got {max_nodes}")
         return max_nodes
+
+    @field_validator("zones")
+    @classmethod
+    def _distinct_zones(cls, zones: list[str] | None) -> list[str] | None:
+        if zones is not None and len(set(zones)) != len(zones):
+            raise ValueError(f"list each zone once; got {zones}")
+        return zones
+
+
+def pool_error(key: str, field: str, kind: str, message: str, value: Any) -> InitErrorDetails:
+    """A problem with one pool's key, reported at `nodePools.<key>.<field>`."""
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(key, field), input=value)
 
 
 def _role_errors(pools: Any) -> list[InitErrorDetails]:
@@ -146,8 +165,13 @@ def _role_errors(pools: Any) -> list[InitErrorDetails]:
     return errors
 
 
-def validate_pools(value: Any, handler: Callable[[Any], Any]) -> Any:
-    """Wrap validator for `nodePools`: the pools' own errors and the role rules, all at once.
+def validate_pools(
+    value: Any,
+    handler: Callable[[Any], Any],
+    cloud_rules: Callable[[dict[str, Any]], list[InitErrorDetails]] | None = None,
+) -> Any:
+    """Wrap validator for `nodePools`: the pools' own errors, the role rules and the cloud's
+    rules that need the rest of its section (`cloud_rules`, given the raw mapping), all at once.
 
     A plain after-validator would only run once every pool is valid, hiding the role problems.
     """
@@ -161,6 +185,8 @@ def validate_pools(value: Any, handler: Callable[[Any], Any]) -> Any:
             for e in exc.errors()
         ]
     errors += _role_errors(value)
+    if cloud_rules is not None and isinstance(value, dict):
+        errors += cloud_rules(value)
     if errors:
         raise ValidationError.from_exception_data("nodePools", errors)
     return result

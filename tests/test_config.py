@@ -108,6 +108,7 @@ def test_every_gcp_rule_has_a_failing_case() -> None:
         "windowEnd",
         "end",
         "servicesCidr",
+        "zones",
         "hub",
     ):
         assert key in segments, key

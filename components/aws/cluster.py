@@ -19,7 +19,7 @@ from components.aws.identity import (
 )
 from components.aws.kubeconfig import eks_kubeconfig
 from components.aws.network import Network
-from components.aws.node_groups import NodeGroup, group_zones
+from components.aws.node_groups import NodeGroup
 from components.guards import guarded
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -187,7 +187,7 @@ class EksCluster(pulumi.ComponentResource):
                 cluster_name=cluster_name,
                 cluster=cluster,
                 node_role_arn=node_role.arn,
-                subnet_ids=network.node_subnet_ids(group_zones(pool, zones)),
+                subnet_ids=network.node_subnet_ids(cloud.pool_zones(key, zones)),
                 depends_on=[*node_attachments, *installed.values()],
                 opts=child,
             )

@@ -193,13 +193,14 @@ class GkeCluster(pulumi.ComponentResource):
 
         pools: dict[str, gcp.container.NodePool] = {}
         for key, pool in cloud.node_pools.items():
-            plan = plan_pool(key, pool, node_sa.email)
+            plan = plan_pool(key, pool, node_sa.email, cloud.pool_zones(key))
             pools[key] = gcp.container.NodePool(
                 f"{name}-pool-{key}",
                 cluster=cluster.name,
                 project=cloud.project,
                 location=cloud.location,
                 name_prefix=plan.name_prefix,
+                node_locations=plan.node_locations,
                 initial_node_count=plan.initial_node_count,
                 autoscaling=plan.autoscaling,
                 node_config=plan.node_config,
