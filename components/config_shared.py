@@ -7,6 +7,7 @@ the rules that need that cloud's catalog. Keys are camelCase in YAML, snake_case
 from __future__ import annotations
 
 from collections.abc import Callable
+from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -28,6 +29,17 @@ Purpose = Literal["core", "user", "dask"]
 # with 26 taken by the suffix), so they are short DNS labels.
 POOL_KEY_PATTERN = r"^[a-z]([a-z0-9-]{0,11}[a-z0-9])?$"
 PoolKey = Annotated[str, StringConstraints(pattern=POOL_KEY_PATTERN)]
+
+
+# Anyone may reach the control plane's API endpoint unless the operator narrows it: GitHub-hosted
+# runners deploy from addresses that change with every job. Authentication still applies.
+OPEN_TO_ALL = [IPv4Network("0.0.0.0/0")]
+CONTROL_PLANE_ACCESS = (
+    "CIDR ranges (a.b.c.d/n) that may reach the Kubernetes API endpoint from the internet. "
+    "Default: anyone (authentication still applies), because GitHub-hosted runners deploy "
+    "from addresses that change with every job; narrow it to your offices, VPN and "
+    "self-hosted runners if you deploy only from those. Nodes reach the API internally."
+)
 
 
 class Model(BaseModel):

@@ -38,7 +38,7 @@ def test_every_aws_rule_has_a_failing_case() -> None:
         "natGateways",
         "kubernetesVersion",
         "adminRoleArns",
-        "publicAccessCidrs",
+        "controlPlaneAccess",
         "vpcCidr",
         "emails",
         "monthlyUsd",
@@ -64,8 +64,8 @@ def test_nat_default_follows_the_environment(stack: str, set_to: str | None, exp
 
 
 def test_defaults() -> None:
-    cloud = aws("staging", publicAccessCidrs=DELETE, availabilityZones=DELETE)
-    assert [str(c) for c in cloud.public_access_cidrs] == ["0.0.0.0/0"]
+    cloud = aws("staging", controlPlaneAccess=DELETE, availabilityZones=DELETE)
+    assert [str(c) for c in cloud.control_plane_access] == ["0.0.0.0/0"]
     assert cloud.availability_zones is None
     assert cloud.kubernetes_version == "1.35"
     assert cloud.admin_role_arns == []

@@ -109,6 +109,24 @@ def test_every_gcp_rule_has_a_failing_case() -> None:
         "end",
         "servicesCidr",
         "zones",
+        "controlPlaneAccess",
         "hub",
     ):
         assert key in segments, key
+
+
+def test_control_plane_open_by_default_on_both_clouds() -> None:
+    config = with_value(stack_config("staging"), "clouds.gcp.controlPlaneAccess", DELETE)
+    config = with_value(config, "clouds.aws.controlPlaneAccess", DELETE)
+    clouds = load_config(config).clouds
+    assert [str(c) for c in clouds.gcp.control_plane_access] == ["0.0.0.0/0"]  # type: ignore[union-attr]
+    assert [str(c) for c in clouds.aws.control_plane_access] == ["0.0.0.0/0"]  # type: ignore[union-attr]
+
+
+def test_gke_authorized_networks_capped_at_fifty() -> None:
+    cidrs = [f"192.0.2.{i}/32" for i in range(51)]
+    config = with_value(stack_config("prod"), "clouds.gcp.controlPlaneAccess", cidrs)
+    with pytest.raises(
+        ConfigError, match="clouds.gcp.controlPlaneAccess: List should have at most 50"
+    ):
+        load_config(config)

@@ -302,3 +302,23 @@ def test_gpu_dask_pool_defaults_to_a_zone_offering_its_gpu() -> None:
     )
     # P100 in us-central1: c and f only
     assert pools(run_program("prod", config))["gdask"]["nodeLocations"] == ["us-central1-c"]
+
+
+def test_control_plane_open_by_default(staging: Run, prod: Run) -> None:
+    """GitHub-hosted runners deploy from changing addresses; operators narrow it."""
+    for run in (staging, prod):
+        networks = run.one(CLUSTER).inputs["masterAuthorizedNetworksConfig"]
+        assert networks == {
+            "cidrBlocks": [{"cidrBlock": "0.0.0.0/0", "displayName": "controlPlaneAccess 0"}]
+        }
+
+
+def test_control_plane_narrowed_to_configured_ranges() -> None:
+    config = with_value(
+        stack_config("prod"), "clouds.gcp.controlPlaneAccess", ["192.0.2.0/24", "198.51.100.7/32"]
+    )
+    networks = run_program("prod", config).one(CLUSTER).inputs["masterAuthorizedNetworksConfig"]
+    assert [block["cidrBlock"] for block in networks["cidrBlocks"]] == [
+        "192.0.2.0/24",
+        "198.51.100.7/32",
+    ]

@@ -51,7 +51,7 @@ def cluster_args(
             subnet_ids=subnet_ids,
             endpoint_private_access=True,  # nodes reach the API inside the VPC
             endpoint_public_access=True,
-            public_access_cidrs=[str(cidr) for cidr in cloud.public_access_cidrs],
+            public_access_cidrs=[str(cidr) for cidr in cloud.control_plane_access],
         ),
         access_config=aws.eks.ClusterAccessConfigArgs(
             authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False

@@ -15,6 +15,8 @@ from pydantic_core import InitErrorDetails
 
 from components import catalog
 from components.config_shared import (
+    CONTROL_PLANE_ACCESS,
+    OPEN_TO_ALL,
     CloudHub,
     Gpu,
     Model,
@@ -193,12 +195,10 @@ class AwsCloud(Model):
         "principal. List every role that deploys (CI, operators) so admin access does not "
         "depend on who ran the last `pulumi up`.",
     )
-    public_access_cidrs: list[IPv4Network] = Field(
-        ["0.0.0.0/0"],  # validated into networks like any configured value
+    control_plane_access: list[IPv4Network] = Field(
+        default_factory=lambda: list(OPEN_TO_ALL),
         min_length=1,
-        description="Who may reach the EKS API endpoint from the internet. Default: anyone "
-        "(authentication still applies), because CI runners have no fixed addresses; narrow "
-        "it to your offices and runners where you can. Nodes use the private endpoint.",
+        description=f"{CONTROL_PLANE_ACCESS} EKS: the public endpoint's access CIDRs.",
     )
     vpc_cidr: IPv4Network = Field(
         IPv4Network("10.0.0.0/16"),

@@ -12,6 +12,8 @@ from pydantic_core import InitErrorDetails
 
 from components import catalog
 from components.config_shared import (
+    CONTROL_PLANE_ACCESS,
+    OPEN_TO_ALL,
     CloudHub,
     Gpu,
     Model,
@@ -227,6 +229,12 @@ class GcpCloud(Model):
     )
     services_cidr: IPv4Network = Field(
         IPv4Network("10.20.0.0/20"), description="Service addresses (a secondary range)."
+    )
+    control_plane_access: list[IPv4Network] = Field(
+        default_factory=lambda: list(OPEN_TO_ALL),
+        min_length=1,
+        max_length=50,
+        description=f"{CONTROL_PLANE_ACCESS} GKE: master authorized networks (at most 50).",
     )
 
     @field_validator("node_pools", mode="wrap")
