@@ -127,6 +127,6 @@ def test_gke_authorized_networks_capped_at_fifty() -> None:
     cidrs = [f"192.0.2.{i}/32" for i in range(51)]
     config = with_value(stack_config("prod"), "clouds.gcp.controlPlaneAccess", cidrs)
     with pytest.raises(
-        ConfigError, match="clouds.gcp.controlPlaneAccess: List should have at most 50"
+        ConfigError, match=r"clouds\.gcp\.controlPlaneAccess: List should have at most 50"
     ):
         load_config(config)
