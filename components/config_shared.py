@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -40,6 +41,26 @@ CONTROL_PLANE_ACCESS = (
     "from addresses that change with every job; narrow it to your offices, VPN and "
     "self-hosted runners if you deploy only from those. Nodes reach the API internally."
 )
+
+
+def _cidr(value: Any) -> Any:
+    """A CIDR range as written in a stack file, with a message saying what is wrong."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return IPv4Network(value)
+    except ValueError:
+        pass
+    try:
+        network = IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IPv4 CIDR range; accepted: a.b.c.d/n, as in 192.0.2.0/24"
+        ) from None
+    raise ValueError(f"{value!r} has host bits set; the range is {network}")
+
+
+Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
 
 
 class Model(BaseModel):

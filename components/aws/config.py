@@ -17,6 +17,7 @@ from components import catalog
 from components.config_shared import (
     CONTROL_PLANE_ACCESS,
     OPEN_TO_ALL,
+    Cidr,
     CloudHub,
     Gpu,
     Model,
@@ -195,7 +196,7 @@ class AwsCloud(Model):
         "principal. List every role that deploys (CI, operators) so admin access does not "
         "depend on who ran the last `pulumi up`.",
     )
-    control_plane_access: list[IPv4Network] = Field(
+    control_plane_access: list[Cidr] = Field(
         default_factory=lambda: list(OPEN_TO_ALL),
         min_length=1,
         description=f"{CONTROL_PLANE_ACCESS} EKS: the public endpoint's access CIDRs.",

@@ -14,6 +14,7 @@ from components import catalog
 from components.config_shared import (
     CONTROL_PLANE_ACCESS,
     OPEN_TO_ALL,
+    Cidr,
     CloudHub,
     Gpu,
     Model,
@@ -230,7 +231,7 @@ class GcpCloud(Model):
     services_cidr: IPv4Network = Field(
         IPv4Network("10.20.0.0/20"), description="Service addresses (a secondary range)."
     )
-    control_plane_access: list[IPv4Network] = Field(
+    control_plane_access: list[Cidr] = Field(
         default_factory=lambda: list(OPEN_TO_ALL),
         min_length=1,
         max_length=50,
