@@ -9,6 +9,7 @@ import pytest
 import yaml
 from harness import DELETE, stack_config, with_value
 
+from components import catalog
 from components.config import ConfigError, StackConfig, load_config
 
 CASES_DIR = Path(__file__).parent / "config_cases"
@@ -130,3 +131,22 @@ def test_gke_authorized_networks_capped_at_fifty() -> None:
         ConfigError, match=r"clouds\.gcp\.controlPlaneAccess: List should have at most 50"
     ):
         load_config(config)
+
+
+def test_gpu_zone_table_names_known_gpus_regions_and_zones() -> None:
+    """A typo in data/gcp.yaml's gpuZones would silently refuse (or allow) a zone."""
+    cat = catalog.gcp()
+    assert cat.gpu_zone_suffixes, "gpuZones is empty"
+    for gpu, by_region in cat.gpu_zone_suffixes.items():
+        assert gpu in cat.gpus, gpu
+        for region, suffixes in by_region.items():
+            assert region in cat.regions, (gpu, region)
+            assert suffixes and set(suffixes) <= set(cat.regions[region]), (gpu, region)
+    # What the stack files rely on: T4 in staging's zone, L4 in only three of four zones.
+    assert "us-central1-b" in (cat.gpu_zones("nvidia-tesla-t4", "us-central1") or ())
+    assert cat.gpu_zones("nvidia-l4", "us-central1") == (
+        "us-central1-a",
+        "us-central1-b",
+        "us-central1-c",
+    )
+    assert cat.gpu_zones("nvidia-b200", "us-central1") is None  # no data: zones must be listed
