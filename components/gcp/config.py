@@ -241,11 +241,11 @@ class GcpCloud(Model):
     @field_validator("node_pools", mode="wrap")
     @classmethod
     def _pools(cls, pools: Any, handler: Any, info: ValidationInfo) -> Any:
+        # A bad region or zone is missing from info.data (already reported): without a region
+        # nothing can be checked, without a zone pools are checked against the region.
         region, zone = info.data.get("region"), info.data.get("zone")
-        if region is None:  # already reported; zones cannot be checked without it
+        if region is None:
             return validate_pools(pools, handler)
-        if "zone" not in info.data:  # a bad zone, already reported: check against the region
-            zone = None
         return validate_pools(pools, handler, lambda raw: pool_zone_errors(raw, region, zone))
 
     @field_validator("project")
