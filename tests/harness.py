@@ -8,6 +8,7 @@ protect, retain_on_delete, ignore_changes, dependencies), so tests assert on wha
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ class Registration:
     dependencies: list[str]
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_inputs: set[str] = field(default_factory=set)
+    alias_names: list[str] = field(default_factory=list)
 
     @property
     def provider_urn(self) -> str:
@@ -82,6 +84,10 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             f"projects/{inputs.get('project')}/regions/{inputs.get('region')}/subnetworks/{name}",
             out,
         )
+    elif typ == "random:index/randomId:RandomId":
+        # byteLength random bytes, hex-encoded; derived from the name so runs are repeatable.
+        digest = hashlib.sha256(args.name.encode()).hexdigest()
+        out |= {"hex": digest[: 2 * int(inputs.get("byteLength", 32))]}
     elif typ == "gcp:artifactregistry/repository:Repository":
         out |= {"name": inputs.get("repositoryId")}
     elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":
@@ -136,7 +142,53 @@ def _aws_mock_outputs(
     return resource_id, out
 
 
-def _aws_call(token: str, call_args: dict[str, Any]) -> dict[str, Any]:
+# The default version EKS reports per add-on; kube-proxy's follows the Kubernetes minor.
+ADDON_VERSIONS = {
+    "vpc-cni": "v1.20.4-eksbuild.2",
+    "coredns": "v1.12.4-eksbuild.1",
+    "aws-ebs-csi-driver": "v1.52.1-eksbuild.1",
+}
+
+
+def addon_default_version(addon: str, kubernetes_version: str) -> str:
+    """What `eks:DescribeAddonVersions` marks as default for this add-on and minor."""
+    if addon == "kube-proxy":
+        return f"v{kubernetes_version}.2-eksbuild.3"
+    return ADDON_VERSIONS[addon]
+
+
+@dataclass
+class LiveEks:
+    """What already runs in the account: cluster name -> node group name -> desired size.
+    Empty (the default) is a first deploy."""
+
+    clusters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _aws_call(token: str, call_args: dict[str, Any], live: LiveEks) -> dict[str, Any]:
+    if token == "aws:eks/getAddonVersion:getAddonVersion":
+        version = call_args["kubernetesVersion"]
+        return {
+            "addonName": call_args["addonName"],
+            "kubernetesVersion": version,
+            "mostRecent": bool(call_args.get("mostRecent")),
+            "version": addon_default_version(call_args["addonName"], version),
+            "id": call_args["addonName"],
+        }
+    if token == "aws:eks/getClusters:getClusters":
+        return {"names": sorted(live.clusters), "id": AWS_REGION}
+    if token == "aws:eks/getNodeGroups:getNodeGroups":
+        cluster = call_args["clusterName"]
+        return {"clusterName": cluster, "names": sorted(live.clusters[cluster]), "id": cluster}
+    if token == "aws:eks/getNodeGroup:getNodeGroup":
+        cluster, group = call_args["clusterName"], call_args["nodeGroupName"]
+        desired = live.clusters[cluster][group]
+        return {
+            "clusterName": cluster,
+            "nodeGroupName": group,
+            "scalingConfigs": [{"desiredSize": desired, "minSize": 0, "maxSize": 100}],
+            "id": f"{cluster}:{group}",
+        }
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {
             "accountId": AWS_ACCOUNT,
@@ -163,8 +215,9 @@ def _aws_call(token: str, call_args: dict[str, Any]) -> dict[str, Any]:
 
 
 class Mocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
+    def __init__(self, live: LiveEks | None = None) -> None:
         self.calls: list[mocks.MockCallArgs] = []
+        self.live = live or LiveEks()
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return _mock_outputs(args)
@@ -174,7 +227,7 @@ class Mocks(pulumi.runtime.Mocks):
         if args.token == "gcp:organizations/getProject:getProject":
             return {"number": "123456789012", "projectId": args.args.get("projectId")}, []
         if args.token.startswith("aws:"):
-            return _aws_call(args.token, dict(args.args)), []
+            return _aws_call(args.token, dict(args.args), self.live), []
         return {}, []
 
 
@@ -199,8 +252,8 @@ def unwrap_secrets(value: Any) -> Any:
 class RecordingMonitor(mocks.MockMonitor):
     """The mock monitor, keeping each request's options as well as its inputs."""
 
-    def __init__(self) -> None:
-        super().__init__(Mocks())
+    def __init__(self, live: LiveEks | None = None) -> None:
+        super().__init__(Mocks(live))
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
         self.secret_outputs: set[str] = set()
@@ -217,6 +270,11 @@ class RecordingMonitor(mocks.MockMonitor):
                     custom=request.custom,
                     inputs=unwrap_secrets(raw_inputs),
                     secret_inputs={key for key, value in raw_inputs.items() if _is_secret(value)},
+                    alias_names=[
+                        alias.spec.name
+                        for alias in request.aliases
+                        if alias.WhichOneof("alias") == "spec"
+                    ],
                     parent=request.parent,
                     provider=request.provider,
                     protect=request.protect,
@@ -263,10 +321,21 @@ class Run:
         return (r for r in self.registrations if r.custom)
 
 
+# A recognisable client secret: tests search every registered input for it in plain text.
+PLANTED_SECRET = "planted-github-client-secret-6f1c"
+# The keys an operator's stack marks secret after the README's `pulumi config set --secret`.
+SECRET_KEYS = ("secrets",)
+
+
 def stack_config(stack: str) -> dict[str, Any]:
-    """The stack file's `pangeo-binder:*` keys, without the namespace."""
+    """The stack file's `pangeo-binder:*` keys, without the namespace, plus the client secret
+    of each cloud as an operator sets it (`pulumi config set --secret`, never in the file)."""
     data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return {key.split(":", 1)[1]: value for key, value in data["config"].items()}
+    config = {key.split(":", 1)[1]: value for key, value in data["config"].items()}
+    config["secrets"] = {
+        cloud: {"githubClientSecret": f"{PLANTED_SECRET}-{cloud}"} for cloud in config["clouds"]
+    }
+    return config
 
 
 def with_value(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -287,14 +356,17 @@ DELETE = object()
 
 
 def run_program(
-    stack: str, config: dict[str, Any] | None = None, monitor: RecordingMonitor | None = None
+    stack: str,
+    config: dict[str, Any] | None = None,
+    monitor: RecordingMonitor | None = None,
+    secret_keys: tuple[str, ...] = SECRET_KEYS,
 ) -> Run:
     """Run `__main__.py` for `stack` (its stack file, or `config` instead) under mocks.
 
     Pass `monitor` to inspect what was registered when the program raises."""
     values = stack_config(stack) if config is None else config
     return run_function(
-        lambda: runpy.run_path(str(MAIN), run_name="__main__"), stack, values, monitor
+        lambda: runpy.run_path(str(MAIN), run_name="__main__"), stack, values, monitor, secret_keys
     )
 
 
@@ -303,14 +375,16 @@ def run_function(
     stack: str = "test",
     config: dict[str, Any] | None = None,
     monitor: RecordingMonitor | None = None,
+    secret_keys: tuple[str, ...] = SECRET_KEYS,
 ) -> Run:
-    """Run `fn` as a Pulumi program under mocks with `config` as the project's config."""
+    """Run `fn` as a Pulumi program under mocks with `config` as the project's config,
+    `secret_keys` marked secret as `pulumi config set --secret` marks them."""
     pulumi.runtime.set_all_config(
         {
             f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
             for key, value in (config or {}).items()
         },
-        [],
+        [f"{PROJECT}:{key}" for key in secret_keys if key in (config or {})],
     )
     monitor = monitor or RecordingMonitor()
     settings.ROOT.set(None)

@@ -31,6 +31,14 @@ from components.config_shared import (
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ROLE_ARN_PATTERN = r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+# IAM Identity Center creates its roles under this path, followed by the Identity Center
+# region (absent only for instances created in us-east-1 before regions were added to it).
+# EKS refuses an access entry for such a role without its path ("The specified principalArn
+# is invalid: invalid principal", terraform-aws-modules/terraform-aws-eks#2969); the path with
+# its region segment: aws/sagemaker-hyperpod-cli#303, thoughtbot/cloudformation-terraform-
+# state-backend#7 (us-east-1 without a region). Reviewed 2026-11-26.
+SSO_ROLE_PREFIX = "AWSReservedSSO_"
+SSO_ROLE_PATH = r"aws-reserved/sso\.amazonaws\.com(\.cn)?/([a-z]{2}(-[a-z]+)+-\d/)?"
 NatGateways = Literal["none", "single", "perAz"]
 
 
@@ -53,6 +61,19 @@ def instance_class(instance_type: str) -> str:
 def role_name(arn: str) -> str:
     """`arn:aws:iam::123456789012:role/path/Name` -> `Name` (names access entries)."""
     return arn.rsplit("/", 1)[-1]
+
+
+def role_path(arn: str) -> str:
+    """`arn:aws:iam::123456789012:role/path/to/Name` -> `path/to/` ('' without a path)."""
+    after_role = arn.split(":role/", 1)[-1]
+    return after_role[: -len(role_name(arn))]
+
+
+def sso_role_without_path(arn: str) -> bool:
+    """An Identity Center role (`AWSReservedSSO_...`) written without the path IAM gave it."""
+    return role_name(arn).startswith(SSO_ROLE_PREFIX) and not re.fullmatch(
+        SSO_ROLE_PATH, role_path(arn)
+    )
 
 
 def _known_instance_type(instance_type: str) -> str:
@@ -163,6 +184,20 @@ class AwsBudget(Model):
     )
 
 
+class AwsStorageSettings(StorageSettings):
+    """S3 buckets: the persistent one is versioned in every environment."""
+
+    noncurrent_version_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="An overwritten or deleted object of the persistent bucket stays "
+        "recoverable this many days (S3 keeps it as a noncurrent version, billed like any "
+        "object): a month to notice a mistaken `rm -r`, without keeping every old version "
+        "forever.",
+    )
+
+
 class AwsCloud(Model):
     """Everything deployed on AWS for one stack."""
 
@@ -181,7 +216,7 @@ class AwsCloud(Model):
         description="Node groups by name; the name prefixes the EKS node group name."
     )
     hub: CloudHub
-    storage: StorageSettings = Field(default_factory=StorageSettings)
+    storage: AwsStorageSettings = Field(default_factory=AwsStorageSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     nat_gateways: NatGateways | None = Field(
         None,
@@ -193,8 +228,11 @@ class AwsCloud(Model):
     admin_role_arns: list[str] = Field(
         default_factory=list,
         description="IAM roles given cluster-admin access entries besides the deploying "
-        "principal. List every role that deploys (CI, operators) so admin access does not "
-        "depend on who ran the last `pulumi up`.",
+        "role, which always keeps its own. Empty: the only admin is whoever ran the last "
+        "`pulumi up` (each deploy by another role moves the entry to it), so list every "
+        "role that deploys (CI, operators). Identity Center roles with their full path "
+        "(aws-reserved/sso.amazonaws.com/<region>/AWSReservedSSO_...): EKS refuses them "
+        "without it.",
     )
     control_plane_access: list[Cidr] = Field(
         default_factory=lambda: list(OPEN_TO_ALL),
@@ -207,11 +245,12 @@ class AwsCloud(Model):
         "the VPC CNI gives every pod a VPC address, so subnets are large.",
     )
     scan_on_push: bool = Field(
-        True,
+        False,
         description="Basic vulnerability scan of every image pushed under this deployment's "
-        "prefix. ECR keeps one scanning configuration per account and region, which this "
-        "replaces: set false when another stack in the same account and region (or Amazon "
-        "Inspector) manages it.",
+        "prefix. Off by default: ECR keeps one scanning configuration per account and "
+        "region and this replaces all of it, which turns off Amazon Inspector enhanced "
+        "scanning and other stacks' rules in a shared account. Set true in one stack of an "
+        "account and region that nothing else scans.",
     )
     budget: AwsBudget | None = None
 
@@ -258,6 +297,14 @@ class AwsCloud(Model):
             raise ValueError(
                 f"not IAM role ARNs: {', '.join(bad)}; accepted: arn:aws:iam::<12-digit "
                 "account>:role/<name> (for an SSO user, its AWSReservedSSO_... role)"
+            )
+        pathless = [arn for arn in arns if sso_role_without_path(arn)]
+        if pathless:
+            raise ValueError(
+                f"IAM Identity Center roles need their full path, which EKS requires: "
+                f"{', '.join(pathless)}; write arn:aws:iam::<account>:role/aws-reserved/"
+                "sso.amazonaws.com/<region>/AWSReservedSSO_<permission set>_<id> (`aws iam "
+                "get-role --role-name AWSReservedSSO_...` prints it)"
             )
         if len({role_name(arn) for arn in arns}) != len(arns):
             raise ValueError("two ARNs name the same role name; list each role once")
