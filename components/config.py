@@ -112,7 +112,7 @@ def _problem(error: dict[str, Any]) -> Problem:
         message = f"unknown key; accepted: {accepted}"
     elif kind == "missing":
         message = "required key is missing"
-    elif kind not in {"value_error", "core_pool_count", "user_pool_missing"}:
+    elif kind not in {"value_error", "core_pool_count", "user_pool_missing", "pool_zones"}:
         given = (
             "(a secret value, not shown)"
             if loc[:1] == ("secrets",)

@@ -45,7 +45,7 @@ def variant() -> Run:
     for path, value in {
         "clouds.aws.natGateways": "perAz",
         "clouds.aws.adminRoleArns": [OPS_ROLE, AWS_DEPLOYER_ROLE],
-        "clouds.aws.publicAccessCidrs": ["192.0.2.0/24"],
+        "clouds.aws.controlPlaneAccess": ["192.0.2.0/24"],
         "clouds.aws.availabilityZones": ["us-west-2b", "us-west-2c"],
     }.items():
         config = with_value(config, path, value)

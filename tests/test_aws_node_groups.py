@@ -270,16 +270,38 @@ def test_gpu_group_at_zero_advertises_its_gpu_and_taint(staging: Run) -> None:
     assert tags[f"{CA}/node-template/label/hub.jupyter.org/node-purpose"] == "user"
 
 
-def test_zones_core_and_user_in_one_zone_dask_in_all(staging: Run, prod: Run) -> None:
-    """Home volumes bind to one zone; dask workers spread for spot capacity. Staging has no
-    NAT, so nodes go in public subnets; prod's nodes are private."""
+def test_every_group_in_one_zone_by_default(staging: Run, prod: Run) -> None:
+    """Home volumes bind to one zone, and dask workers stay in it too: shuffles between
+    zones are billed per GB each way. Staging has no NAT, so nodes go in public subnets;
+    prod's nodes are private."""
     for run, kind in ((staging, "public"), (prod, "private")):
         first = f"aws-network-{kind}-us-west-2a-id"
-        for key in ("core", "user", "highmem", "gpu"):
+        for key in POOLS:
             assert group(run, key).inputs["subnetIds"] == [first], key
-        assert group(run, "dask").inputs["subnetIds"] == [
-            f"aws-network-{kind}-us-west-2{zone}-id" for zone in "abc"
-        ]
+
+
+def test_configured_zones_pick_the_group_subnets() -> None:
+    config = with_value(
+        stack_config("prod"), "clouds.aws.nodePools.dask.zones", ["us-west-2b", "us-west-2c"]
+    )
+    config = with_value(config, "clouds.aws.nodePools.gpu.zones", ["us-west-2c"])
+    run = run_program("prod", config)
+    assert group(run, "dask").inputs["subnetIds"] == [
+        "aws-network-private-us-west-2b-id",
+        "aws-network-private-us-west-2c-id",
+    ]
+    assert group(run, "gpu").inputs["subnetIds"] == ["aws-network-private-us-west-2c-id"]
+    assert group(run, "user").inputs["subnetIds"] == ["aws-network-private-us-west-2a-id"]
+
+
+def test_zone_outside_the_default_vpc_zones_is_refused_at_deploy_time() -> None:
+    """Without availabilityZones the VPC takes the account's first three zones, known only
+    when the program runs: a pool in the fourth is refused then, naming its key."""
+    config = with_value(stack_config("staging"), "clouds.aws.nodePools.dask.zones", ["us-west-2d"])
+    with pytest.raises(
+        Exception, match=r"clouds\.aws\.nodePools\.dask\.zones: us-west-2d not among"
+    ):
+        run_program("staging", config)
 
 
 def test_groups_wait_for_networking_add_ons(run: Run) -> None:

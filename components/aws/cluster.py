@@ -21,7 +21,7 @@ from components.aws.identity import (
 )
 from components.aws.kubeconfig import eks_kubeconfig
 from components.aws.network import Network
-from components.aws.node_groups import NodeGroup, group_zones, live_desired_sizes
+from components.aws.node_groups import NodeGroup, live_desired_sizes
 from components.guards import guarded
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -57,7 +57,7 @@ def cluster_args(
             subnet_ids=subnet_ids,
             endpoint_private_access=True,  # nodes reach the API inside the VPC
             endpoint_public_access=True,
-            public_access_cidrs=[str(cidr) for cidr in cloud.public_access_cidrs],
+            public_access_cidrs=[str(cidr) for cidr in cloud.control_plane_access],
         ),
         access_config=aws.eks.ClusterAccessConfigArgs(
             authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
@@ -251,7 +251,7 @@ class EksCluster(pulumi.ComponentResource):
                 cluster_name=cluster_name,
                 cluster=cluster,
                 node_role_arn=node_role.arn,
-                subnet_ids=network.node_subnet_ids(group_zones(pool, zones)),
+                subnet_ids=network.node_subnet_ids(cloud.pool_zones(key, zones)),
                 depends_on=[*node_attachments, *installed.values()],
                 live_desired=live_desired.get(key),
                 opts=child,

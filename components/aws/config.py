@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails
 
 from components import catalog
 from components.config_shared import (
+    CONTROL_PLANE_ACCESS,
+    OPEN_TO_ALL,
+    Cidr,
     CloudHub,
     Gpu,
     Model,
@@ -21,6 +25,7 @@ from components.config_shared import (
     PoolKey,
     RegistrySettings,
     StorageSettings,
+    pool_error,
     validate_pools,
 )
 
@@ -229,12 +234,10 @@ class AwsCloud(Model):
         "(aws-reserved/sso.amazonaws.com/<region>/AWSReservedSSO_...): EKS refuses them "
         "without it.",
     )
-    public_access_cidrs: list[IPv4Network] = Field(
-        ["0.0.0.0/0"],  # validated into networks like any configured value
+    control_plane_access: list[Cidr] = Field(
+        default_factory=lambda: list(OPEN_TO_ALL),
         min_length=1,
-        description="Who may reach the EKS API endpoint from the internet. Default: anyone "
-        "(authentication still applies), because CI runners have no fixed addresses; narrow "
-        "it to your offices and runners where you can. Nodes use the private endpoint.",
+        description=f"{CONTROL_PLANE_ACCESS} EKS: the public endpoint's access CIDRs.",
     )
     vpc_cidr: IPv4Network = Field(
         IPv4Network("10.0.0.0/16"),
@@ -251,7 +254,14 @@ class AwsCloud(Model):
     )
     budget: AwsBudget | None = None
 
-    _pools = field_validator("node_pools", mode="wrap")(validate_pools)
+    @field_validator("node_pools", mode="wrap")
+    @classmethod
+    def _pools(cls, pools: Any, handler: Any, info: ValidationInfo) -> Any:
+        region = info.data.get("region")
+        if region is None:  # already reported; zones cannot be checked without it
+            return validate_pools(pools, handler)
+        vpc_zones = info.data.get("availability_zones")
+        return validate_pools(pools, handler, lambda raw: pool_zone_errors(raw, region, vpc_zones))
 
     @field_validator("region")
     @classmethod
@@ -320,8 +330,58 @@ class AwsCloud(Model):
             )
         return cidr
 
+    def pool_zones(self, key: str, vpc_zones: list[str]) -> list[str]:
+        """The zones group `key` runs in, among the VPC's `vpc_zones` (configured, or the
+        account's first three when `availabilityZones` is unset, known only at deploy time).
+
+        Unset `zones`: the first VPC zone for every group. Core and user groups keep the hub
+        database and home directories (EBS volumes, bound to one zone) reachable, as the
+        autoscaler cannot choose the zone a multi-zone group starts a node in; dask groups stay
+        with them because traffic between zones is billed per GB each way.
+        """
+        pool = self.node_pools[key]
+        if not pool.zones:
+            return list(vpc_zones[:1])
+        outside = [zone for zone in pool.zones if zone not in vpc_zones]
+        if outside:
+            raise ValueError(
+                f"clouds.aws.nodePools.{key}.zones: {', '.join(outside)} not among the VPC's "
+                f"zones ({', '.join(vpc_zones)}); list them in availabilityZones or pick from those"
+            )
+        return list(pool.zones)
+
     def nat_mode(self, environment: str) -> NatGateways:
         """`natGateways`, or the environment's default: staging none (cost), prod single."""
         if self.nat_gateways is not None:
             return self.nat_gateways
         return "single" if environment == "prod" else "none"
+
+
+def pool_zone_errors(
+    pools: dict[str, Any], region: str, vpc_zones: list[str] | None
+) -> list[InitErrorDetails]:
+    """Each pool's zones are zones of the region and, with `availabilityZones` set, of the VPC.
+
+    Which zones offer an instance type is not checked: AWS maps zone letters to physical zones
+    per account, so no table can say it; `aws ec2 describe-instance-type-offerings` does.
+    """
+    known = catalog.aws().zones(region)
+    accepted = vpc_zones if vpc_zones is not None else known
+    errors = []
+    for key, pool in pools.items():
+        zones = pool.get("zones") if isinstance(pool, dict) else None
+        if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
+            continue
+        outside = [zone for zone in zones if zone not in accepted]
+        if outside:
+            where = "availabilityZones" if vpc_zones is not None else f"region {region}"
+            errors.append(
+                pool_error(
+                    key,
+                    "zones",
+                    "pool_zones",
+                    f"{', '.join(outside)} not in {where}; accepted: {', '.join(accepted)}",
+                    zones,
+                )
+            )
+    return errors

@@ -55,13 +55,6 @@ def group_taints(pool: AwsNodePool) -> list[Taint]:
     return node_taints(pool, taint_gpus=True)
 
 
-def group_zones(pool: AwsNodePool, zones: list[str]) -> list[str]:
-    """Core and user groups live in the first zone: the hub database and home directories
-    are EBS volumes bound to one zone, and the autoscaler cannot choose the zone a multi-zone
-    group starts a node in. Dask workers hold no volumes and use every zone (more spot)."""
-    return list(zones) if pool.purpose == "dask" else list(zones[:1])
-
-
 def autoscaler_tags(key: str, pool: AwsNodePool) -> dict[str, str]:
     """The node template: labels, taints and GPUs of the group's nodes. Not the discovery
     tags, which EKS manages on the ASG itself."""
