@@ -24,6 +24,7 @@ from sdk_schema import args_class, unknown_keys
 
 from components.ci_identities import trust
 from components.ci_identities.config import NAMESPACE, CiConfigError, load_ci_config
+from components.ci_identities.reference import render as render_reference
 
 PROGRAM = ROOT / "ci-identities" / "__main__.py"
 REPO = "pangeo-data/pangeo-binder"
@@ -383,3 +384,12 @@ def test_the_example_stack_file_is_valid() -> None:
     assert (
         Path(ROOT / "ci-identities" / "Pulumi.yaml").read_text().startswith(f"name: {NAMESPACE}\n")
     )
+
+
+def test_the_config_reference_is_generated_from_the_model() -> None:
+    page = (ROOT / "docs" / "reference" / "ci-identities.md").read_text()
+    assert page == render_reference(), (
+        "run: .venv/bin/python -m components.ci_identities.reference"
+        " > docs/reference/ci-identities.md"
+    )
+    assert "`deployPolicyArns`" in page and "`repositoryId`" in page
