@@ -27,6 +27,8 @@ $(BIN)/python:
 venv: $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check >/dev/null 2>&1 || { $(BIN)/pip check; \
+		echo "the lock files lack a dependency of pyproject.toml: run make lock"; exit 1; }
 
 # Keeps every pin that still satisfies pyproject.toml and resolves only what changed, so the
 # same inputs give the same files; `make lock-upgrade` moves everything to the newest releases.

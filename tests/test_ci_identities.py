@@ -393,3 +393,30 @@ def test_the_config_reference_is_generated_from_the_model() -> None:
         " > docs/reference/ci-identities.md"
     )
     assert "`deployPolicyArns`" in page and "`repositoryId`" in page
+
+
+def test_the_secrets_key_is_decrypt_only_for_preview() -> None:
+    key = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    gcp_key = "projects/pangeo-binder-ops/locations/global/keyRings/pulumi/cryptoKeys/state"
+    base = stack_file()
+    aws = {**base[f"{NAMESPACE}:aws"], "secretsKeyArn": key}
+    aws.pop("stateBucket")
+    run = run_ci(our_config(aws=aws, gcp={**base[f"{NAMESPACE}:gcp"], "secretsKey": gcp_key}))
+    kms = {}
+    for policy in run.of_type("aws:iam/rolePolicy:RolePolicy"):
+        (statement,) = json.loads(policy.inputs["policy"])["Statement"]  # no bucket: key only
+        assert statement["Resource"] == key
+        kms[policy.name] = set(statement["Action"])
+    assert kms == {
+        "aws-preview-state": {"kms:Decrypt"},
+        "aws-deploy-state": {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"},
+    }
+    grants = {
+        b.name: b.inputs["role"]
+        for b in run.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+        if b.inputs["cryptoKeyId"] == gcp_key
+    }
+    assert grants == {
+        "gcp-preview-secrets": "roles/cloudkms.cryptoKeyDecrypter",
+        "gcp-deploy-secrets": "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+    }

@@ -14,18 +14,21 @@ from components.ci_identities.config import AwsCiIdentities
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 
 
-def state_policy(bucket: str, *, write: bool, key_arn: str | None) -> str:
-    """Access to the Pulumi state bucket (and the secrets key): read for preview, which takes
-    no lock on a bucket backend (pulumi/pulumi#8642); read and write for deploy."""
-    object_actions = ["s3:GetObject"] + (["s3:PutObject", "s3:DeleteObject"] if write else [])
-    statements = [
-        {
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-            "Resource": f"arn:aws:s3:::{bucket}",
-        },
-        {"Effect": "Allow", "Action": object_actions, "Resource": f"arn:aws:s3:::{bucket}/*"},
-    ]
+def state_policy(bucket: str | None, *, write: bool, key_arn: str | None) -> str:
+    """Access to the Pulumi state bucket and the secrets key: read and decrypt for preview,
+    which takes no lock on a bucket backend (pulumi/pulumi#8642); read, write, encrypt for
+    deploy."""
+    statements = []
+    if bucket:
+        objects = ["s3:GetObject"] + (["s3:PutObject", "s3:DeleteObject"] if write else [])
+        statements += [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+            },
+            {"Effect": "Allow", "Action": objects, "Resource": f"arn:aws:s3:::{bucket}/*"},
+        ]
     if key_arn:
         key_actions = ["kms:Decrypt"] + (["kms:Encrypt", "kms:GenerateDataKey"] if write else [])
         statements.append({"Effect": "Allow", "Action": key_actions, "Resource": key_arn})
@@ -86,7 +89,7 @@ class AwsCiIdentitiesStack(pulumi.ComponentResource):
                     policy_arn=policy_arn,
                     opts=child,
                 )
-            if config.state_bucket:
+            if config.state_bucket or config.secrets_key_arn:
                 aws.iam.RolePolicy(
                     f"{name}-{kind}-state",
                     role=role.name,
