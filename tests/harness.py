@@ -84,6 +84,11 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             f"projects/{inputs.get('project')}/regions/{inputs.get('region')}/subnetworks/{name}",
             out,
         )
+    elif (
+        typ == "kubernetes:core/v1:Service" and inputs.get("spec", {}).get("type") == "LoadBalancer"
+    ):
+        # What the cloud reports once it has created the load balancer.
+        out |= {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.20"}]}}}
     elif typ == "random:index/randomId:RandomId":
         # byteLength random bytes, hex-encoded; derived from the name so runs are repeatable.
         digest = hashlib.sha256(args.name.encode()).hexdigest()

@@ -323,3 +323,27 @@ def test_a_missing_client_secret_names_the_command() -> None:
     ):
         run_program("staging", config, monitor=monitor)
     assert monitor.registrations == []
+
+
+def test_the_load_balancer_address_is_read_from_proxy_public() -> None:
+    """The `hubLoadBalancer` output: the proxy-public Service's address, not another one's."""
+    import pulumi
+    import pulumi_kubernetes as k8s
+    from harness import run_function
+
+    from components.hub.hub import load_balancer_address
+
+    def program() -> None:
+        services = [
+            k8s.core.v1.Service(
+                name,
+                metadata={"name": name},
+                spec={"type": kind, "ports": [{"port": 80}]},
+            )
+            for name, kind in (("other", "ClusterIP"), ("proxy-public", "LoadBalancer"))
+        ]
+        pulumi.export("address", load_balancer_address([object(), *services]))
+        pulumi.export("none", load_balancer_address(services[:1]))
+
+    run = run_function(program)
+    assert run.stack_outputs == {"address": "203.0.113.20", "none": ""}

@@ -27,21 +27,31 @@ from components.outputs import CloudOutputs
 RANDOM_ID_OUTPUTS = ["hex", "b64Std", "b64Url", "dec", "id"]
 
 
+def _field(value: Any, name: str) -> Any:
+    """A field of a provider output type (attribute access), or of a plain dict."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and name in value:
+        return value[name]
+    return getattr(value, name, None)
+
+
+def proxy_address(items: list[tuple[Any, Any]]) -> str:
+    """From (metadata, status) pairs of Services: the load balancer IP (GKE) or host name (EKS)
+    of `proxy-public`; empty until the cloud assigns one."""
+    for metadata, status in items:
+        if _field(metadata, "name") != "proxy-public":
+            continue
+        for ingress in _field(_field(status, "load_balancer"), "ingress") or []:
+            return _field(ingress, "ip") or _field(ingress, "hostname") or ""
+    return ""
+
+
 def load_balancer_address(resources: list[Any] | None) -> pulumi.Output[str]:
-    """The address of the `proxy-public` Service among a chart's resources: the IP (GKE) or
-    host name (EKS) to point the hub's DNS name at; empty until the cloud assigns it."""
+    """The address to point the hub's DNS name at, read from the jupyterhub chart's objects."""
     services = [r for r in resources or [] if isinstance(r, k8s.core.v1.Service)]
-
-    def pick(items: list[Any]) -> str:
-        for metadata, status in items:
-            if (metadata or {}).get("name") != "proxy-public":
-                continue
-            for ingress in ((status or {}).get("load_balancer") or {}).get("ingress") or []:
-                return ingress.get("ip") or ingress.get("hostname") or ""
-        return ""
-
     return pulumi.Output.all(*[pulumi.Output.all(s.metadata, s.status) for s in services]).apply(
-        pick
+        proxy_address
     )
 
 
