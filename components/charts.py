@@ -69,7 +69,8 @@ BINDERHUB_SERVICE = ChartPin(
 the pin is one dev build (commit ca79dc0). Its Chart.yaml says appVersion "1.0.0" (marked FIXME
 upstream: it does not track the BinderHub version) and kubeVersion >=1.27.0-0. `helm pull` finds a
 pre-release without `--devel` when `--version` names it exactly (fosrl/docs-v2#140, 2026-09;
-lightbend/console-charts#176). Relied on:
+lightbend/console-charts#176); so does `helm_python.pull`, which has no devel option (Helm v4.2.3:
+tests/test_charts_fetch.py pulls a version of this form from a local repository). Relied on:
 ../shared/charts/binderhub-service-0.1.0-0.dev.git.336.hca79dc0/Chart.yaml, read 2026-11-26."""
 
 PINS: tuple[ChartPin, ...] = (JUPYTERHUB, DASK_GATEWAY, BINDERHUB_SERVICE)
