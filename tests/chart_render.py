@@ -56,7 +56,7 @@ def require_chart_files(pins: Sequence[ChartPin] = PINS) -> None:
         return
     message = (
         f"{len(missing)} chart file(s) missing, first {missing[0]}; run `{FETCH_COMMAND}` "
-        "(needs helm and internet), or point PANGEO_BINDER_CHARTS / PANGEO_BINDER_CHART_SCHEMAS "
+        "(needs internet, not helm), or point PANGEO_BINDER_CHARTS / PANGEO_BINDER_CHART_SCHEMAS "
         "at them"
     )
     if os.environ.get("CI", "").lower() in ("true", "1"):

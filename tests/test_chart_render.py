@@ -1,6 +1,7 @@
 """The chart machinery the hub tests rely on: real templates rendered offline, values checked
 against the charts' schemas with Helm's merge, every object checked against Kubernetes' schemas
-(custom resources against their CRDs), and `python -m components.charts fetch` with a fake helm.
+(custom resources against their CRDs). `python -m components.charts fetch` is tested in
+tests/test_charts_fetch.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -487,144 +487,6 @@ def test_folders_default_beside_the_project(monkeypatch) -> None:
     assert charts.chart_dir(DASK_GATEWAY).name == "dask-gateway-2026.3.0"
     monkeypatch.setenv(charts.SCHEMAS_ENV, "/x")
     assert charts.schema_dir(JUPYTERHUB) == Path("/x/jupyterhub")
-
-
-# --- fetch with a fake helm -----------------------------------------------------------------------
-
-FAKE_HELM = textwrap.dedent(
-    """\
-    #!{python}
-    # A stand-in for helm: logs its arguments and unpacks a tiny chart, no network.
-    import json, pathlib, sys
-    args = sys.argv[1:]
-    with open({log!r}, "a") as log:
-        log.write(json.dumps(args) + "\\n")
-    if args[0] == "version":
-        print("v9.9.9+fake")
-        sys.exit(0)
-    assert args[0] == "pull", args
-    name = args[1]
-    opt = {{a: b for a, b in zip(args, args[1:]) if a in ("--repo", "--version", "--untardir")}}
-    if name == "broken":
-        print("Error: chart not found", file=sys.stderr)
-        sys.exit(1)
-    chart = pathlib.Path(opt["--untardir"]) / name
-    (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text(f"apiVersion: v2\\nname: {{name}}\\nversion: {{opt['--version']}}\\n")
-    (chart / "values.yaml").write_text("replicas: 1\\n")
-    if name != "noschema":
-        (chart / "values.schema.json").write_text('{{"type": "object"}}')
-    """
-)
-
-
-def _fake_helm(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    bin_dir, log = tmp_path / "bin", tmp_path / "helm.log"
-    bin_dir.mkdir()
-    helm = bin_dir / "helm"
-    helm.write_text(FAKE_HELM.format(python=sys.executable, log=str(log)))
-    helm.chmod(0o755)
-    env = {**os.environ, "PATH": str(bin_dir)}
-    for key in (charts.CHARTS_ENV, charts.SCHEMAS_ENV):
-        env.pop(key, None)
-    return env, log
-
-
-def _run_fetch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "components.charts", "fetch", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-@no_charts
-def test_fetch_pulls_every_pin_into_both_layouts(tmp_path) -> None:
-    env, log = _fake_helm(tmp_path)
-    out_charts, out_schemas = tmp_path / "charts", tmp_path / "schemas"
-    done = _run_fetch(env, "--charts", str(out_charts), "--schemas", str(out_schemas))
-    assert done.returncode == 0, done.stderr
-    pulls = [a for a in map(yaml.safe_load, log.read_text().splitlines()) if a[0] == "pull"]
-    assert pulls == [
-        [
-            "pull",
-            p.name,
-            "--repo",
-            p.repository,
-            "--version",
-            p.version,
-            "--untar",
-            "--untardir",
-            pulls[i][-1],
-        ]
-        for i, p in enumerate(PINS)
-    ]
-    assert charts.missing_files(PINS, out_charts, out_schemas) == []
-    source = (out_schemas / "dask-gateway" / "SOURCE.txt").read_text()
-    assert "https://helm.dask.org" in source and "2026.3.0" in source
-    assert not [p for p in out_charts.iterdir() if p.name.startswith(".pull-")], "no leftovers"
-
-    # A present chart is kept; --force pulls it again.
-    log.write_text("")
-    assert (
-        _run_fetch(env, "--charts", str(out_charts), "--schemas", str(out_schemas)).returncode == 0
-    )
-    assert '"pull"' not in log.read_text()
-    assert (
-        _run_fetch(
-            env, "--force", "--charts", str(out_charts), "--schemas", str(out_schemas)
-        ).returncode
-        == 0
-    )
-    assert log.read_text().count('"pull"') == len(PINS)
-
-
-@no_charts
-def test_fetch_uses_the_environment_folders(tmp_path) -> None:
-    env, _ = _fake_helm(tmp_path)
-    env[charts.CHARTS_ENV], env[charts.SCHEMAS_ENV] = str(tmp_path / "c"), str(tmp_path / "s")
-    assert _run_fetch(env).returncode == 0
-    assert (tmp_path / "c" / "jupyterhub-4.4.0" / "Chart.yaml").is_file()
-    assert (tmp_path / "s" / "binderhub-service" / "values.schema.json").is_file()
-
-
-@no_charts
-def test_fetch_without_helm_says_how_to_install_it(tmp_path) -> None:
-    (tmp_path / "empty").mkdir()
-    env = {**os.environ, "PATH": str(tmp_path / "empty")}
-    done = _run_fetch(env, "--charts", str(tmp_path / "c"), "--schemas", str(tmp_path / "s"))
-    assert done.returncode == 1
-    assert (
-        "`helm` was not found" in done.stderr
-        and "https://helm.sh/docs/intro/install/" in done.stderr
-    )
-    assert not (tmp_path / "c").exists()
-
-
-@no_charts
-def test_a_failed_pull_names_the_chart_and_leaves_nothing(tmp_path, monkeypatch) -> None:
-    env, _ = _fake_helm(tmp_path)
-    monkeypatch.setenv("PATH", env["PATH"])
-    broken = ChartPin("broken", "https://example.org/charts", "1.0.0")
-    with pytest.raises(
-        charts.FetchError,
-        match=r"broken 1\.0\.0 from https://example.org/charts failed .*chart not found",
-    ):
-        charts.fetch((broken,), tmp_path / "c", tmp_path / "s", log=lambda _: None)
-    assert list((tmp_path / "c").iterdir()) == []
-
-
-@no_charts
-def test_a_chart_without_a_schema_is_refused(tmp_path, monkeypatch) -> None:
-    env, _ = _fake_helm(tmp_path)
-    monkeypatch.setenv("PATH", env["PATH"])
-    pin = ChartPin("noschema", "https://example.org/charts", "1.0.0")
-    with pytest.raises(charts.FetchError, match=r"has no values\.schema\.json"):
-        charts.fetch((pin,), tmp_path / "c", tmp_path / "s", log=lambda _: None)
-    assert list((tmp_path / "c").iterdir()) == [] and not (tmp_path / "s").exists()
 
 
 @no_charts

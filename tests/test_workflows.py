@@ -274,6 +274,29 @@ def test_deploys_are_ordered_and_never_overlap() -> None:
         assert "/hub/health" in smoke
 
 
+FETCH_CHARTS = ".venv/bin/python -m components.charts fetch"
+
+
+def test_the_charts_are_fetched_before_every_make_test() -> None:
+    """The chart tests fail under CI without the pinned charts (tests/chart_render.py), so each
+    job that runs `make test` first builds .venv (helm-python-sdk pulls, no helm binary), then
+    fetches into the default folders, the ones the tests read: no --charts/--schemas and no
+    PANGEO_BINDER_* variable anywhere in the workflow."""
+    testing = []
+    for file, name, job in jobs():
+        runs = [s.get("run", "").strip() for s in job.get("steps", [])]
+        if "make test" not in runs:
+            continue
+        testing.append((file, name))
+        test = runs.index("make test")
+        assert runs.count(FETCH_CHARTS) == 1, f"{file} {name}: {runs}"
+        fetch = runs.index(FETCH_CHARTS)
+        assert runs.index("make venv") < fetch < test, f"{file} {name}: {runs}"
+        assert not any("make test" in r for r in runs if r != "make test"), f"{file} {name}"
+        assert "PANGEO_BINDER_" not in (WORKFLOWS / file).read_text(), file
+    assert sorted(testing) == [("deploy.yml", "test"), ("pull-request.yml", "test")]
+
+
 def test_every_pulumi_run_uses_the_pinned_cli() -> None:
     version = (ROOT / ".pulumi.version").read_text().strip()
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
