@@ -1,6 +1,8 @@
 # pangeo-binder: the commands an operator and a developer need.
 #   make up STACK=staging      set up the virtualenv, pick a state backend, deploy the stack
 #   make test                  set up the virtualenv, lint, run the test suite (what CI runs)
+#   make plan STACK=staging    offline plan: resources, Helm values and monthly cost, no cloud
+#                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)
 
 STACK ?= staging
 PYTHON ?= python3
@@ -9,7 +11,7 @@ BIN := $(VENV)/bin
 # Used only when no backend is configured (no PULUMI_BACKEND_URL and no `pulumi login`).
 LOCAL_BACKEND := file://$(CURDIR)/.pulumi-state
 
-.PHONY: venv test lint format bench login preview up destroy
+.PHONY: venv test lint format bench plan login preview up destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,11 @@ format: venv
 # pytest exits 5 when it collects nothing; make treats that as a failure, as it should.
 test: lint
 	$(BIN)/python -m pytest
+
+# No credentials, no network: the program runs under Pulumi's mock engine.
+plan: venv
+	$(BIN)/python -m components.plan --stack "$(STACK)" \
+		$(if $(COMPARE),--compare "$(COMPARE)") --format "$(or $(FORMAT),text)"
 
 bench: venv
 	$(BIN)/python benchmarks/evaluate.py

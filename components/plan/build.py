@@ -41,7 +41,7 @@ def plan(evaluation: dict[str, Any], prices: Prices, ref: str = "") -> dict[str,
 
     `_inputs` (redacted inputs by cloud, type and name) is for `diff` and is dropped
     before output."""
-    scrub = frozenset(evaluation.get("ciphertexts", []))
+    scrub = frozenset(evaluation.get("ciphertexts", []) + evaluation.get("secretValues", []))
     trees = by_cloud(evaluation["records"], scrub)
     clouds: dict[str, Any] = {}
     inputs: dict[tuple[str, str, str], dict[str, Any]] = {}

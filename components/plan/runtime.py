@@ -66,9 +66,15 @@ def _is_secret(value: Any) -> bool:
 
 
 def redact_secrets(value: Any) -> Any:
-    """`value` with every Pulumi secret (at any depth) replaced by SECRET."""
+    """`value` with every secret scalar replaced by SECRET, at any depth.
+
+    A secret that is a map or list (a chart's values with one secret leaf become one
+    secret on the wire) is kept and walked instead, so the values stay readable; its
+    secret leaves are the strings `watch_secrets` saw, which `tree.redact` removes with
+    the known secret keys."""
     if _is_secret(value):
-        return SECRET
+        inner = value.get("value")
+        return redact_secrets(inner) if isinstance(inner, dict | list) else SECRET
     if isinstance(value, dict):
         return {key: redact_secrets(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -118,6 +124,37 @@ def recording_monitor(base: type) -> Any:
     return PlanMonitor()
 
 
+def watch_secrets() -> list[Any]:
+    """Plaintexts the program wraps with `Output.secret`, collected as they resolve.
+
+    A secret nested in an input (a chart's values) makes the whole input a secret on the
+    wire, so the leaves that were secret are known only here; the plan redacts them
+    wherever they appear."""
+    import pulumi
+
+    seen: list[Any] = []
+    original = pulumi.Output.secret
+
+    def secret(val: Any) -> Any:
+        wrapped = original(val)
+        wrapped.apply(seen.append)
+        return wrapped
+
+    pulumi.Output.secret = staticmethod(secret)  # type: ignore[method-assign]
+    return seen
+
+
+def secret_strings(values: list[Any], monitor: Any) -> list[str]:
+    """Secret plaintexts worth scrubbing: strings the program made secret and the outputs
+    of `random:` resources (generated passwords and tokens), four characters or longer."""
+    found = {v for v in values if isinstance(v, str)}
+    for resource in getattr(monitor, "resources", {}).values():
+        if str(getattr(resource, "urn", "")).split("::")[2].split("$")[-1].startswith("random:"):
+            state = getattr(resource, "state", {}) or {}
+            found |= {v for v in state.values() if isinstance(v, str)}
+    return sorted(v for v in found if len(v) >= 4)
+
+
 def record(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, Any]:
     """Evaluate `root`'s program for `stack` under its own test mocks; the registrations."""
     config, secret_keys, ciphertexts = stack_file_config(
@@ -127,11 +164,13 @@ def record(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, 
     import harness  # the evaluated checkout's own mock engine
 
     monitor = recording_monitor(harness.RecordingMonitor)
+    seen = watch_secrets()
     harness.run_program(stack, config, monitor)
     return {
         "stack": stack,
         "secretKeys": secret_keys,
         "ciphertexts": ciphertexts,
+        "secretValues": secret_strings(seen, monitor),
         "records": monitor.records,
     }
 

@@ -31,7 +31,7 @@ def redact(value: Any, scrub: frozenset[str] = frozenset()) -> Any:
         }
     if isinstance(value, list):
         return [redact(item, scrub) for item in value]
-    if isinstance(value, str) and any(s and s in value for s in scrub | {PLACEHOLDER}):
+    if isinstance(value, str) and any(s in value for s in scrub | {PLACEHOLDER} if s):
         return SECRET
     return value
 
