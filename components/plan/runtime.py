@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +72,7 @@ def redact_secrets(value: Any) -> Any:
 
     A secret that is a map or list (a chart's values with one secret leaf become one
     secret on the wire) is kept and walked instead, so the values stay readable; its
-    secret leaves are the strings `watch_secrets` saw, which `tree.redact` removes with
+    secret leaves are the strings `watching_secrets` saw, which `tree.redact` removes with
     the known secret keys."""
     if _is_secret(value):
         inner = value.get("value")
@@ -124,8 +126,9 @@ def recording_monitor(base: type) -> Any:
     return PlanMonitor()
 
 
-def watch_secrets() -> list[Any]:
-    """Plaintexts the program wraps with `Output.secret`, collected as they resolve.
+@contextmanager
+def watching_secrets() -> Iterator[list[Any]]:
+    """Plaintexts the program wraps with `Output.secret` while the block runs.
 
     A secret nested in an input (a chart's values) makes the whole input a secret on the
     wire, so the leaves that were secret are known only here; the plan redacts them
@@ -141,7 +144,10 @@ def watch_secrets() -> list[Any]:
         return wrapped
 
     pulumi.Output.secret = staticmethod(secret)  # type: ignore[method-assign]
-    return seen
+    try:
+        yield seen
+    finally:
+        pulumi.Output.secret = staticmethod(original)  # type: ignore[method-assign]
 
 
 def secret_strings(values: list[Any], monitor: Any) -> list[str]:
@@ -164,8 +170,8 @@ def record(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, 
     import harness  # the evaluated checkout's own mock engine
 
     monitor = recording_monitor(harness.RecordingMonitor)
-    seen = watch_secrets()
-    harness.run_program(stack, config, monitor)
+    with watching_secrets() as seen:
+        harness.run_program(stack, config, monitor)
     return {
         "stack": stack,
         "secretKeys": secret_keys,
