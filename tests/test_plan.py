@@ -359,3 +359,26 @@ def test_cost_page_quotes_the_plans_own_figures() -> None:
     page = (ROOT / "docs" / "topics" / "cost.md").read_text()
     generated = plan_docs.section(plan_docs.documents(ROOT))
     assert generated in page, "docs/topics/cost.md is stale: run `python -m components.plan.docs`"
+
+
+def test_every_price_on_file_names_a_dated_source() -> None:
+    data = yaml.safe_load((ROOT / "components" / "data" / "prices.yaml").read_text())
+    sources = data["sources"]
+    for source in sources.values():
+        assert source["url"].startswith("https://") and source["read"] and source["note"]
+    figures = 0
+
+    def walk(node: Any, path: str) -> None:
+        nonlocal figures
+        if isinstance(node, dict) and "source" in node:
+            figures += 1
+            assert node["source"] in sources, path
+            values = [v for k, v in node.items() if k != "source"]
+            assert values and all(isinstance(v, int | float) and v > 0 for v in values), path
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, f"{path}.{key}")
+
+    for cloud in ("gcp", "aws"):
+        walk(data[cloud], cloud)
+    assert figures > 20
