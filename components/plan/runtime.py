@@ -15,6 +15,7 @@ registered inputs are replaced by SECRET at any depth.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Iterator
@@ -150,33 +151,69 @@ def watching_secrets() -> Iterator[list[Any]]:
         pulumi.Output.secret = staticmethod(original)  # type: ignore[method-assign]
 
 
-def secret_strings(values: list[Any], monitor: Any) -> list[str]:
-    """Secret plaintexts worth scrubbing: strings the program made secret and the outputs
-    of `random:` resources (generated passwords and tokens), four characters or longer."""
-    found = {v for v in values if isinstance(v, str)}
-    for resource in getattr(monitor, "resources", {}).values():
-        if str(getattr(resource, "urn", "")).split("::")[2].split("$")[-1].startswith("random:"):
+def _strings(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_strings(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_strings(v) for v in value)) if value else set()
+    return {value} if isinstance(value, str) else set()
+
+
+def secret_strings(values: list[Any], monitor: Any, config_secrets: Any = None) -> list[str]:
+    """Secret plaintexts worth scrubbing, four characters or longer: strings the program
+    made secret, what `random:` resources generated (their outputs that are not inputs:
+    keepers and lengths stay readable) and the values under the config's secret keys."""
+    found = set().union(*(_strings(v) for v in values)) if values else set()
+    found |= _strings(config_secrets)
+    inputs = {r["urn"]: r["inputs"] for r in getattr(monitor, "records", [])}
+    for urn, resource in getattr(monitor, "resources", {}).items():
+        if str(urn).split("::")[2].split("$")[-1].startswith("random:"):
             state = getattr(resource, "state", {}) or {}
-            found |= {v for v in state.values() if isinstance(v, str)}
-    return sorted(v for v in found if len(v) >= 4)
+            given = inputs.get(urn, {})
+            found |= {v for k, v in state.items() if isinstance(v, str) and k not in given}
+    return sorted(v for v in found if len(v) >= 4 and v != PLACEHOLDER)
+
+
+def stack_config(root: Path, stack: str, stack_file: Path | None, harness: Any) -> Any:
+    """The config the checkout's own tests give the program (`harness.stack_config`: its
+    stack file plus the secrets an operator sets with `--secret`, which a repository never
+    holds), with the keys of `stack_file` laid over it; `secure:` values replaced."""
+    base = harness.stack_config(stack) if hasattr(harness, "stack_config") else {}
+    found: list[str] = []
+    config = _replace_secure(base, found)
+    if stack_file is not None:
+        overlay, _, more = stack_file_config(stack_file)
+        config.update(overlay)
+        found += more
+    secret_keys = sorted(
+        {key for key in config if _replace_secure(base.get(key), []) != base.get(key)}
+        | set(getattr(harness, "SECRET_KEYS", ()))
+    )
+    if stack_file is not None:
+        secret_keys = sorted(set(secret_keys) | set(stack_file_config(stack_file)[1]))
+    return config, [k for k in secret_keys if k in config], found
 
 
 def record(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, Any]:
     """Evaluate `root`'s program for `stack` under its own test mocks; the registrations."""
-    config, secret_keys, ciphertexts = stack_file_config(
-        stack_file or root / f"Pulumi.{stack}.yaml"
-    )
     sys.path[:0] = [str(root), str(root / "tests")]
     import harness  # the evaluated checkout's own mock engine
 
+    config, secret_keys, ciphertexts = stack_config(root, stack, stack_file, harness)
     monitor = recording_monitor(harness.RecordingMonitor)
+    accepts_keys = "secret_keys" in inspect.signature(harness.run_program).parameters
     with watching_secrets() as seen:
-        harness.run_program(stack, config, monitor)
+        if accepts_keys:  # mark them as `pulumi config set --secret` does
+            harness.run_program(stack, config, monitor, secret_keys=tuple(secret_keys))
+        else:
+            harness.run_program(stack, config, monitor)
+    # plaintext secrets the harness supplies (a secure leaf is the placeholder already)
+    config_secrets = [config[key] for key in getattr(harness, "SECRET_KEYS", ()) if key in config]
     return {
         "stack": stack,
         "secretKeys": secret_keys,
         "ciphertexts": ciphertexts,
-        "secretValues": secret_strings(seen, monitor),
+        "secretValues": secret_strings(seen, monitor, config_secrets),
         "records": monitor.records,
     }
 
