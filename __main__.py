@@ -13,24 +13,30 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.config import NAMESPACE, ConfigError, StackConfig, load_config
+from components.hub.hub import Hub
 
 
-def raw_config() -> dict[str, Any]:
-    """Every `pangeo-binder:*` key of the stack, objects parsed from their JSON form.
+def raw_config() -> tuple[dict[str, Any], set[str]]:
+    """Every `pangeo-binder:*` key of the stack, objects parsed from their JSON form, and the
+    keys Pulumi marks secret (set with `pulumi config set --secret`).
 
     Read as a whole (not key by key) so that unknown keys are reported, not ignored.
     """
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    marked = set(runtime_config.get_config_secret_keys_env())
     raw: dict[str, Any] = {}
+    secret_keys: set[str] = set()
     for full_key, value in values.items():
         namespace, _, key = full_key.partition(":")
         if namespace != NAMESPACE:
             continue
+        if full_key in marked or runtime_config.is_config_secret(full_key):
+            secret_keys.add(key)
         try:
             raw[key] = json.loads(value) if isinstance(value, str) else value
         except json.JSONDecodeError:
             raw[key] = value
-    return raw
+    return raw, secret_keys
 
 
 def _stack_class(cloud: str) -> type:
@@ -45,8 +51,8 @@ def _stack_class(cloud: str) -> type:
 
 
 def build(config: StackConfig) -> None:
-    """One component tree per configured cloud; outputs exported per cloud, the kubeconfig
-    on its own as a secret."""
+    """One component tree per configured cloud (cluster, then the hub on it); outputs exported
+    per cloud, the kubeconfig on its own as a secret."""
     deployment = f"pangeo-binder-{config.environment}"
     for cloud in ("gcp", "aws"):
         settings = getattr(config.clouds, cloud)
@@ -55,13 +61,24 @@ def build(config: StackConfig) -> None:
         stack = _stack_class(cloud)(
             cloud, settings, deployment=deployment, environment=config.environment, hub=config.hub
         )
-        pulumi.export(cloud, stack.outputs.exports())
+        # The client secret leaves the model only wrapped as a Pulumi secret.
+        client_secret = getattr(config.secrets, cloud).github_client_secret.get_secret_value()
+        hub = Hub(
+            f"{cloud}-hub",
+            stack.outputs,
+            pools=settings.node_pools,
+            settings=config.hub,
+            cloud_hub=settings.hub,
+            github_client_secret=pulumi.Output.secret(client_secret),
+        )
+        pulumi.export(cloud, {**stack.outputs.exports(), **hub.exports()})
         pulumi.export(f"{cloud}Kubeconfig", pulumi.Output.secret(stack.outputs.kubeconfig))
 
 
 def main() -> None:
     try:
-        config = load_config(raw_config())
+        raw, secret_keys = raw_config()
+        config = load_config(raw, secret_keys=secret_keys)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     build(config)

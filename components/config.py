@@ -8,20 +8,19 @@ here calls a cloud API, so a mistake is caught before anything is registered.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from components import machines
 from components.aws.config import AwsCloud
 from components.config_shared import Model
 from components.gcp.config import GcpCloud
+from components.hub.config import HubSettings, Secrets, secret_command
 
 NAMESPACE = "pangeo-binder"
-K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-
-# Kubernetes service account of notebook servers, bound to the bucket identity on each cloud.
-USER_SERVICE_ACCOUNT = "user-sa"
 
 
 class Clouds(Model):
@@ -37,23 +36,6 @@ class Clouds(Model):
         return self
 
 
-class HubSettings(Model):
-    """Hub settings shared by every cloud (the hub layer adds auth, images and profiles)."""
-
-    namespace: str = Field(
-        "binder",
-        pattern=K8S_NAME,
-        description="Kubernetes namespace of JupyterHub, BinderHub and Dask Gateway; the "
-        "bucket identity is bound to <namespace>/user-sa.",
-    )
-    builder_service_account: str = Field(
-        "binderhub",
-        pattern=K8S_NAME,
-        description="Kubernetes service account BinderHub pushes built images with; bound to "
-        "the registry-writer identity.",
-    )
-
-
 class StackConfig(Model):
     """Everything under the `pangeo-binder:` namespace of a stack file."""
 
@@ -61,7 +43,12 @@ class StackConfig(Model):
         description="prod turns on every deletion guard; staging can be destroyed and rebuilt."
     )
     clouds: Clouds
-    hub: HubSettings = Field(default_factory=HubSettings)
+    hub: HubSettings
+    secrets: Secrets = Field(
+        default_factory=Secrets,
+        description="Secret values, each set with `pulumi config set --secret --path` (the "
+        "GitHub client secret of each cloud's hub); never written in plain text.",
+    )
 
 
 @dataclass(frozen=True)
@@ -132,9 +119,117 @@ def _problem(error: dict[str, Any]) -> Problem:
     return Problem(_path(loc), message)
 
 
-def load_config(raw: dict[str, Any]) -> StackConfig:
-    """Validate raw stack config (keys without the namespace) into a `StackConfig`."""
+def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[Problem]:
+    """Rules across sections, read from the raw mapping so they are reported even when a
+    section has mistakes of its own (every problem at once)."""
+    problems: list[Problem] = []
+    for key in sorted(set(secret_keys) - {"secrets"}):
+        if key in raw:
+            problems.append(
+                Problem(
+                    key,
+                    "is set as a secret, but only `secrets` holds secret values; "
+                    f"set it in plain text (pulumi config set --path '{key}' ...)",
+                )
+            )
+    if "secrets" in raw and "secrets" not in secret_keys:
+        problems.append(
+            Problem(
+                "secrets",
+                "holds secret values but was not set with --secret: run "
+                f"pulumi config rm secrets, then {secret_command('<cloud>')} for each cloud",
+            )
+        )
+    clouds = raw.get("clouds") if isinstance(raw.get("clouds"), dict) else {}
+    secrets = raw.get("secrets") if isinstance(raw.get("secrets"), dict) else {}
+    for cloud, settings in clouds.items():
+        if not isinstance(settings, dict) or cloud not in ("gcp", "aws"):
+            continue
+        cloud_secrets = secrets.get(cloud) if isinstance(secrets.get(cloud), dict) else {}
+        if not cloud_secrets.get("githubClientSecret"):
+            problems.append(
+                Problem(
+                    f"secrets.{cloud}.githubClientSecret",
+                    "missing: the hub on "
+                    f"{cloud} needs its GitHub OAuth app's client secret; set it with "
+                    f"{secret_command(cloud)}",
+                )
+            )
+        problems += _pool_group_problems(cloud, settings)
+    return problems
+
+
+def _shape_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Problem]:
+    """User and dask pools need a known machine shape: profiles and worker sizes are cut
+    from it (components/data/machine_shapes.yaml). Pools with a problem of their own are
+    skipped: a machine type the cloud's rules refuse is reported once, by them."""
+    clouds = raw.get("clouds") if isinstance(raw.get("clouds"), dict) else {}
+    problems = []
+    for cloud, settings in clouds.items():
+        if cloud not in ("gcp", "aws") or not isinstance(settings, dict):
+            continue
+        pools = settings.get("nodePools") if isinstance(settings.get("nodePools"), dict) else {}
+        for key, pool in pools.items():
+            path = f"clouds.{cloud}.nodePools.{key}"
+            machine = pool.get("machineType") if isinstance(pool, dict) else None
+            if (
+                _purpose(pool) in ("user", "dask")
+                and isinstance(machine, str)
+                and not any(p.path.startswith(f"{path}.") for p in reported)
+                and machines.shape(cloud, machine) is None
+            ):
+                problems.append(
+                    Problem(
+                        f"clouds.{cloud}.nodePools.{key}.machineType",
+                        f"the hub cannot size servers or Dask workers for {machine!r}: its "
+                        "vCPUs and memory are not in components/data/machine_shapes.yaml; "
+                        "choose a listed family or add the type there",
+                    )
+                )
+    return problems
+
+
+def _pool_group_problems(cloud: str, settings: dict[str, Any]) -> list[Problem]:
+    """`hub.poolGroups` may only name user pools of the same cloud."""
+    hub = settings.get("hub") if isinstance(settings.get("hub"), dict) else {}
+    pools = settings.get("nodePools") if isinstance(settings.get("nodePools"), dict) else {}
+    groups = hub.get("poolGroups") if isinstance(hub.get("poolGroups"), dict) else {}
+    user_pools = sorted(
+        key
+        for key, pool in pools.items()
+        if isinstance(pool, dict) and pool.get("purpose") == "user"
+    )
+    problems = []
+    for key in groups:
+        if key not in user_pools:
+            kind = "is not a user pool" if key in pools else "is not a pool of this cloud"
+            problems.append(
+                Problem(
+                    f"clouds.{cloud}.hub.poolGroups.{key}",
+                    f"{key!r} {kind}; accepted: {', '.join(user_pools) or 'none'}",
+                )
+            )
+    return problems
+
+
+def _purpose(pool: Any) -> Any:
+    return pool.get("purpose") if isinstance(pool, dict) else None
+
+
+def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackConfig:
+    """Validate raw stack config (keys without the namespace) into a `StackConfig`.
+
+    `secret_keys`: the keys Pulumi marks secret (set with --secret). Secret values are only
+    accepted under `secrets`, and only when marked.
+    """
+    problems: list[Problem] = []
+    config = None
     try:
-        return StackConfig.model_validate(raw)
+        config = StackConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([_problem(e) for e in exc.errors()]) from None
+        problems = [_problem(e) for e in exc.errors()]
+    problems += _cross_problems(raw, secret_keys)
+    problems += _shape_problems(raw, problems)
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config

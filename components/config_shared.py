@@ -29,6 +29,14 @@ Purpose = Literal["core", "user", "dask"]
 POOL_KEY_PATTERN = r"^[a-z]([a-z0-9-]{0,11}[a-z0-9])?$"
 PoolKey = Annotated[str, StringConstraints(pattern=POOL_KEY_PATTERN)]
 
+# GitHub logins and organizations: alphanumerics and single inner hyphens.
+GITHUB_NAME = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
+# Team slugs are lowercase: GitHub derives them from the team name.
+TEAM_SLUG = r"[a-z0-9](?:[a-z0-9_-]{0,98}[a-z0-9])?"
+GitHubLogin = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}$")]
+Team = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}:{TEAM_SLUG}$")]
+OrgOrTeam = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}(:{TEAM_SLUG})?$")]
+
 
 class Model(BaseModel):
     """Base for every config model: camelCase keys, unknown keys rejected, immutable."""
@@ -166,13 +174,36 @@ def validate_pools(value: Any, handler: Callable[[Any], Any]) -> Any:
     return result
 
 
+class GitHubApp(Model):
+    """The GitHub OAuth app of one hub (an app has one callback URL, so one app per hub)."""
+
+    client_id: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{8,64}$",
+        description="Client ID of the OAuth app whose callback URL is "
+        "https://<domain>/hub/oauth_callback. Its secret is set with pulumi config set "
+        "--secret --path 'secrets.<cloud>.githubClientSecret'.",
+    )
+
+
 class CloudHub(Model):
-    """Per-cloud hub settings."""
+    """Per-cloud hub settings (`clouds.<cloud>.hub`)."""
 
     domain: str = Field(
         pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
         description="DNS name the hub is served at (hub.example.org); you point it at the "
         "load balancer after the first deploy.",
+    )
+    contact_email: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Email of the Let's Encrypt account that issues the hub's certificate "
+        "(z2jh's autohttps refuses to render without one).",
+    )
+    github: GitHubApp
+    pool_groups: dict[PoolKey, list[Team]] = Field(
+        default_factory=dict,
+        description="Per user pool, the teams (`org:team`) that may use it, overriding the "
+        "default (everyone for ordinary pools, hub.privilegedGroups for GPU and high-memory "
+        "pools). An empty list: admins only.",
     )
 
 

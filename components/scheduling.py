@@ -12,7 +12,9 @@ from components.config_shared import NodePool
 
 PURPOSE_LABELS: dict[str, dict[str, str]] = {
     "core": {"hub.jupyter.org/node-purpose": "core"},
-    "user": {"hub.jupyter.org/node-purpose": "user"},
+    # Dask schedulers run on user nodes, never on spot workers: a lost scheduler loses the
+    # whole cluster, a lost worker is recomputed.
+    "user": {"hub.jupyter.org/node-purpose": "user", "k8s.dask.org/node-purpose": "scheduler"},
     "dask": {"k8s.dask.org/node-purpose": "worker"},
 }
 

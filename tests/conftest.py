@@ -14,3 +14,11 @@ def staging() -> Run:
 @pytest.fixture(scope="session")
 def prod() -> Run:
     return run_program("prod")
+
+
+@pytest.fixture(scope="session")
+def chart_files() -> None:
+    """The pinned charts' sources and schemas are on disk: else skip, or fail under `CI=true`."""
+    from chart_render import require_chart_files
+
+    require_chart_files()

@@ -8,6 +8,7 @@ protect, retain_on_delete, ignore_changes, dependencies), so tests assert on wha
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Iterator
@@ -82,6 +83,10 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             f"projects/{inputs.get('project')}/regions/{inputs.get('region')}/subnetworks/{name}",
             out,
         )
+    elif typ == "random:index/randomId:RandomId":
+        # byteLength random bytes, hex-encoded; derived from the name so runs are repeatable.
+        digest = hashlib.sha256(args.name.encode()).hexdigest()
+        out |= {"hex": digest[: 2 * int(inputs.get("byteLength", 32))]}
     elif typ == "gcp:artifactregistry/repository:Repository":
         out |= {"name": inputs.get("repositoryId")}
     elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":
@@ -263,10 +268,21 @@ class Run:
         return (r for r in self.registrations if r.custom)
 
 
+# A recognisable client secret: tests search every registered input for it in plain text.
+PLANTED_SECRET = "planted-github-client-secret-6f1c"
+# The keys an operator's stack marks secret after the README's `pulumi config set --secret`.
+SECRET_KEYS = ("secrets",)
+
+
 def stack_config(stack: str) -> dict[str, Any]:
-    """The stack file's `pangeo-binder:*` keys, without the namespace."""
+    """The stack file's `pangeo-binder:*` keys, without the namespace, plus the client secret
+    of each cloud as an operator sets it (`pulumi config set --secret`, never in the file)."""
     data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return {key.split(":", 1)[1]: value for key, value in data["config"].items()}
+    config = {key.split(":", 1)[1]: value for key, value in data["config"].items()}
+    config["secrets"] = {
+        cloud: {"githubClientSecret": f"{PLANTED_SECRET}-{cloud}"} for cloud in config["clouds"]
+    }
+    return config
 
 
 def with_value(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -287,14 +303,17 @@ DELETE = object()
 
 
 def run_program(
-    stack: str, config: dict[str, Any] | None = None, monitor: RecordingMonitor | None = None
+    stack: str,
+    config: dict[str, Any] | None = None,
+    monitor: RecordingMonitor | None = None,
+    secret_keys: tuple[str, ...] = SECRET_KEYS,
 ) -> Run:
     """Run `__main__.py` for `stack` (its stack file, or `config` instead) under mocks.
 
     Pass `monitor` to inspect what was registered when the program raises."""
     values = stack_config(stack) if config is None else config
     return run_function(
-        lambda: runpy.run_path(str(MAIN), run_name="__main__"), stack, values, monitor
+        lambda: runpy.run_path(str(MAIN), run_name="__main__"), stack, values, monitor, secret_keys
     )
 
 
@@ -303,14 +322,16 @@ def run_function(
     stack: str = "test",
     config: dict[str, Any] | None = None,
     monitor: RecordingMonitor | None = None,
+    secret_keys: tuple[str, ...] = SECRET_KEYS,
 ) -> Run:
-    """Run `fn` as a Pulumi program under mocks with `config` as the project's config."""
+    """Run `fn` as a Pulumi program under mocks with `config` as the project's config,
+    `secret_keys` marked secret as `pulumi config set --secret` marks them."""
     pulumi.runtime.set_all_config(
         {
             f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
             for key, value in (config or {}).items()
         },
-        [],
+        [f"{PROJECT}:{key}" for key in secret_keys if key in (config or {})],
     )
     monitor = monitor or RecordingMonitor()
     settings.ROOT.set(None)

@@ -11,6 +11,7 @@ import pytest
 from harness import (
     AWS_DEPLOYER_ROLE,
     EKS_ISSUER,
+    SECRET_KEYS,
     Run,
     run_function,
     run_program,
@@ -330,7 +331,7 @@ def test_component_outputs_for_the_hub_layer() -> None:
     captured: dict[str, CloudOutputs] = {}
 
     def program() -> None:
-        config = load_config(stack_config("staging"))
+        config = load_config(stack_config("staging"), secret_keys=SECRET_KEYS)
         assert config.clouds.aws is not None
         stack = AwsStack(
             "aws",

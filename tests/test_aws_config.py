@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from harness import DELETE, RecordingMonitor, run_program, stack_config, with_value
+from harness import DELETE, SECRET_KEYS, RecordingMonitor, run_program, stack_config, with_value
 
 from components.config import load_config
 
@@ -21,7 +21,7 @@ def aws(stack: str, **changes: Any) -> Any:
     config = stack_config(stack)
     for path, value in changes.items():
         config = with_value(config, f"clouds.aws.{path}", value)
-    return load_config(config).clouds.aws
+    return load_config(config, secret_keys=SECRET_KEYS).clouds.aws
 
 
 def test_every_aws_rule_has_a_failing_case() -> None:
@@ -59,7 +59,10 @@ def test_every_aws_rule_has_a_failing_case() -> None:
 def test_nat_default_follows_the_environment(stack: str, set_to: str | None, expected: str) -> None:
     cloud = aws(stack, natGateways=DELETE if set_to is None else set_to)
     assert cloud.nat_gateways == set_to
-    assert cloud.nat_mode(load_config(stack_config(stack)).environment) == expected
+    assert (
+        cloud.nat_mode(load_config(stack_config(stack), secret_keys=SECRET_KEYS).environment)
+        == expected
+    )
 
 
 def test_defaults() -> None:

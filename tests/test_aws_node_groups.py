@@ -19,8 +19,16 @@ POOLS = ("core", "user", "highmem", "gpu", "dask")
 # What the JupyterHub and Dask charts select on (DESIGN.md), per pool of the stack files.
 EXPECTED_LABELS = {
     "core": {"hub.jupyter.org/node-purpose": "core", "pangeo-binder.io/pool": "core"},
-    "user": {"hub.jupyter.org/node-purpose": "user", "pangeo-binder.io/pool": "user"},
-    "highmem": {"hub.jupyter.org/node-purpose": "user", "pangeo-binder.io/pool": "highmem"},
+    "user": {
+        "hub.jupyter.org/node-purpose": "user",
+        "k8s.dask.org/node-purpose": "scheduler",
+        "pangeo-binder.io/pool": "user",
+    },
+    "highmem": {
+        "hub.jupyter.org/node-purpose": "user",
+        "k8s.dask.org/node-purpose": "scheduler",
+        "pangeo-binder.io/pool": "highmem",
+    },
     "dask": {"k8s.dask.org/node-purpose": "worker", "pangeo-binder.io/pool": "dask"},
 }
 USER_TAINT = {"key": "hub.jupyter.org/dedicated", "value": "user", "effect": "NO_SCHEDULE"}
@@ -71,6 +79,7 @@ def test_labels_follow_the_charts(run: Run, key: str) -> None:
 def test_gpu_group_labels_carry_the_accelerator(staging: Run, prod: Run) -> None:
     assert group(staging, "gpu").inputs["labels"] == {
         "hub.jupyter.org/node-purpose": "user",
+        "k8s.dask.org/node-purpose": "scheduler",
         "pangeo-binder.io/pool": "gpu",
         "k8s.amazonaws.com/accelerator": "nvidia-t4",
     }

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import DELETE, stack_config, with_value
+from harness import DELETE, SECRET_KEYS, stack_config, with_value
 
 from components.config import ConfigError, StackConfig, load_config
 
@@ -41,10 +41,10 @@ def test_config_case(case: dict[str, Any]) -> None:
     config = case_config(case)
     expected = case["errors"]
     if not expected:
-        assert isinstance(load_config(config), StackConfig)
+        assert isinstance(load_config(config, secret_keys=SECRET_KEYS), StackConfig)
         return
     with pytest.raises(ConfigError) as caught:
-        load_config(config)
+        load_config(config, secret_keys=SECRET_KEYS)
     problems = caught.value.problems
     reported = {problem.path: problem.message for problem in problems}
     for error in expected:
@@ -56,7 +56,7 @@ def test_config_case(case: dict[str, Any]) -> None:
 
 
 def test_defaults_follow_purpose() -> None:
-    config = load_config(stack_config("staging"))
+    config = load_config(stack_config("staging"), secret_keys=SECRET_KEYS)
     assert config.clouds.gcp is not None
     pools = config.clouds.gcp.node_pools
     assert pools["core"].min_nodes == 1 and not pools["core"].spot
@@ -73,13 +73,13 @@ def test_core_defaults_to_one_node_and_small_disk() -> None:
         "clouds.gcp.nodePools.core",
         {"purpose": "core", "machineType": "e2-standard-2", "maxNodes": 2},
     )
-    pools = load_config(config).clouds.gcp.node_pools  # type: ignore[union-attr]
+    pools = load_config(config, secret_keys=SECRET_KEYS).clouds.gcp.node_pools  # type: ignore[union-attr]
     assert (pools["core"].min_nodes, pools["core"].disk_size_gb) == (1, 30)
 
 
 def test_dask_spot_can_be_turned_off() -> None:
     config = with_value(stack_config("staging"), "clouds.gcp.nodePools.dask.spot", False)
-    assert load_config(config).clouds.gcp.node_pools["dask"].spot is False  # type: ignore[union-attr]
+    assert load_config(config, secret_keys=SECRET_KEYS).clouds.gcp.node_pools["dask"].spot is False  # type: ignore[union-attr]
 
 
 def test_every_gcp_rule_has_a_failing_case() -> None:

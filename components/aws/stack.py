@@ -14,7 +14,7 @@ from components.aws.identity import ROLE_ARN_ANNOTATION
 from components.aws.network import Network
 from components.aws.registry import ImageRegistry
 from components.aws.storage import HubStorage
-from components.config import USER_SERVICE_ACCOUNT, HubSettings
+from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
 from components.outputs import CloudOutputs
 
 

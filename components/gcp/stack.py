@@ -5,12 +5,12 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from components.config import USER_SERVICE_ACCOUNT, HubSettings
 from components.gcp.budget import create_budget
 from components.gcp.cluster import GkeCluster
 from components.gcp.config import GcpCloud
 from components.gcp.registry import ImageRegistry
 from components.gcp.storage import HubStorage
+from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
 from components.outputs import CloudOutputs
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"

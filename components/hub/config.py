@@ -1,0 +1,180 @@
+"""Hub settings: who may log in, what they may start, and where their data goes.
+
+Below both cloud rooms: the cloud stacks read the namespace and service-account names from
+here, the hub layer reads the rest. Nothing here reads Pulumi config.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, StringConstraints, field_validator
+
+from components.config_shared import GitHubLogin, Model, OrgOrTeam, Team
+
+K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+# Kubernetes service account of notebook servers and Dask pods, bound to the bucket identity.
+USER_SERVICE_ACCOUNT = "user-sa"
+
+# registry/path/name:tag or ...@sha256:digest. A bare name would float on `latest`.
+IMAGE_REF = (
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+)
+ImageRef = Annotated[str, StringConstraints(pattern=IMAGE_REF)]
+
+
+class MenuImage(Model):
+    """One image of the spawn form's menu."""
+
+    display_name: str = Field(min_length=1, description="What users see in the menu.")
+    image: ImageRef = Field(
+        description="Image reference with a tag or digest (quay.io/pangeo/pangeo-notebook:"
+        "2026.06.04): a floating `latest` changes under running users."
+    )
+    hardware: Literal["cpu", "gpu", "any"] = Field(
+        "cpu",
+        description="Which profiles offer it: cpu images on CPU machines, gpu images (CUDA "
+        "builds) on GPU machines, any on both. The first image listed for a kind of machine "
+        "is that machine's default.",
+    )
+
+
+# Pangeo's images, pinned. pangeo-docker-images publishes every tag to quay.io/pangeo and
+# Docker Hub; ml-notebook is pangeo-notebook plus CUDA builds of TensorFlow and JAX, for GPU
+# machines. 2026.06.04 is the newest tag we found in use (2i2c's LEAP hub config, July 2026);
+# check quay.io/pangeo for a newer one when you bump it. Its dask-gateway client should match
+# the gateway server (2026.3.0): a notebook image with an older client may not connect.
+DEFAULT_IMAGES: dict[str, MenuImage] = {
+    "pangeo": MenuImage(
+        display_name="Pangeo notebook",
+        image="quay.io/pangeo/pangeo-notebook:2026.06.04",
+        hardware="cpu",
+    ),
+    "ml": MenuImage(
+        display_name="Pangeo ML (GPU)",
+        image="quay.io/pangeo/ml-notebook:2026.06.04",
+        hardware="gpu",
+    ),
+}
+
+
+class DaskSettings(Model):
+    """Dask Gateway: limits per cluster, so one notebook cannot fill the dask pool."""
+
+    idle_timeout_minutes: int = Field(
+        30,
+        ge=1,
+        description="A cluster with no client connected for this long is shut down (the chart "
+        "default never stops one, and forgotten clusters keep spot nodes up).",
+    )
+    max_workers: int = Field(
+        50, ge=1, description="Workers per cluster, for everyone; a cost ceiling per user."
+    )
+    max_cores: int = Field(
+        200, ge=1, description="Cores per cluster (scheduler and workers), for everyone."
+    )
+    max_memory_gb: int = Field(
+        1600, ge=1, description="Memory per cluster in GiB (scheduler and workers), for everyone."
+    )
+
+
+class HubSettings(Model):
+    """Hub settings shared by every cloud (`pangeo-binder:hub`)."""
+
+    namespace: str = Field(
+        "binder",
+        pattern=K8S_NAME,
+        description="Kubernetes namespace of JupyterHub, BinderHub and Dask Gateway; the "
+        "bucket identity is bound to <namespace>/user-sa.",
+    )
+    builder_service_account: str = Field(
+        "binderhub",
+        pattern=K8S_NAME,
+        description="Kubernetes service account BinderHub pushes built images with; bound to "
+        "the registry-writer identity.",
+    )
+    allowed_organizations: list[OrgOrTeam] = Field(
+        description="GitHub organizations (`org`) or teams (`org:team`, the team's slug) whose "
+        "members may log in; nobody else can. Required: with none, nobody could log in.",
+    )
+    admin_users: list[GitHubLogin] = Field(
+        default_factory=list,
+        description="GitHub logins of hub admins (they still need to be in an allowed "
+        "organization). None by default: admin is a deliberate grant.",
+    )
+    privileged_groups: list[Team] = Field(
+        default_factory=list,
+        description="GitHub teams (`org:team`) that may start GPU and high-memory servers and "
+        "the largest Dask workers. Empty by default: those machines cost the most, so only "
+        "admins see them until a team is named. A cloud's `hub.poolGroups` overrides this "
+        "per pool.",
+    )
+    high_memory_gb: int = Field(
+        64,
+        ge=1,
+        description="A user pool whose machine has more memory than this (GiB) is high-memory, "
+        "and its profiles are for privileged groups only.",
+    )
+    images: dict[Annotated[str, StringConstraints(pattern=K8S_NAME)], MenuImage] = Field(
+        default_factory=lambda: dict(DEFAULT_IMAGES),
+        description="The image menu, by slug. Defaults: a Pangeo notebook image for CPU "
+        "machines and the Pangeo ML image for GPU machines, tags pinned. Users can also give "
+        "their own image (with a tag or digest) in the spawn form.",
+    )
+    cull_idle_minutes: int = Field(
+        60,
+        ge=5,
+        description="Servers idle this long are stopped, so their nodes can scale down.",
+    )
+    home_volume_gb: int | None = Field(
+        None,
+        ge=1,
+        description="Per-user volume mounted as the home directory. Unset: no home volume; "
+        "data lives in the buckets ($SCRATCH_BUCKET, $PERSISTENT_BUCKET), which nobody has to "
+        "resize or back up.",
+    )
+    dask: DaskSettings = Field(default_factory=DaskSettings)
+
+    @field_validator("allowed_organizations")
+    @classmethod
+    def _someone_can_log_in(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(
+                "name at least one GitHub organization or org:team: nobody else can log in, "
+                "so with none nobody can"
+            )
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _menu_per_machine(cls, images: dict[str, MenuImage]) -> dict[str, MenuImage]:
+        for kind in ("cpu", "gpu"):
+            if not any(image.hardware in (kind, "any") for image in images.values()):
+                raise ValueError(
+                    f"no image for {kind} machines; give at least one image with "
+                    f"hardware: {kind} or any"
+                )
+        return images
+
+
+class CloudSecrets(Model):
+    """Secret values of one cloud's hub, set only with `pulumi config set --secret`."""
+
+    github_client_secret: SecretStr = Field(
+        min_length=1, description="Client secret of the cloud's GitHub OAuth app."
+    )
+
+
+class Secrets(Model):
+    """`pangeo-binder:secrets`: secret values only, each set with --secret."""
+
+    gcp: CloudSecrets | None = None
+    aws: CloudSecrets | None = None
+
+
+def secret_command(cloud: str, stack: str | None = None) -> str:
+    """The exact command that sets a cloud's client secret."""
+    target = f" --stack {stack}" if stack else ""
+    return f"pulumi config set --secret --path 'secrets.{cloud}.githubClientSecret' VALUE{target}"

@@ -1,0 +1,42 @@
+"""What the values builders need from the cloud stack, resolved to plain strings.
+
+The hub component resolves `CloudOutputs` and the generated secrets into one `HubContext`
+(inside an `apply`), so the builders stay pure functions that tests call with literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from components.machines import Cloud
+
+# Chart release names and the service names they give (fullnameOverride pins them).
+JUPYTERHUB_RELEASE = "jupyterhub"
+DASK_GATEWAY_RELEASE = "dask-gateway"
+DASK_GATEWAY_SERVICE = "dask-gateway"  # the JupyterHub service name and its URL path
+DASK_TRAEFIK_SERVICE = f"traefik-{DASK_GATEWAY_RELEASE}"
+
+
+@dataclass(frozen=True)
+class HubTokens:
+    """Generated secrets: random once, kept in Pulumi state, so they never rotate."""
+
+    proxy_token: str
+    cookie_secret: str
+    crypt_key: str
+    service_tokens: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HubContext:
+    """One cloud's facts for the hub: where it runs, its buckets, its secrets."""
+
+    cloud: Cloud
+    namespace: str
+    domain: str
+    scratch_bucket: str
+    persistent_bucket: str
+    github_client_id: str
+    github_client_secret: str
+    contact_email: str
+    tokens: HubTokens

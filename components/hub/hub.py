@@ -1,0 +1,155 @@
+"""The hub on one cluster: namespace, user service account, generated secrets, and the
+jupyterhub and dask-gateway releases, with values from the pure builders beside this file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.charts import DASK_GATEWAY, JUPYTERHUB, ChartPin
+from components.config_shared import CloudHub, NodePool
+from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
+from components.hub.context import (
+    DASK_GATEWAY_RELEASE,
+    DASK_GATEWAY_SERVICE,
+    JUPYTERHUB_RELEASE,
+    HubContext,
+    HubTokens,
+)
+from components.hub.dask_values import dask_gateway_values
+from components.hub.jupyterhub_values import jupyterhub_values
+from components.outputs import CloudOutputs
+
+# Every output of a RandomId carries the value in some encoding.
+RANDOM_ID_OUTPUTS = ["hex", "b64Std", "b64Url", "dec", "id"]
+
+
+def load_balancer_address(resources: list[Any] | None) -> pulumi.Output[str]:
+    """The address of the `proxy-public` Service among a chart's resources: the IP (GKE) or
+    host name (EKS) to point the hub's DNS name at; empty until the cloud assigns it."""
+    services = [r for r in resources or [] if isinstance(r, k8s.core.v1.Service)]
+
+    def pick(items: list[Any]) -> str:
+        for metadata, status in items:
+            if (metadata or {}).get("name") != "proxy-public":
+                continue
+            for ingress in ((status or {}).get("load_balancer") or {}).get("ingress") or []:
+                return ingress.get("ip") or ingress.get("hostname") or ""
+        return ""
+
+    return pulumi.Output.all(*[pulumi.Output.all(s.metadata, s.status) for s in services]).apply(
+        pick
+    )
+
+
+class Hub(pulumi.ComponentResource):
+    """JupyterHub with GitHub login and Dask Gateway in `settings.namespace` of one cluster."""
+
+    address: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        cloud: CloudOutputs,
+        *,
+        pools: dict[str, NodePool],
+        settings: HubSettings,
+        cloud_hub: CloudHub,
+        github_client_secret: pulumi.Output[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("pangeo-binder:hub:Hub", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=cloud.kubernetes_provider)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata={"name": settings.namespace}, opts=k8s_opts
+        )
+        user_sa = k8s.core.v1.ServiceAccount(
+            f"{name}-user-sa",
+            metadata={
+                "name": USER_SERVICE_ACCOUNT,
+                "namespace": namespace.metadata["name"],
+                "annotations": cloud.service_account_annotations["users"],
+            },
+            opts=k8s_opts,
+        )
+        secret_opts = pulumi.ResourceOptions(
+            parent=self, additional_secret_outputs=RANDOM_ID_OUTPUTS
+        )
+
+        def token(key: str) -> pulumi.Output[str]:
+            generated = random.RandomId(f"{name}-{key}", byte_length=32, opts=secret_opts)
+            return pulumi.Output.secret(generated.hex)
+
+        tokens = pulumi.Output.all(
+            token("proxy-token"),
+            token("cookie-secret"),
+            token("crypt-key"),
+            token(f"{DASK_GATEWAY_SERVICE}-token"),
+        ).apply(lambda t: HubTokens(t[0], t[1], t[2], service_tokens={DASK_GATEWAY_SERVICE: t[3]}))
+        context = pulumi.Output.all(
+            cloud.scratch_bucket_url, cloud.persistent_bucket_url, github_client_secret, tokens
+        ).apply(
+            lambda v: HubContext(
+                cloud=cloud.cloud,
+                namespace=settings.namespace,
+                domain=cloud_hub.domain,
+                scratch_bucket=v[0],
+                persistent_bucket=v[1],
+                github_client_id=cloud_hub.github.client_id,
+                github_client_secret=v[2],
+                tokens=v[3],
+                contact_email=cloud_hub.contact_email,
+            )
+        )
+        release_opts = pulumi.ResourceOptions.merge(
+            k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, user_sa])
+        )
+        jupyterhub = self._release(
+            f"{name}-jupyterhub",
+            JUPYTERHUB,
+            JUPYTERHUB_RELEASE,
+            settings.namespace,
+            context.apply(lambda c: jupyterhub_values(c, settings, cloud_hub, pools)),
+            release_opts,
+        )
+        if any(pool.purpose == "dask" for pool in pools.values()):
+            self._release(
+                f"{name}-dask-gateway",
+                DASK_GATEWAY,
+                DASK_GATEWAY_RELEASE,
+                settings.namespace,
+                context.apply(lambda c: dask_gateway_values(c, settings, pools)),
+                release_opts,
+            )
+        self.address = jupyterhub.resources.apply(load_balancer_address)
+        self.url = pulumi.Output.from_input(f"https://{cloud_hub.domain}")
+        self.register_outputs(self.exports())
+
+    def _release(
+        self,
+        name: str,
+        pin: ChartPin,
+        release: str,
+        namespace: str,
+        values: pulumi.Output[dict[str, Any]],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.helm.v4.Chart:
+        """One chart at its pinned version, with an explicit release name. Values carry
+        generated secrets, so Pulumi keeps the whole tree secret."""
+        return k8s.helm.v4.Chart(
+            name,
+            chart=pin.name,
+            version=pin.version,
+            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repository),
+            name=release,
+            namespace=namespace,
+            values=pulumi.Output.secret(values),
+            opts=opts,
+        )
+
+    def exports(self) -> dict[str, pulumi.Output[str]]:
+        """Stack outputs: where the hub is, and the address its DNS name must point at."""
+        return {"hubUrl": self.url, "hubLoadBalancer": self.address}

@@ -1,0 +1,214 @@
+"""Values for the z2jh `jupyterhub` chart: a pure function of the config and `HubContext`.
+
+Everything a user touches is decided here: GitHub login with nobody in by default, the
+profile list, bucket environment, network reach, HTTPS, culling and the Dask Gateway client
+settings. Chart value names follow z2jh 4.4.0's values.schema.yaml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.config_shared import CloudHub, NodePool
+from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
+from components.hub.context import (
+    DASK_GATEWAY_SERVICE,
+    DASK_TRAEFIK_SERVICE,
+    HubContext,
+)
+from components.hub.incluster import source
+from components.hub.profiles import GPU_RESOURCE, profile_list
+from components.scheduling import PURPOSE_TAINTS
+
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+# GKE's metadata server for workload identity, as network policies must allow it under
+# Dataplane V2 (GKE docs, "Use Workload Identity Federation for GKE": 169.254.169.252:988).
+GKE_METADATA_EGRESS = {
+    "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
+    "ports": [{"port": 988, "protocol": "TCP"}],
+}
+DASK_LABELS = {"app.kubernetes.io/name": "dask-gateway"}
+
+
+def _split_image(ref: str) -> tuple[str, str] | None:
+    """`name:tag` -> (name, tag); None for digests, which the pre-puller cannot name."""
+    if "@" in ref:
+        return None
+    name, _, tag = ref.rpartition(":")
+    return name, tag
+
+
+def user_environment(context: HubContext) -> dict[str, str]:
+    """Environment of every notebook: per-user bucket prefixes and the Dask Gateway client
+    settings, so `Gateway()` needs no arguments."""
+    namespace = context.namespace
+    return {
+        "SCRATCH_BUCKET": f"{context.scratch_bucket}/$(JUPYTERHUB_USER)",
+        "PERSISTENT_BUCKET": f"{context.persistent_bucket}/$(JUPYTERHUB_USER)",
+        "DASK_GATEWAY__ADDRESS": f"http://{DASK_TRAEFIK_SERVICE}.{namespace}/services/"
+        f"{DASK_GATEWAY_SERVICE}",
+        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{DASK_TRAEFIK_SERVICE}.{namespace}:80",
+        "DASK_GATEWAY__PUBLIC_ADDRESS": f"https://{context.domain}/services/{DASK_GATEWAY_SERVICE}/",
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+        # The dask-gateway client fills {JUPYTER_IMAGE_SPEC} from the notebook's environment:
+        # workers run the notebook's own image unless the user asks for another.
+        "DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE": "{JUPYTER_IMAGE_SPEC}",
+    }
+
+
+def user_network_policy(context: HubContext) -> dict[str, Any]:
+    """Notebooks reach the internet and Dask Gateway's proxy, not the rest of the cluster.
+    GKE workload identity needs the metadata server; EKS (IRSA) does not, so it stays blocked."""
+    gke = context.cloud == "gcp"
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [
+                {
+                    "podSelector": {
+                        "matchLabels": {**DASK_LABELS, "app.kubernetes.io/component": "traefik"}
+                    }
+                }
+            ],
+            "ports": [{"port": 8000, "protocol": "TCP"}, {"port": 8786, "protocol": "TCP"}],
+        }
+    ]
+    if gke:
+        egress.append(GKE_METADATA_EGRESS)
+    return {
+        "enabled": True,
+        "egressAllowRules": {"cloudMetadataServer": gke},
+        "egress": egress,
+    }
+
+
+def jupyterhub_values(
+    context: HubContext,
+    settings: HubSettings,
+    cloud_hub: CloudHub,
+    pools: dict[str, NodePool],
+) -> dict[str, Any]:
+    """The whole values tree of the jupyterhub release for one cloud."""
+    url = f"https://{context.domain}"
+    tokens = context.tokens
+    cpu_image = next(i.image for i in settings.images.values() if i.hardware in ("cpu", "any"))
+    name, tag = _split_image(cpu_image) or (cpu_image.split("@")[0], "")
+    user_taint_key, user_taint_value = PURPOSE_TAINTS["user"]  # type: ignore[misc]
+    storage: dict[str, Any] = (
+        {"type": "dynamic", "capacity": f"{settings.home_volume_gb}Gi"}
+        if settings.home_volume_gb
+        else {"type": "none"}
+    )
+    services = {
+        DASK_GATEWAY_SERVICE: {
+            "apiToken": tokens.service_tokens[DASK_GATEWAY_SERVICE],
+            "url": f"http://{DASK_TRAEFIK_SERVICE}",
+            "display": False,
+        }
+    }
+    return {
+        # z2jh's default names (hub, proxy-public, autohttps) without a release prefix.
+        "fullnameOverride": "",
+        "hub": {
+            "config": {
+                "JupyterHub": {"authenticator_class": "github", "admin_access": False},
+                "Authenticator": {
+                    "admin_users": list(settings.admin_users),
+                    "enable_auth_state": True,
+                    "manage_groups": True,
+                },
+                "GitHubOAuthenticator": {
+                    "client_id": context.github_client_id,
+                    "client_secret": context.github_client_secret,
+                    "oauth_callback_url": f"{url}/hub/oauth_callback",
+                    "allowed_organizations": list(settings.allowed_organizations),
+                    "populate_teams_in_auth_state": True,
+                    # Teams are only readable with read:org.
+                    "scope": ["read:org"],
+                },
+                "CryptKeeper": {"keys": [tokens.crypt_key]},
+            },
+            "cookieSecret": tokens.cookie_secret,
+            "services": services,
+            "loadRoles": {
+                "user": {
+                    "description": "Every user: their own server, and Dask Gateway.",
+                    "scopes": ["self", f"access:services!service={DASK_GATEWAY_SERVICE}"],
+                }
+            },
+            "extraConfig": {"10-hub-access": source("hub_access")},
+            # sqlite on a volume of the cluster's default storage class.
+            "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
+            "networkPolicy": {
+                "enabled": True,
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "podSelector": {
+                                    "matchLabels": {
+                                        **DASK_LABELS,
+                                        "app.kubernetes.io/component": "gateway",
+                                    }
+                                }
+                            }
+                        ],
+                        "ports": [{"port": 8081, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        },
+        "proxy": {
+            "secretToken": tokens.proxy_token,
+            "service": {"type": "LoadBalancer"},
+            "https": {
+                "enabled": True,
+                "type": "letsencrypt",
+                "hosts": [context.domain],
+                "letsencrypt": {"contactEmail": context.contact_email},
+            },
+        },
+        "singleuser": {
+            "image": {"name": name, "tag": tag},
+            "serviceAccountName": USER_SERVICE_ACCOUNT,
+            "storage": storage,
+            "cloudMetadata": {"blockWithIptables": context.cloud != "gcp"},
+            "networkPolicy": user_network_policy(context),
+            "extraEnv": user_environment(context),
+            # GPU profiles select GPU nodes; tolerating their taint everywhere is harmless
+            # because every profile selects its own pool.
+            "extraTolerations": [GPU_TOLERATION],
+            "profileList": profile_list(context.cloud, pools, settings, cloud_hub),
+            # A GPU node scales up and pulls a multi-GB image before the server starts.
+            "startTimeout": 900,
+            "defaultUrl": "/lab",
+        },
+        "scheduling": {
+            "userScheduler": {"enabled": True},
+            "podPriority": {"enabled": True},
+            "userPlaceholder": {"enabled": True, "replicas": 0},
+            "corePods": {"nodeAffinity": {"matchNodePurpose": "require"}},
+            "userPods": {
+                "nodeAffinity": {"matchNodePurpose": "require"},
+                "tolerations": [
+                    {
+                        "key": user_taint_key,
+                        "operator": "Equal",
+                        "value": user_taint_value,
+                        "effect": "NoSchedule",
+                    }
+                ],
+            },
+        },
+        "prePuller": {
+            # The hook would block every upgrade until images are pulled on every node.
+            "hook": {"enabled": False},
+            "continuous": {"enabled": True},
+            "extraTolerations": [GPU_TOLERATION],
+            "extraImages": {
+                f"menu-{slug}": {"name": split[0], "tag": split[1]}
+                for slug, image in settings.images.items()
+                if (split := _split_image(image.image))
+            },
+        },
+        "cull": {"enabled": True, "timeout": settings.cull_idle_minutes * 60, "every": 300},
+    }

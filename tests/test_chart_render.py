@@ -1,0 +1,526 @@
+"""The chart machinery the hub tests rely on: real templates rendered offline, values checked
+against the charts' schemas with Helm's merge, every object checked against Kubernetes' schemas
+(custom resources against their CRDs), and `python -m components.charts fetch` with a fake helm.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import chart_render
+import helm_python
+import pytest
+import yaml
+from chart_render import (
+    ObjectsInvalid,
+    RenderError,
+    ValuesInvalid,
+    coalesce,
+    find,
+    merged_values,
+    object_problems,
+    render,
+    require_chart_files,
+    schema_version,
+    validate_objects,
+    validate_values,
+    values_errors,
+)
+
+from components import charts
+from components.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB, PINS, ChartPin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Small but realistic values: what each chart needs to render a working release.
+HUB_VALUES = {
+    "fullnameOverride": "",
+    "hub": {
+        "config": {
+            "JupyterHub": {"authenticator_class": "dummy"},
+            "DummyAuthenticator": {"password": "not-a-real-password"},
+        },
+        "cookieSecret": "c" * 64,
+    },
+    "proxy": {
+        "secretToken": "a" * 64,
+        "https": {
+            "enabled": True,
+            "type": "letsencrypt",
+            "hosts": ["hub.example.org"],
+            "letsencrypt": {"contactEmail": "ops@example.org"},
+        },
+    },
+    "prePuller": {"hook": {"enabled": False}},
+}
+GATEWAY_VALUES = {
+    "fullnameOverride": "dask-gateway",
+    "gateway": {
+        "auth": {
+            "type": "jupyterhub",
+            "jupyterhub": {
+                "apiToken": "t" * 64,
+                "apiUrl": "http://hub:8081/hub/api",
+                "jupyterhubServiceName": "dask-gateway",
+            },
+        }
+    },
+    "traefik": {"service": {"type": "ClusterIP"}},
+}
+BINDER_VALUES = {
+    "fullnameOverride": "binderhub",
+    "config": {
+        "BinderHub": {
+            "base_url": "/services/binder/",
+            "hub_url": "https://hub.example.org",
+            "use_registry": True,
+            "image_prefix": "us-central1-docker.pkg.dev/example/binder/binder-",
+        }
+    },
+    "buildPodsRegistryCredentials": {
+        "server": "https://us-central1-docker.pkg.dev",
+        "username": "_json_key",
+        "password": "not-a-real-key",
+    },
+}
+CASES = {
+    "jupyterhub": (JUPYTERHUB, HUB_VALUES, "jupyterhub"),
+    "dask-gateway": (DASK_GATEWAY, GATEWAY_VALUES, "dask-gateway"),
+    "binderhub-service": (BINDERHUB_SERVICE, BINDER_VALUES, "binderhub"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _charts(request: pytest.FixtureRequest) -> None:
+    """Every test here but the skip/fail and fetch ones needs the chart files."""
+    if "no_charts" not in request.keywords:
+        request.getfixturevalue("chart_files")
+
+
+no_charts = pytest.mark.no_charts
+
+
+def test_pins_match_the_chart_sources() -> None:
+    for pin in PINS:
+        chart = helm_python.Chart.load(charts.chart_dir(pin))
+        assert (chart.name, chart.version) == (pin.name, pin.version)
+    assert {p.name for p in PINS} == {"jupyterhub", "dask-gateway", "binderhub-service"}
+
+
+def _strip_descriptions(schema: object) -> object:
+    if isinstance(schema, dict):
+        return {k: _strip_descriptions(v) for k, v in schema.items() if k != "description"}
+    if isinstance(schema, list):
+        return [_strip_descriptions(v) for v in schema]
+    return schema
+
+
+@pytest.mark.parametrize("pin", PINS, ids=lambda p: p.name)
+def test_the_schemas_folder_holds_the_charts_own_schema(pin: ChartPin) -> None:
+    # What Helm checks while rendering (the package's schema) is what validate_values checks.
+    packaged = helm_python.Chart.load(charts.chart_dir(pin)).schema
+    assert _strip_descriptions(chart_render.values_schema(pin)) == _strip_descriptions(packaged)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_chart_renders_and_every_object_is_valid(case: str) -> None:
+    pin, values, release = CASES[case]
+    validate_values(pin, values)
+    objects = render(pin, values, release=release, namespace="hub")
+    validate_objects(objects)
+    assert all(o.get("kind") and o.get("apiVersion") for o in objects)
+    assert find(objects, "Deployment"), "every chart here runs at least one Deployment"
+
+
+def test_jupyterhub_renders_the_hub_proxy_and_https_with_our_values() -> None:
+    objects = render(JUPYTERHUB, HUB_VALUES, release="jupyterhub", namespace="hub")
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert {("Deployment", "hub"), ("Deployment", "proxy"), ("Deployment", "autohttps")} <= names
+    assert ("Service", "proxy-public") in names
+    assert not find(objects, "Job"), "prePuller.hook is off: no hook job"
+    # The values reached the templates: the hub reads its config from this secret.
+    secret = find(objects, "Secret", "hub")[0]
+    hub_values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+    assert hub_values["hub"]["config"]["JupyterHub"]["authenticator_class"] == "dummy"
+    proxy = find(objects, "Secret", "proxy")
+    assert not proxy or "a" * 64 not in str(proxy), "the token is base64 in data, not plain"
+
+
+def test_dask_gateway_renders_its_crds_and_custom_resources() -> None:
+    objects = render(DASK_GATEWAY, GATEWAY_VALUES, release="dask-gateway", namespace="hub")
+    crds = {o["spec"]["names"]["kind"] for o in find(objects, "CustomResourceDefinition")}
+    assert {"DaskCluster", "IngressRoute", "Middleware"} <= crds
+    assert find(objects, "IngressRoute") and find(objects, "Middleware")
+    assert find(objects, "Service", "traefik-dask-gateway")[0]["spec"]["type"] == "ClusterIP"
+
+
+def test_binderhub_service_renders_with_our_config() -> None:
+    objects = render(BINDERHUB_SERVICE, BINDER_VALUES, release="binderhub", namespace="hub")
+    (deployment,) = find(objects, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["startupProbe"]["httpGet"]["path"] == "/services/binder/versions"
+    (config,) = [
+        s for s in find(objects, "Secret") if "chart-config.yaml" in s.get("stringData", {})
+    ]
+    binderhub = yaml.safe_load(config["stringData"]["chart-config.yaml"])["config"]["BinderHub"]
+    assert binderhub["hub_url"] == "https://hub.example.org"
+    assert binderhub["enable_api_only_mode"] is True, "a chart default kept by the merge"
+
+
+def test_render_returns_copies_from_its_cache() -> None:
+    first = render(DASK_GATEWAY, GATEWAY_VALUES, release="dask-gateway", namespace="hub")
+    first[0]["kind"] = "Mutated"
+    again = render(DASK_GATEWAY, GATEWAY_VALUES, release="dask-gateway", namespace="hub")
+    assert again[0]["kind"] == "CustomResourceDefinition"
+
+
+def test_release_and_namespace_reach_the_templates() -> None:
+    objects = render(DASK_GATEWAY, {}, release="other", namespace="elsewhere")
+    assert find(objects, "Deployment", "api-other-dask-gateway")
+    binding = find(objects, "ClusterRoleBinding", "api-other-dask-gateway")[0]
+    assert binding["subjects"][0]["namespace"] == "elsewhere"
+
+
+# --- values against the schema, and Helm's own checks while rendering ---------------------------
+
+
+def test_bad_values_are_refused_with_every_path() -> None:
+    bad = coalesce(HUB_VALUES, {"hub": {"bogusKey": 1}, "proxy": {"service": {"type": 5}}})
+    with pytest.raises(ValuesInvalid) as refused:
+        validate_values(JUPYTERHUB, bad)
+    paths = [e.split(":")[0] for e in refused.value.errors]
+    assert paths == ["hub", "proxy.service.type"], refused.value.errors
+    assert "bogusKey" in refused.value.errors[0]
+
+
+def test_helm_applies_the_schema_while_rendering() -> None:
+    with pytest.raises(RenderError, match="bogusKey"):
+        render(
+            JUPYTERHUB, coalesce(HUB_VALUES, {"hub": {"bogusKey": 1}}), release="j", namespace="hub"
+        )
+
+
+def test_schema_checks_the_merged_values_not_only_ours() -> None:
+    # Deleting a key the schema requires is only visible after the merge with the defaults.
+    assert any(
+        e.startswith("(root)") and "'cull'" in e for e in values_errors(JUPYTERHUB, {"cull": None})
+    )
+
+
+def test_a_template_fail_surfaces_as_an_error() -> None:
+    # z2jh refuses blocking the metadata server with iptables while its network policy allows it.
+    ambiguous = coalesce(
+        HUB_VALUES,
+        {
+            "singleuser": {
+                "cloudMetadata": {"blockWithIptables": True},
+                "networkPolicy": {"egressAllowRules": {"cloudMetadataServer": True}},
+            }
+        },
+    )
+    validate_values(JUPYTERHUB, ambiguous)  # the schema has nothing against it ...
+    with pytest.raises(RenderError, match="ambiguous configuration"):  # ... the template fails
+        render(JUPYTERHUB, ambiguous, release="jupyterhub", namespace="hub")
+
+
+# --- Helm's merge -------------------------------------------------------------------------------
+
+
+def test_merge_lists_replace_maps_merge_null_deletes() -> None:
+    defaults = merged_values(JUPYTERHUB, {})
+    assert defaults["scheduling"]["userScheduler"]["plugins"]["score"]["disabled"], (
+        "a non-empty default list"
+    )
+    assert defaults["hub"]["config"]["JupyterHub"]["admin_access"] is True
+    ours = {
+        "scheduling": {"userScheduler": {"plugins": {"score": {"disabled": [{"name": "Only"}]}}}},
+        "hub": {"config": {"JupyterHub": {"admin_access": None, "new_key": 1}}},
+    }
+    merged = merged_values(JUPYTERHUB, ours)
+    assert merged["scheduling"]["userScheduler"]["plugins"]["score"]["disabled"] == [
+        {"name": "Only"}
+    ]
+    assert "admin_access" not in merged["hub"]["config"]["JupyterHub"]
+    assert merged["hub"]["config"]["JupyterHub"]["new_key"] == 1
+    assert (
+        merged["hub"]["config"]["JupyterHub"]["authenticator_class"]
+        == defaults["hub"]["config"]["JupyterHub"]["authenticator_class"]
+    )
+    assert merged["hub"]["image"] == defaults["hub"]["image"], "sibling maps are kept"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_merge_is_the_one_helm_performs(case: str) -> None:
+    pin, values, _ = CASES[case]
+    extra = {"nameOverride": None, "not_in_defaults": None, "global": {"x": [1]}}
+    chart = helm_python.Chart.load(charts.chart_dir(pin))
+    for ours in (values, coalesce(values, extra)):
+        assert merged_values(pin, ours) == chart.merge_values(ours)
+
+
+COALESCE_CASES = [
+    {},
+    {"x": None, "m": {"d": None, "n": {"y": None}}, "a": None},
+    {"a": 1, "m": None},
+    {"k": {"z": 1}},
+    {"m": 3},
+    {"e": {"q": None}},
+    {"a": {"p": None}},
+    {"m": {"l": [None], "deep": {"x": 1}}},
+]
+
+
+@pytest.mark.parametrize("ours", COALESCE_CASES)
+def test_coalesce_matches_helm_on_the_edge_cases(ours: dict, tmp_path: Path) -> None:
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: edge\nversion: 0.1.0\n")
+    defaults = {
+        "a": None,
+        "m": {"b": None, "c": 1, "l": [1, None], "deep": {"x": None}},
+        "k": 5,
+        "e": {},
+    }
+    (tmp_path / "values.yaml").write_text(yaml.safe_dump(defaults))
+    assert coalesce(defaults, ours) == helm_python.Chart.load(tmp_path).merge_values(ours)
+
+
+# --- object validation --------------------------------------------------------------------------
+
+
+def test_invalid_objects_are_reported_with_kind_name_and_path() -> None:
+    objects = render(DASK_GATEWAY, GATEWAY_VALUES, release="dask-gateway", namespace="hub")
+    find(objects, "Deployment", "api-dask-gateway")[0]["spec"]["template"]["spec"]["containers"][0][
+        "bogus"
+    ] = 1
+    find(objects, "Service", "api-dask-gateway")[0]["spec"]["ports"][0]["port"] = "http"
+    find(objects, "IngressRoute")[0]["spec"]["routes"][0]["kind"] = "Nope"
+    find(objects, "Middleware")[0]["spec"]["unknownMiddleware"] = {}
+    objects.append({"apiVersion": "example.org/v1", "kind": "Unknown", "metadata": {"name": "x"}})
+    objects.append(find(objects, "ConfigMap")[0])
+    with pytest.raises(ObjectsInvalid) as invalid:
+        validate_objects(objects)
+    problems = invalid.value.problems
+    expected = [
+        "Deployment/api-dask-gateway: spec.template.spec.containers.0: ",
+        "Service/api-dask-gateway: spec.ports.0.port: ",
+        "IngressRoute/api-dask-gateway: spec.routes.0.kind: ",
+        "Middleware/clusters-prefix-dask-gateway: spec: ",
+        "Unknown/x: (root): no schema",
+        "ConfigMap/",
+    ]
+    for start in expected:
+        assert sum(p.startswith(start) for p in problems) == 1, (start, problems)
+    assert len(problems) == len(expected), problems
+
+
+def test_strict_refuses_unknown_fields_and_lenient_does_not() -> None:
+    objects = render(BINDERHUB_SERVICE, BINDER_VALUES, release="binderhub", namespace="hub")
+    find(objects, "Deployment")[0]["spec"]["unknownField"] = 1
+    assert object_problems(objects, strict=False) == []
+    assert [p.split(": ")[1] for p in object_problems(objects)] == ["spec"]
+
+
+def test_custom_resources_need_their_crd() -> None:
+    objects = render(DASK_GATEWAY, GATEWAY_VALUES, release="dask-gateway", namespace="hub")
+    without_crds = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
+    problems = object_problems(without_crds)
+    assert problems and all("no schema" in p for p in problems)
+    assert {p.split(":")[0] for p in problems} == {
+        "IngressRoute/api-dask-gateway",
+        "Middleware/clusters-prefix-dask-gateway",
+    }
+    assert object_problems(without_crds, crds=find(objects, "CustomResourceDefinition")) == []
+
+
+def test_schemas_are_the_newest_not_newer_than_the_cluster() -> None:
+    assert schema_version("1.33") == "1.33.0"
+    assert schema_version("v1.35.2") == "1.35.0"
+    assert schema_version("1.99").startswith("1.3")
+    with pytest.raises(ValueError):
+        schema_version("1.10")
+
+
+# --- speed ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rendering_stays_fast(case: str) -> None:
+    pin, values, release = CASES[case]
+    chart_render._render_cached.cache_clear()
+    start = time.perf_counter()
+    objects = render(pin, values, release=release, namespace="hub")
+    validate_objects(objects)
+    assert time.perf_counter() - start < 5, "a real (uncached) render and validation"
+
+
+# --- missing chart files: skip, or fail under CI ------------------------------------------------
+
+
+@no_charts
+def test_missing_charts_skip_with_the_fetch_command(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(charts.CHARTS_ENV, str(tmp_path / "charts"))
+    monkeypatch.setenv(charts.SCHEMAS_ENV, str(tmp_path / "schemas"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=re.escape(charts.FETCH_COMMAND)):
+        require_chart_files()
+    with pytest.raises(pytest.skip.Exception):
+        render(JUPYTERHUB, {}, release="j", namespace="hub")
+    with pytest.raises(pytest.skip.Exception):
+        validate_values(DASK_GATEWAY, {})
+
+
+@no_charts
+def test_missing_charts_fail_under_ci(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(charts.CHARTS_ENV, str(tmp_path / "charts"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=re.escape(charts.FETCH_COMMAND)):
+        require_chart_files()
+    with pytest.raises(pytest.fail.Exception):
+        render(DASK_GATEWAY, {}, release="d", namespace="hub")
+
+
+@no_charts
+def test_folders_default_beside_the_project(monkeypatch) -> None:
+    monkeypatch.delenv(charts.CHARTS_ENV, raising=False)
+    monkeypatch.delenv(charts.SCHEMAS_ENV, raising=False)
+    assert charts.chart_sources_dir() == ROOT.parent / "shared" / "charts"
+    assert charts.chart_schemas_dir() == ROOT.parent / "shared" / "chart-schemas"
+    assert charts.chart_dir(DASK_GATEWAY).name == "dask-gateway-2026.3.0"
+    monkeypatch.setenv(charts.SCHEMAS_ENV, "/x")
+    assert charts.schema_dir(JUPYTERHUB) == Path("/x/jupyterhub")
+
+
+# --- fetch with a fake helm -----------------------------------------------------------------------
+
+FAKE_HELM = textwrap.dedent(
+    """\
+    #!{python}
+    # A stand-in for helm: logs its arguments and unpacks a tiny chart, no network.
+    import json, pathlib, sys
+    args = sys.argv[1:]
+    with open({log!r}, "a") as log:
+        log.write(json.dumps(args) + "\\n")
+    if args[0] == "version":
+        print("v9.9.9+fake")
+        sys.exit(0)
+    assert args[0] == "pull", args
+    name = args[1]
+    opt = {{a: b for a, b in zip(args, args[1:]) if a in ("--repo", "--version", "--untardir")}}
+    if name == "broken":
+        print("Error: chart not found", file=sys.stderr)
+        sys.exit(1)
+    chart = pathlib.Path(opt["--untardir"]) / name
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(f"apiVersion: v2\\nname: {{name}}\\nversion: {{opt['--version']}}\\n")
+    (chart / "values.yaml").write_text("replicas: 1\\n")
+    (chart / "values.schema.json").write_text('{{"type": "object"}}')
+    """
+)
+
+
+def _fake_helm(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    bin_dir, log = tmp_path / "bin", tmp_path / "helm.log"
+    bin_dir.mkdir()
+    helm = bin_dir / "helm"
+    helm.write_text(FAKE_HELM.format(python=sys.executable, log=str(log)))
+    helm.chmod(0o755)
+    env = {**os.environ, "PATH": str(bin_dir)}
+    for key in (charts.CHARTS_ENV, charts.SCHEMAS_ENV):
+        env.pop(key, None)
+    return env, log
+
+
+def _run_fetch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "components.charts", "fetch", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@no_charts
+def test_fetch_pulls_every_pin_into_both_layouts(tmp_path) -> None:
+    env, log = _fake_helm(tmp_path)
+    out_charts, out_schemas = tmp_path / "charts", tmp_path / "schemas"
+    done = _run_fetch(env, "--charts", str(out_charts), "--schemas", str(out_schemas))
+    assert done.returncode == 0, done.stderr
+    pulls = [a for a in map(yaml.safe_load, log.read_text().splitlines()) if a[0] == "pull"]
+    assert pulls == [
+        [
+            "pull",
+            p.name,
+            "--repo",
+            p.repository,
+            "--version",
+            p.version,
+            "--untar",
+            "--untardir",
+            pulls[i][-1],
+        ]
+        for i, p in enumerate(PINS)
+    ]
+    assert charts.missing_files(PINS, out_charts, out_schemas) == []
+    source = (out_schemas / "dask-gateway" / "SOURCE.txt").read_text()
+    assert "https://helm.dask.org" in source and "2026.3.0" in source
+    assert not [p for p in out_charts.iterdir() if p.name.startswith(".pull-")], "no leftovers"
+
+    # A present chart is kept; --force pulls it again.
+    log.write_text("")
+    assert (
+        _run_fetch(env, "--charts", str(out_charts), "--schemas", str(out_schemas)).returncode == 0
+    )
+    assert '"pull"' not in log.read_text()
+    assert (
+        _run_fetch(
+            env, "--force", "--charts", str(out_charts), "--schemas", str(out_schemas)
+        ).returncode
+        == 0
+    )
+    assert log.read_text().count('"pull"') == len(PINS)
+
+
+@no_charts
+def test_fetch_uses_the_environment_folders(tmp_path) -> None:
+    env, _ = _fake_helm(tmp_path)
+    env[charts.CHARTS_ENV], env[charts.SCHEMAS_ENV] = str(tmp_path / "c"), str(tmp_path / "s")
+    assert _run_fetch(env).returncode == 0
+    assert (tmp_path / "c" / "jupyterhub-4.4.0" / "Chart.yaml").is_file()
+    assert (tmp_path / "s" / "binderhub-service" / "values.schema.json").is_file()
+
+
+@no_charts
+def test_fetch_without_helm_says_how_to_install_it(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    done = _run_fetch(env, "--charts", str(tmp_path / "c"), "--schemas", str(tmp_path / "s"))
+    assert done.returncode == 1
+    assert (
+        "`helm` was not found" in done.stderr
+        and "https://helm.sh/docs/intro/install/" in done.stderr
+    )
+    assert not (tmp_path / "c").exists()
+
+
+@no_charts
+def test_a_failed_pull_names_the_chart_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    env, _ = _fake_helm(tmp_path)
+    monkeypatch.setenv("PATH", env["PATH"])
+    broken = ChartPin("broken", "https://example.org/charts", "1.0.0")
+    with pytest.raises(
+        charts.FetchError,
+        match=r"broken 1\.0\.0 from https://example.org/charts failed .*chart not found",
+    ):
+        charts.fetch((broken,), tmp_path / "c", tmp_path / "s", log=lambda _: None)
+    assert list((tmp_path / "c").iterdir()) == []

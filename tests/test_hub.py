@@ -1,0 +1,323 @@
+"""The hub on both clouds and both stacks, as the real program registers it: every release
+renders with the real chart and every object is valid; values pass the charts' schemas; login
+is GitHub only with nobody in by default; users run as user-sa with per-user bucket prefixes;
+Dask workers land on the dask pool and schedulers off spot; no secret is ever plain text."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+import yaml
+from chart_render import find, render, validate_objects, validate_values
+from harness import PLANTED_SECRET, RecordingMonitor, Run, run_program, stack_config, with_value
+
+from components.charts import DASK_GATEWAY, JUPYTERHUB
+from components.scheduling import POOL_LABEL
+
+HELM = "kubernetes:helm.sh/v4:Chart"
+CASES = [(stack, cloud) for stack in ("staging", "prod") for cloud in ("gcp", "aws")]
+
+
+def release(run: Run, cloud: str, chart: str) -> dict[str, Any]:
+    return run.one(HELM, f"{cloud}-hub-{chart}").inputs
+
+
+@pytest.fixture(params=CASES, ids=[f"{s}-{c}" for s, c in CASES])
+def case(request: pytest.FixtureRequest, staging: Run, prod: Run) -> tuple[Run, str]:
+    stack, cloud = request.param
+    return (staging if stack == "staging" else prod), cloud
+
+
+def test_releases_are_pinned_with_explicit_names(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    hub = release(run, cloud, "jupyterhub")
+    gateway = release(run, cloud, "dask-gateway")
+    assert (hub["chart"], hub["version"], hub["name"]) == ("jupyterhub", "4.4.0", "jupyterhub")
+    assert hub["repositoryOpts"] == {"repo": "https://jupyterhub.github.io/helm-chart"}
+    assert (gateway["chart"], gateway["version"], gateway["name"]) == (
+        "dask-gateway",
+        "2026.3.0",
+        "dask-gateway",
+    )
+    assert gateway["values"]["fullnameOverride"] == "dask-gateway"
+    assert hub["values"]["fullnameOverride"] == ""
+    assert hub["namespace"] == gateway["namespace"] == "binder"
+
+
+def test_releases_use_the_cluster_provider_and_wait_for_the_namespace(
+    case: tuple[Run, str],
+) -> None:
+    run, cloud = case
+    namespace = run.one("kubernetes:core/v1:Namespace", f"{cloud}-hub-namespace")
+    user_sa = run.one("kubernetes:core/v1:ServiceAccount", f"{cloud}-hub-user-sa")
+    cluster_provider = namespace.provider
+    assert f"{cloud}-" in cluster_provider and "kubernetes" in cluster_provider
+    for chart in ("jupyterhub", "dask-gateway"):
+        reg = run.one(HELM, f"{cloud}-hub-{chart}")
+        assert reg.provider == cluster_provider
+        assert {namespace.urn, user_sa.urn} <= set(reg.dependencies)
+
+
+@pytest.mark.usefixtures("chart_files")
+def test_each_release_renders_with_the_real_chart_and_every_object_is_valid(
+    case: tuple[Run, str],
+) -> None:
+    run, cloud = case
+    for pin, chart in ((JUPYTERHUB, "jupyterhub"), (DASK_GATEWAY, "dask-gateway")):
+        values = release(run, cloud, chart)["values"]
+        validate_values(pin, values)
+        objects = render(pin, values, release=chart, namespace="binder")
+        validate_objects(objects)
+    hub_objects = render(
+        JUPYTERHUB,
+        release(run, cloud, "jupyterhub")["values"],
+        release="jupyterhub",
+        namespace="binder",
+    )
+    names = {(o["kind"], o["metadata"]["name"]) for o in hub_objects}
+    assert {
+        ("Deployment", "hub"),
+        ("Service", "proxy-public"),
+        ("Deployment", "autohttps"),
+    } <= names
+    assert ("DaemonSet", "continuous-image-puller") in names
+    assert ("Deployment", "user-scheduler") in names
+    assert not find(hub_objects, "Job"), "no hook jobs: prePuller.hook is off"
+    assert find(hub_objects, "PersistentVolumeClaim", "hub-db-dir")
+    pvc = find(hub_objects, "PersistentVolumeClaim", "hub-db-dir")[0]
+    assert "storageClassName" not in pvc["spec"], "the cluster's default storage class"
+
+
+@pytest.mark.usefixtures("chart_files")
+def test_the_hub_reads_our_config_from_its_rendered_secret(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    values = release(run, cloud, "jupyterhub")["values"]
+    objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
+    secret = find(objects, "Secret", "hub")[0]
+    seen = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+    assert seen["hub"]["config"]["JupyterHub"]["authenticator_class"] == "github"
+    # The generated secrets are the ones Pulumi keeps, not ones the chart made up.
+    token = values["hub"]["services"]["dask-gateway"]["apiToken"]
+    assert base64.b64decode(secret["data"]["hub.services.dask-gateway.apiToken"]).decode() == token
+    cookie = base64.b64decode(secret["data"]["hub.config.JupyterHub.cookie_secret"]).decode()
+    assert cookie == values["hub"]["cookieSecret"]
+
+
+def test_login_is_github_only_and_nobody_is_in_by_default(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    config = release(run, cloud, "jupyterhub")["values"]["hub"]["config"]
+    assert config["JupyterHub"]["authenticator_class"] == "github"
+    github = config["GitHubOAuthenticator"]
+    assert github["allowed_organizations"] == ["pangeo-data"]
+    assert "allow_all" not in github and "allow_all" not in config.get("Authenticator", {})
+    assert config["Authenticator"]["admin_users"] == ["pangeo-admin"]
+    assert config["Authenticator"]["enable_auth_state"] is True
+    assert config["Authenticator"]["manage_groups"] is True
+    assert github["populate_teams_in_auth_state"] is True
+    assert "read:org" in github["scope"]
+    domain = stack_config("staging" if "staging" in run.registrations[0].urn else "prod")["clouds"][
+        cloud
+    ]["hub"]["domain"]
+    assert github["oauth_callback_url"] == f"https://{domain}/hub/oauth_callback"
+    assert len(config["CryptKeeper"]["keys"][0]) == 64
+
+
+def test_each_cloud_has_its_own_oauth_app(staging: Run) -> None:
+    ids = {
+        cloud: release(staging, cloud, "jupyterhub")["values"]["hub"]["config"][
+            "GitHubOAuthenticator"
+        ]["client_id"]
+        for cloud in ("gcp", "aws")
+    }
+    assert ids == {"gcp": "Iv23liStagingGcp01", "aws": "Iv23liStagingAws01"}
+
+
+def test_users_run_as_user_sa_with_bucket_prefixes(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    single = release(run, cloud, "jupyterhub")["values"]["singleuser"]
+    assert single["serviceAccountName"] == "user-sa"
+    assert single["storage"] == {"type": "none"}
+    env = single["extraEnv"]
+    scratch = run.stack_outputs[cloud]["scratchBucket"]
+    assert env["SCRATCH_BUCKET"] == f"{scratch}/$(JUPYTERHUB_USER)"
+    assert env["PERSISTENT_BUCKET"].endswith("-persistent/$(JUPYTERHUB_USER)")
+    sa = run.one("kubernetes:core/v1:ServiceAccount", f"{cloud}-hub-user-sa").inputs
+    assert sa["metadata"]["name"] == "user-sa"
+    assert sa["metadata"]["namespace"] == "binder"
+    identity = run.stack_outputs[cloud]["usersIdentity"]
+    assert identity in sa["metadata"]["annotations"].values()
+
+
+def test_metadata_server_open_on_gke_only(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    single = release(run, cloud, "jupyterhub")["values"]["singleuser"]
+    gke = cloud == "gcp"
+    assert single["cloudMetadata"]["blockWithIptables"] is (not gke)
+    policy = single["networkPolicy"]
+    assert policy["egressAllowRules"]["cloudMetadataServer"] is gke
+    gke_rule = any(
+        rule["to"] == [{"ipBlock": {"cidr": "169.254.169.252/32"}}] for rule in policy["egress"]
+    )
+    assert gke_rule is gke
+
+
+def test_https_from_lets_encrypt_on_one_load_balancer(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    values = release(run, cloud, "jupyterhub")["values"]
+    https = values["proxy"]["https"]
+    assert https["enabled"] is True and https["type"] == "letsencrypt"
+    assert https["hosts"] == [run.stack_outputs[cloud]["hubUrl"].removeprefix("https://")]
+    assert values["proxy"]["service"]["type"] == "LoadBalancer"
+    gateway = release(run, cloud, "dask-gateway")["values"]
+    assert gateway["traefik"]["service"]["type"] == "ClusterIP"
+    assert "hubLoadBalancer" in run.stack_outputs[cloud]
+
+
+def test_cost_and_safety_defaults(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    values = release(run, cloud, "jupyterhub")["values"]
+    assert values["cull"] == {"enabled": True, "timeout": 3600, "every": 300}
+    assert values["scheduling"]["userScheduler"]["enabled"] is True
+    assert values["prePuller"]["hook"]["enabled"] is False
+    assert values["prePuller"]["continuous"]["enabled"] is True
+    pulled = {f"{i['name']}:{i['tag']}" for i in values["prePuller"]["extraImages"].values()}
+    menu = stack_config("staging").get("hub", {}).get("images")
+    assert menu is None  # the stack files use the default menu
+    assert any("pangeo-notebook" in image for image in pulled)
+    assert values["hub"]["networkPolicy"]["enabled"] is True
+    assert values["singleuser"]["networkPolicy"]["enabled"] is True
+    assert values["hub"]["db"]["type"] == "sqlite-pvc"
+
+
+def test_profiles_select_their_pool_and_gpus_request_the_device(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    profiles = release(run, cloud, "jupyterhub")["values"]["singleuser"]["profileList"]
+    by_slug = {p["slug"]: p for p in profiles}
+    assert set(by_slug) == {"user", "highmem", "gpu"}
+    assert by_slug["user"]["default"] is True
+    for slug, profile in by_slug.items():
+        assert profile["kubespawner_override"]["node_selector"] == {POOL_LABEL: slug}
+    gpu_sizes = by_slug["gpu"]["profile_options"]["resources"]["choices"].values()
+    assert all(
+        c["kubespawner_override"]["extra_resource_limits"] == {"nvidia.com/gpu": "1"}
+        for c in gpu_sizes
+    )
+    tolerations = release(run, cloud, "jupyterhub")["values"]["singleuser"]["extraTolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    assert by_slug["gpu"]["allowed_groups"] == ["pangeo-data:gpu-users"]
+    assert by_slug["highmem"]["allowed_groups"] == ["pangeo-data:gpu-users"]
+    assert "allowed_groups" not in by_slug["user"]
+    gpu_images = by_slug["gpu"]["profile_options"]["image"]["choices"]
+    assert next(c["kubespawner_override"]["image"] for c in gpu_images.values()).startswith(
+        "quay.io/pangeo/ml-notebook:"
+    )
+
+
+def test_dask_workers_on_the_dask_pool_schedulers_off_spot(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    backend = release(run, cloud, "dask-gateway")["values"]["gateway"]["backend"]
+    worker = backend["worker"]["extraPodConfig"]
+    scheduler = backend["scheduler"]["extraPodConfig"]
+    assert worker["nodeSelector"] == {"k8s.dask.org/node-purpose": "worker", POOL_LABEL: "dask"}
+    assert {
+        "key": "k8s.dask.org/dedicated",
+        "operator": "Equal",
+        "value": "worker",
+        "effect": "NoSchedule",
+    } in worker["tolerations"]
+    assert scheduler["nodeSelector"]["k8s.dask.org/node-purpose"] == "scheduler"
+    assert scheduler["nodeSelector"][POOL_LABEL] == "user"
+    pools = stack_config("staging")["clouds"][cloud]["nodePools"]
+    assert not pools[scheduler["nodeSelector"][POOL_LABEL]].get("spot", False)
+    assert worker["serviceAccountName"] == scheduler["serviceAccountName"] == "user-sa"
+
+
+def test_dask_gateway_is_a_hub_service_behind_its_auth(case: tuple[Run, str]) -> None:
+    run, cloud = case
+    hub = release(run, cloud, "jupyterhub")["values"]
+    gateway = release(run, cloud, "dask-gateway")["values"]["gateway"]
+    assert gateway["auth"]["type"] == "jupyterhub"
+    assert gateway["auth"]["jupyterhub"]["jupyterhubServiceName"] == "dask-gateway"
+    assert gateway["prefix"] == "/services/dask-gateway"
+    assert set(hub["hub"]["services"]) == {"dask-gateway"}
+    assert "access:services!service=dask-gateway" in hub["hub"]["loadRoles"]["user"]["scopes"]
+    env = hub["singleuser"]["extraEnv"]
+    assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
+    assert env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == "{JUPYTER_IMAGE_SPEC}"
+    assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://traefik-dask-gateway.binder:80"
+    settings = gateway["extraConfig"]["00-settings"]
+    assert "idleTimeoutSeconds" in settings and "1800" in settings
+
+
+@pytest.mark.usefixtures("chart_files")
+def test_the_gateway_config_file_the_chart_writes_is_valid_python(staging: Run) -> None:
+    values = release(staging, "gcp", "dask-gateway")["values"]
+    objects = render(DASK_GATEWAY, values, release="dask-gateway", namespace="binder")
+    config_map = find(objects, "ConfigMap", "api-dask-gateway")[0]
+    source = config_map["data"]["dask_gateway_config.py"]
+    compile(source, "dask_gateway_config.py", "exec")
+    assert "PANGEO_BINDER_DASK = json.loads(" in source
+
+
+def _plain_text(run: Run) -> list[tuple[str, str]]:
+    """(resource, input) pairs whose plain (non-secret) text contains the planted secret."""
+    found = []
+    for reg in run.registrations:
+        for key, value in reg.inputs.items():
+            if key in reg.secret_inputs:
+                continue
+            if PLANTED_SECRET in json.dumps(value, default=str):
+                found.append((reg.name, key))
+    return found
+
+
+def test_secrets_reach_resources_only_as_secrets(staging: Run, prod: Run) -> None:
+    for run in (staging, prod):
+        assert _plain_text(run) == []
+        for cloud in ("gcp", "aws"):
+            reg = run.one(HELM, f"{cloud}-hub-jupyterhub")
+            assert "values" in reg.secret_inputs
+            github = reg.inputs["values"]["hub"]["config"]["GitHubOAuthenticator"]
+            assert github["client_secret"] == f"{PLANTED_SECRET}-{cloud}"
+
+
+def test_generated_secrets_are_random_resources_kept_secret(staging: Run) -> None:
+    ids = staging.of_type("random:index/randomId:RandomId")
+    names = {r.name for r in ids}
+    for cloud in ("gcp", "aws"):
+        assert {
+            f"{cloud}-hub-proxy-token",
+            f"{cloud}-hub-cookie-secret",
+            f"{cloud}-hub-crypt-key",
+            f"{cloud}-hub-dask-gateway-token",
+        } <= names
+    values = release(staging, "gcp", "jupyterhub")["values"]
+    tokens = {
+        values["proxy"]["secretToken"],
+        values["hub"]["cookieSecret"],
+        values["hub"]["config"]["CryptKeeper"]["keys"][0],
+        values["hub"]["services"]["dask-gateway"]["apiToken"],
+    }
+    assert len(tokens) == 4
+
+
+def test_an_unmarked_secret_is_refused_before_anything_is_registered() -> None:
+    monitor = RecordingMonitor()
+    with pytest.raises(Exception, match="was not set with --secret"):
+        run_program("staging", monitor=monitor, secret_keys=())
+    assert monitor.registrations == []
+
+
+def test_a_missing_client_secret_names_the_command() -> None:
+    config = with_value(stack_config("staging"), "secrets", {"gcp": {"githubClientSecret": "x"}})
+    monitor = RecordingMonitor()
+    with pytest.raises(
+        Exception,
+        match=r"secrets\.aws\.githubClientSecret: missing.*pulumi config set --secret --path "
+        r"'secrets\.aws\.githubClientSecret' VALUE",
+    ):
+        run_program("staging", config, monitor=monitor)
+    assert monitor.registrations == []
