@@ -163,7 +163,8 @@ def secret_strings(values: list[Any], monitor: Any, config_secrets: Any = None) 
     """Secret plaintexts worth scrubbing, four characters or longer: strings the program
     made secret, what `random:` resources generated (their outputs that are not inputs:
     keepers and lengths stay readable) and the values under the config's secret keys."""
-    found = set().union(*(_strings(v) for v in values)) if values else set()
+    # scalars only: a secret map (a chart's whole values) is walked, not scrubbed wholesale
+    found = {v for v in values if isinstance(v, str)}
     found |= _strings(config_secrets)
     inputs = {r["urn"]: r["inputs"] for r in getattr(monitor, "records", [])}
     for urn, resource in getattr(monitor, "resources", {}).items():

@@ -85,8 +85,11 @@ def _cloud_of(record: dict[str, Any], by_urn: dict[str, dict[str, Any]]) -> str:
     while top["parent"] in by_urn:
         top = by_urn[top["parent"]]
     parts = top["type"].split(":")
-    if len(parts) == 3 and parts[1] in CLOUDS:
+    if len(parts) == 3 and parts[1] in CLOUDS:  # pangeo-binder:gcp:Stack
         return parts[1]
+    prefix = top["name"].split("-", 1)[0]  # gcp-hub: children are named after their cloud
+    if prefix in CLOUDS:
+        return prefix
     return parts[0] if parts[0] in CLOUDS else "other"
 
 
