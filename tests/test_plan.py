@@ -227,6 +227,17 @@ def test_markdown_renders_as_tables(staging_plan: dict[str, Any]) -> None:
     assert "<td>gcp-gke-pool-gpu</td>" in html
 
 
+def test_markdown_fits_a_pull_request_comment(staging_plan: dict[str, Any]) -> None:
+    document = copy.deepcopy(staging_plan)
+    huge = {"name": "huge", "chart": "x", "version": "1", "values": {"k": "v" * 100_000}}
+    document["clouds"]["gcp"]["releases"].append(huge)
+    markdown = RENDERERS["markdown"](document)
+    assert len(markdown) < 65_536  # GitHub's limit for a comment body
+    assert "### Monthly cost" in markdown and "gcp idle line items" in markdown
+    left_out = markdown.split("Left out to fit a comment")[1]
+    assert "gcp Helm values: huge (x 1)" in left_out
+
+
 def chart_program() -> None:
     """A cloud component with a hub chart whose values carry planted secrets."""
 

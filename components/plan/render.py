@@ -12,6 +12,9 @@ from typing import Any
 from components.plan.build import public
 from components.plan.runtime import PLACEHOLDER, SECRET
 
+# GitHub refuses comment bodies over 65,536 characters; leave room for the warnings.
+MARKDOWN_BUDGET = 60_000
+
 
 def _scrubbed(text: str, document: dict[str, Any]) -> str:
     for secret in [*document.get("_scrub", []), PLACEHOLDER]:
@@ -128,29 +131,34 @@ def markdown(document: dict[str, Any]) -> str:
                 ("item", "quantity", "USD/hour", "monthly"), _cost_rows(block["cost"], scope)
             )
             out += ["", "</details>"]
+    # Optional blocks, in order, while the comment stays under GitHub's limit.
+    extras: list[tuple[str, list[str]]] = []
+    for cloud, block in document["clouds"].items():
+        title = f"{cloud} resources ({len(block['resources'])})"
+        rows = [(r["type"], r["name"], r["parent"]) for r in block["resources"]]
+        extras.append((title, _table(("type", "name", "parent"), rows)))
+    for cloud, block in document["clouds"].items():
+        for release in block["releases"]:
+            title = (
+                f"{cloud} Helm values: {release['name']} ({release['chart']} {release['version']})"
+            )
+            values = json.dumps(release["values"], indent=2, sort_keys=True)
+            extras.append((title, ["```json", values, "```"]))
+    size = sum(len(line) + 1 for line in out)
+    omitted = []
+    for title, body in extras:
+        block = ["", f"<details><summary>{title}</summary>", "", *body, "", "</details>"]
+        length = sum(len(line) + 1 for line in block)
+        if size + length > MARKDOWN_BUDGET:
+            omitted.append(title)
+            continue
+        out += block
+        size += length
+    if omitted:
         out += [
             "",
-            f"<details><summary>{cloud} resources ({len(block['resources'])})</summary>",
-            "",
+            "Left out to fit a comment (see `make plan` or the JSON): " + "; ".join(omitted),
         ]
-        out += _table(
-            ("type", "name", "parent"),
-            [(r["type"], r["name"], r["parent"]) for r in block["resources"]],
-        )
-        out += ["", "</details>"]
-        for release in block["releases"]:
-            values = json.dumps(release["values"], indent=2, sort_keys=True)
-            out += [
-                "",
-                f"<details><summary>{cloud} Helm values: {release['name']} "
-                f"({release['chart']} {release['version']})</summary>",
-                "",
-                "```json",
-                values,
-                "```",
-                "",
-                "</details>",
-            ]
     if warnings(document):
         out += ["", *[f"> {w}" for w in warnings(document)]]
     return _scrubbed("\n".join(out) + "\n", document)
