@@ -1,5 +1,6 @@
 # pangeo-binder: the commands an operator and a developer need.
-#   make up STACK=staging      set up the virtualenv, pick a state backend, deploy the stack
+#   make up STACK=staging      set up the virtualenv, check the CLIs and logins the stack needs,
+#                              pick a state backend, deploy the stack
 #   make test                  set up the virtualenv, lint, run the test suite (what CI runs)
 #   make plan STACK=staging    offline plan: resources, Helm values and monthly cost, no cloud
 #                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 # Used only when no backend is configured (no PULUMI_BACKEND_URL and no `pulumi login`).
 LOCAL_BACKEND := file://$(CURDIR)/.pulumi-state
 
-.PHONY: venv test lint format bench plan login preview up destroy
+.PHONY: venv test lint format bench plan prereqs login preview up destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +41,12 @@ plan: venv
 bench: venv
 	$(BIN)/python benchmarks/evaluate.py
 
-login:
+# The Pulumi CLI, and the cloud CLIs, auth plugin and logged-in identities of the clouds the
+# stack file configures: each missing one is named with the command that fixes it.
+prereqs: venv
+	@$(BIN)/python -m components.prereqs --stack "$(STACK)"
+
+login: prereqs
 	@if [ -n "$$PULUMI_BACKEND_URL" ] || pulumi whoami >/dev/null 2>&1; then \
 		echo "using the configured Pulumi backend: $$(pulumi whoami --verbose 2>/dev/null | grep -i 'backend url' || echo $$PULUMI_BACKEND_URL)"; \
 	else \

@@ -34,9 +34,22 @@ class GcpCatalog:
     families: dict[str, dict[str, Any]]
     gpus: dict[str, GpuFacts]
     machine_gpus: dict[str, int]
+    gpu_zone_suffixes: dict[str, dict[str, tuple[str, ...]]]
 
     def zones(self, region: str) -> tuple[str, ...]:
         return tuple(f"{region}-{suffix}" for suffix in self.regions.get(region, ()))
+
+    def gpu_zones(self, gpu: str, region: str) -> tuple[str, ...] | None:
+        """Zones of `region` that offer accelerator `gpu`: empty when the region has none,
+        None when the catalog has no zone data for that GPU at all."""
+        by_region = self.gpu_zone_suffixes.get(gpu)
+        if by_region is None:
+            return None
+        return tuple(f"{region}-{suffix}" for suffix in by_region.get(region, ()))
+
+    def gpu_regions(self, gpu: str) -> tuple[str, ...]:
+        """Regions with at least one zone that offers `gpu`."""
+        return tuple(self.gpu_zone_suffixes.get(gpu, {}))
 
     def builtin_gpus(self, family: str) -> tuple[str, ...]:
         """Accelerators an accelerator-optimized family comes with (g2 -> nvidia-l4); the
@@ -56,6 +69,10 @@ def gcp() -> GcpCatalog:
             for name, facts in data["gpus"].items()
         },
         machine_gpus=dict(data.get("acceleratorMachineGpus") or {}),
+        gpu_zone_suffixes={
+            gpu: {region: tuple(zones) for region, zones in by_region.items()}
+            for gpu, by_region in (data.get("gpuZones") or {}).items()
+        },
     )
 
 

@@ -63,7 +63,9 @@ BINDERHUB_SERVICE = ChartPin(
 )
 """2i2c's binderhub-service (BinderHub as a JupyterHub service): only dev builds are published, so
 the pin is one dev build (commit ca79dc0). Its Chart.yaml says appVersion "1.0.0" (marked FIXME
-upstream: it does not track the BinderHub version) and kubeVersion >=1.27.0-0. Relied on:
+upstream: it does not track the BinderHub version) and kubeVersion >=1.27.0-0. `helm pull` finds a
+pre-release without `--devel` when `--version` names it exactly (fosrl/docs-v2#140, 2026-09;
+lightbend/console-charts#176). Relied on:
 ../shared/charts/binderhub-service-0.1.0-0.dev.git.336.hca79dc0/Chart.yaml, read 2026-11-26."""
 
 PINS: tuple[ChartPin, ...] = (JUPYTERHUB, DASK_GATEWAY, BINDERHUB_SERVICE)
@@ -173,6 +175,7 @@ def fetch(
                 unpacked = Path(tmp) / pin.name
                 if not (unpacked / "Chart.yaml").is_file():
                     raise FetchError(f"helm pull gave no {pin.name}/Chart.yaml in {tmp}")
+                _check_chart_files(pin, unpacked)
                 if target.exists():
                     shutil.rmtree(target)
                 unpacked.rename(target)
@@ -182,13 +185,17 @@ def fetch(
         log(f"{pin.name} {pin.version}: {target}, {schema_dir(pin, schemas)}")
 
 
-def _fill_schema_dir(pin: ChartPin, chart: Path, destination: Path, helm_version: str) -> None:
+def _check_chart_files(pin: ChartPin, chart: Path) -> None:
     for name in ("values.schema.json", "values.yaml"):
         if not (chart / name).is_file():
             raise FetchError(
                 f"{pin.name} {pin.version} from {pin.repository} has no {name}: "
                 "the tests validate values against the chart's published schema"
             )
+
+
+def _fill_schema_dir(pin: ChartPin, chart: Path, destination: Path, helm_version: str) -> None:
+    _check_chart_files(pin, chart)
     destination.mkdir(parents=True, exist_ok=True)
     for name in ("values.schema.json", "values.yaml"):
         shutil.copyfile(chart / name, destination / name)

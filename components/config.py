@@ -112,10 +112,18 @@ def _problem(error: dict[str, Any]) -> Problem:
         message = f"unknown key; accepted: {accepted}"
     elif kind == "missing":
         message = "required key is missing"
-    elif kind not in {"value_error", "core_pool_count", "user_pool_missing"}:
-        message = f"{message}; got {json.dumps(error['input'], default=str)}"
+    elif kind not in {"value_error", "core_pool_count", "user_pool_missing", "pool_zones"}:
+        given = (
+            "(a secret value, not shown)"
+            if loc[:1] == ("secrets",)
+            else json.dumps(error["input"], default=str)
+        )
+        message = f"{message}; got {given}"
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "[key]":
-        message = f"pool names are 1-13 lowercase letters, digits or hyphens; {message}"
+        if "images" in loc:
+            message = f"image slugs are lowercase letters, digits or hyphens; {message}"
+        else:
+            message = f"pool names are 1-13 lowercase letters, digits or hyphens; {message}"
     return Problem(_path(loc), message)
 
 
@@ -228,7 +236,9 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
         config = StackConfig.model_validate(raw)
     except ValidationError as exc:
         problems = [_problem(e) for e in exc.errors()]
-    problems += _cross_problems(raw, secret_keys)
+    cross = _cross_problems(raw, secret_keys)
+    # One message per key: the cross rule's (with the command to run) wins.
+    problems = [p for p in problems if p.path not in {c.path for c in cross}] + cross
     problems += _shape_problems(raw, problems)
     if problems or config is None:
         raise ConfigError(problems)

@@ -7,10 +7,12 @@ the rules that need that cloud's catalog. Keys are camelCase in YAML, snake_case
 from __future__ import annotations
 
 from collections.abc import Callable
+from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -36,6 +38,37 @@ TEAM_SLUG = r"[a-z0-9](?:[a-z0-9_-]{0,98}[a-z0-9])?"
 GitHubLogin = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}$")]
 Team = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}:{TEAM_SLUG}$")]
 OrgOrTeam = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}(:{TEAM_SLUG})?$")]
+
+
+# Anyone may reach the control plane's API endpoint unless the operator narrows it: GitHub-hosted
+# runners deploy from addresses that change with every job. Authentication still applies.
+OPEN_TO_ALL = [IPv4Network("0.0.0.0/0")]
+CONTROL_PLANE_ACCESS = (
+    "CIDR ranges (a.b.c.d/n) that may reach the Kubernetes API endpoint from the internet. "
+    "Default: anyone (authentication still applies), because GitHub-hosted runners deploy "
+    "from addresses that change with every job; narrow it to your offices, VPN and "
+    "self-hosted runners if you deploy only from those. Nodes reach the API internally."
+)
+
+
+def _cidr(value: Any) -> Any:
+    """A CIDR range as written in a stack file, with a message saying what is wrong."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return IPv4Network(value)
+    except ValueError:
+        pass
+    try:
+        network = IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IPv4 CIDR range; accepted: a.b.c.d/n, as in 192.0.2.0/24"
+        ) from None
+    raise ValueError(f"{value!r} has host bits set; the range is {network}")
+
+
+Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
 
 
 class Model(BaseModel):
@@ -83,6 +116,13 @@ class NodePool(Model):
         description="Boot disk per node. Defaults to 30 GB on core (system images only) and 100 "
         "GB elsewhere, where large user images are pulled and cached.",
     )
+    zones: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Zones the pool's nodes run in, a subset of the cluster's. Unset: dask pools "
+        "use one zone (worker-to-worker traffic across zones is billed per GB each way), GPU "
+        "pools the cluster's zones that offer their GPU, other pools the cloud's default.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -117,6 +157,18 @@ class NodePool(Model):
         if min_nodes is not None and max_nodes < min_nodes:
             raise ValueError(f"must be at least minNodes ({min_nodes}); got {max_nodes}")
         return max_nodes
+
+    @field_validator("zones")
+    @classmethod
+    def _distinct_zones(cls, zones: list[str] | None) -> list[str] | None:
+        if zones is not None and len(set(zones)) != len(zones):
+            raise ValueError(f"list each zone once; got {zones}")
+        return zones
+
+
+def pool_error(key: str, field: str, kind: str, message: str, value: Any) -> InitErrorDetails:
+    """A problem with one pool's key, reported at `nodePools.<key>.<field>`."""
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(key, field), input=value)
 
 
 def _role_errors(pools: Any) -> list[InitErrorDetails]:
@@ -154,8 +206,13 @@ def _role_errors(pools: Any) -> list[InitErrorDetails]:
     return errors
 
 
-def validate_pools(value: Any, handler: Callable[[Any], Any]) -> Any:
-    """Wrap validator for `nodePools`: the pools' own errors and the role rules, all at once.
+def validate_pools(
+    value: Any,
+    handler: Callable[[Any], Any],
+    cloud_rules: Callable[[dict[str, Any]], list[InitErrorDetails]] | None = None,
+) -> Any:
+    """Wrap validator for `nodePools`: the pools' own errors, the role rules and the cloud's
+    rules that need the rest of its section (`cloud_rules`, given the raw mapping), all at once.
 
     A plain after-validator would only run once every pool is valid, hiding the role problems.
     """
@@ -169,6 +226,8 @@ def validate_pools(value: Any, handler: Callable[[Any], Any]) -> Any:
             for e in exc.errors()
         ]
     errors += _role_errors(value)
+    if cloud_rules is not None and isinstance(value, dict):
+        errors += cloud_rules(value)
     if errors:
         raise ValidationError.from_exception_data("nodePools", errors)
     return result

@@ -60,6 +60,8 @@ def _default(field: FieldInfo) -> str:
         value = field.default_factory()
         if isinstance(value, BaseModel):
             return "see below"
+        if isinstance(value, list):  # addresses and such as written in a stack file
+            value = [str(item) for item in value]
         return f"`{value!r}`" if value else "empty"
     if field.default is PydanticUndefined:
         return "required"

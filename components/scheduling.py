@@ -53,8 +53,9 @@ def node_labels(key: str, pool: NodePool) -> dict[str, str]:
 def node_taints(pool: NodePool, *, taint_gpus: bool) -> list[Taint]:
     """Taints keeping other work off the pool.
 
-    `taint_gpus`: add `nvidia.com/gpu=present:NoSchedule` on GPU pools. GKE adds that taint to
-    GPU nodes itself, so GKE pools pass False; EKS does not, so EKS groups pass True.
+    `taint_gpus`: add `nvidia.com/gpu=present:NoSchedule` on GPU pools. Both clouds pass True:
+    EKS never taints GPU nodes, and GKE does so only when a GPU pool joins a cluster that
+    already has a non-GPU pool, which is not the case when every pool is created together.
     """
     taints = []
     purpose_taint = PURPOSE_TAINTS[pool.purpose]

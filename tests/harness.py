@@ -45,6 +45,7 @@ class Registration:
     dependencies: list[str]
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_inputs: set[str] = field(default_factory=set)
+    alias_names: list[str] = field(default_factory=list)
 
     @property
     def provider_urn(self) -> str:
@@ -141,7 +142,53 @@ def _aws_mock_outputs(
     return resource_id, out
 
 
-def _aws_call(token: str, call_args: dict[str, Any]) -> dict[str, Any]:
+# The default version EKS reports per add-on; kube-proxy's follows the Kubernetes minor.
+ADDON_VERSIONS = {
+    "vpc-cni": "v1.20.4-eksbuild.2",
+    "coredns": "v1.12.4-eksbuild.1",
+    "aws-ebs-csi-driver": "v1.52.1-eksbuild.1",
+}
+
+
+def addon_default_version(addon: str, kubernetes_version: str) -> str:
+    """What `eks:DescribeAddonVersions` marks as default for this add-on and minor."""
+    if addon == "kube-proxy":
+        return f"v{kubernetes_version}.2-eksbuild.3"
+    return ADDON_VERSIONS[addon]
+
+
+@dataclass
+class LiveEks:
+    """What already runs in the account: cluster name -> node group name -> desired size.
+    Empty (the default) is a first deploy."""
+
+    clusters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _aws_call(token: str, call_args: dict[str, Any], live: LiveEks) -> dict[str, Any]:
+    if token == "aws:eks/getAddonVersion:getAddonVersion":
+        version = call_args["kubernetesVersion"]
+        return {
+            "addonName": call_args["addonName"],
+            "kubernetesVersion": version,
+            "mostRecent": bool(call_args.get("mostRecent")),
+            "version": addon_default_version(call_args["addonName"], version),
+            "id": call_args["addonName"],
+        }
+    if token == "aws:eks/getClusters:getClusters":
+        return {"names": sorted(live.clusters), "id": AWS_REGION}
+    if token == "aws:eks/getNodeGroups:getNodeGroups":
+        cluster = call_args["clusterName"]
+        return {"clusterName": cluster, "names": sorted(live.clusters[cluster]), "id": cluster}
+    if token == "aws:eks/getNodeGroup:getNodeGroup":
+        cluster, group = call_args["clusterName"], call_args["nodeGroupName"]
+        desired = live.clusters[cluster][group]
+        return {
+            "clusterName": cluster,
+            "nodeGroupName": group,
+            "scalingConfigs": [{"desiredSize": desired, "minSize": 0, "maxSize": 100}],
+            "id": f"{cluster}:{group}",
+        }
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {
             "accountId": AWS_ACCOUNT,
@@ -168,8 +215,9 @@ def _aws_call(token: str, call_args: dict[str, Any]) -> dict[str, Any]:
 
 
 class Mocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
+    def __init__(self, live: LiveEks | None = None) -> None:
         self.calls: list[mocks.MockCallArgs] = []
+        self.live = live or LiveEks()
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return _mock_outputs(args)
@@ -179,7 +227,7 @@ class Mocks(pulumi.runtime.Mocks):
         if args.token == "gcp:organizations/getProject:getProject":
             return {"number": "123456789012", "projectId": args.args.get("projectId")}, []
         if args.token.startswith("aws:"):
-            return _aws_call(args.token, dict(args.args)), []
+            return _aws_call(args.token, dict(args.args), self.live), []
         return {}, []
 
 
@@ -204,8 +252,8 @@ def unwrap_secrets(value: Any) -> Any:
 class RecordingMonitor(mocks.MockMonitor):
     """The mock monitor, keeping each request's options as well as its inputs."""
 
-    def __init__(self) -> None:
-        super().__init__(Mocks())
+    def __init__(self, live: LiveEks | None = None) -> None:
+        super().__init__(Mocks(live))
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
         self.secret_outputs: set[str] = set()
@@ -222,6 +270,11 @@ class RecordingMonitor(mocks.MockMonitor):
                     custom=request.custom,
                     inputs=unwrap_secrets(raw_inputs),
                     secret_inputs={key for key, value in raw_inputs.items() if _is_secret(value)},
+                    alias_names=[
+                        alias.spec.name
+                        for alias in request.aliases
+                        if alias.WhichOneof("alias") == "spec"
+                    ],
                     parent=request.parent,
                     provider=request.provider,
                     protect=request.protect,

@@ -12,13 +12,16 @@ from harness import (
     AWS_DEPLOYER_ROLE,
     EKS_ISSUER,
     SECRET_KEYS,
+    RecordingMonitor,
     Run,
+    addon_default_version,
     run_function,
     run_program,
     stack_config,
     with_value,
 )
 
+from components.aws.cluster import admin_principals
 from components.aws.network import plan_subnets
 from components.aws.stack import AwsStack
 from components.config import load_config
@@ -42,7 +45,7 @@ def variant() -> Run:
     for path, value in {
         "clouds.aws.natGateways": "perAz",
         "clouds.aws.adminRoleArns": [OPS_ROLE, AWS_DEPLOYER_ROLE],
-        "clouds.aws.publicAccessCidrs": ["192.0.2.0/24"],
+        "clouds.aws.controlPlaneAccess": ["192.0.2.0/24"],
         "clouds.aws.availabilityZones": ["us-west-2b", "us-west-2c"],
     }.items():
         config = with_value(config, path, value)
@@ -68,14 +71,25 @@ def test_access_by_api_entries_only(staging: Run) -> None:
 
 
 def test_deployer_role_gets_cluster_admin(staging: Run) -> None:
-    """The role behind the deploying session (not its session ARN) gets an entry."""
-    entry = staging.one(ENTRY, "aws-eks-deployer")
+    """The role behind the deploying session (not its session ARN) gets an entry, named
+    after its role like a listed one, adopting the entry once named `deployer`."""
+    entry = staging.one(ENTRY, "aws-eks-admin-pangeo-deployer")
     assert entry.inputs["principalArn"] == AWS_DEPLOYER_ROLE
     assert entry.inputs["clusterName"] == "pangeo-binder-staging"
-    association = staging.one(ASSOCIATION, "aws-eks-deployer")
+    assert entry.alias_names == ["aws-eks-deployer"]
+    association = staging.one(ASSOCIATION, "aws-eks-admin-pangeo-deployer")
+    assert association.alias_names == ["aws-eks-deployer"]
     assert association.inputs["policyArn"] == ADMIN_POLICY
     assert association.inputs["accessScope"] == {"type": "cluster"}
     assert association.inputs["principalArn"] == AWS_DEPLOYER_ROLE
+
+
+def test_listing_the_deployer_keeps_its_entry_as_it_was(staging: Run, variant: Run) -> None:
+    """Adding the deploying role to adminRoleArns changes no resource name, so the update
+    never creates a second entry for a principal that has one (EKS refuses it)."""
+    before = {r.name: r.inputs["principalArn"] for r in staging.of_type(ENTRY)}
+    after = {r.name: r.inputs["principalArn"] for r in variant.of_type(ENTRY)}
+    assert before.items() <= after.items()
 
 
 def test_admin_roles_get_entries_and_the_deployer_is_not_doubled(variant: Run) -> None:
@@ -88,14 +102,17 @@ def test_admin_roles_get_entries_and_the_deployer_is_not_doubled(variant: Run) -
     assert policies == dict.fromkeys(entries, ADMIN_POLICY)
 
 
-def test_all_control_plane_logs_with_bounded_retention(staging: Run, prod: Run) -> None:
-    assert sorted(cluster(staging)["enabledClusterLogTypes"]) == [
+def test_control_plane_logs_by_environment_with_bounded_retention(staging: Run, prod: Run) -> None:
+    """Prod logs all five types; staging only who did what and who logged in as whom (the
+    api log is billed per GB ingested and can cost more than the control plane)."""
+    assert sorted(cluster(prod)["enabledClusterLogTypes"]) == [
         "api",
         "audit",
         "authenticator",
         "controllerManager",
         "scheduler",
     ]
+    assert sorted(cluster(staging)["enabledClusterLogTypes"]) == ["audit", "authenticator"]
     for run, days in ((staging, 14), (prod, 90)):
         group = run.one("aws:cloudwatch/logGroup:LogGroup")
         assert group.inputs["name"] == f"/aws/eks/{cluster(run)['name']}/cluster"
@@ -194,7 +211,7 @@ def test_kubernetes_provider_uses_exec_auth_and_no_token(staging: Run) -> None:
     assert entry["cluster"]["server"].startswith("https://")
     assert entry["cluster"]["certificate-authority-data"] == "TU9DSyBDQQ=="
     # The provider authenticates as the deployer: its access entry must exist first.
-    assert staging.one(ASSOCIATION, "aws-eks-deployer").urn in provider.dependencies
+    assert staging.one(ASSOCIATION, "aws-eks-admin-pangeo-deployer").urn in provider.dependencies
 
 
 def test_kubeconfig_output_is_secret(staging: Run) -> None:
@@ -356,11 +373,83 @@ def test_component_outputs_for_the_hub_layer() -> None:
     }
 
 
-def test_deployer_listed_under_another_path_gets_one_entry() -> None:
-    """An SSO role is often written with or without its path; it is one role either way."""
+def test_a_listed_arn_never_replaces_the_deployers_entry() -> None:
+    """The deployer's role listed under another path is a role that does not exist (IAM
+    role names are unique in an account): dropping the deployer's entry for it would lock
+    the program out. It is refused, naming the ARN to list."""
     listed = AWS_DEPLOYER_ROLE.replace(":role/", ":role/aws-reserved/sso.amazonaws.com/")
     config = with_value(stack_config("staging"), "clouds.aws.adminRoleArns", [listed])
+    monitor = RecordingMonitor()
+    with pytest.raises(Exception, match="the deploying role is arn:aws:iam::123456789012:role"):
+        run_program("staging", config, monitor)
+    assert [r.type for r in monitor.registrations if r.custom and r.type.startswith("aws:")] == []
+
+
+def test_a_role_of_the_same_name_in_another_account_is_another_entry() -> None:
+    other = AWS_DEPLOYER_ROLE.replace("123456789012", "210987654321")
+    config = with_value(stack_config("staging"), "clouds.aws.adminRoleArns", [other])
     entries = run_program("staging", config).of_type(ENTRY)
-    assert [(e.name, e.inputs["principalArn"]) for e in entries] == [
-        ("aws-eks-admin-pangeo-deployer", listed)
-    ]
+    assert {e.name: e.inputs["principalArn"] for e in entries} == {
+        "aws-eks-admin-pangeo-deployer": other,
+        "aws-eks-deployer": AWS_DEPLOYER_ROLE,
+    }
+    assert [e.alias_names for e in entries] == [[], []]
+
+
+CI = "arn:aws:iam::111111111111:role/ci"
+OPS = "arn:aws:iam::111111111111:role/ops/Admin"
+
+
+@pytest.mark.parametrize(
+    ("listed", "expected"),
+    [
+        ([], {"admin-ci": CI}),
+        ([OPS], {"admin-admin": OPS, "admin-ci": CI}),
+        ([CI], {"admin-ci": CI}),
+        ([OPS, CI], {"admin-admin": OPS, "admin-ci": CI}),
+    ],
+)
+def test_admin_principals(listed: list[str], expected: dict[str, str]) -> None:
+    principals = admin_principals(listed, CI)
+    assert principals.entries == expected
+    assert principals.deployer == "admin-ci"
+
+
+def test_admin_principals_refuse_the_deployers_name_under_another_path() -> None:
+    sso = (
+        "arn:aws:iam::111111111111:role/aws-reserved/sso.amazonaws.com/eu-west-1/"
+        "AWSReservedSSO_Admin_0123abcd"
+    )
+    pathless = "arn:aws:iam::111111111111:role/AWSReservedSSO_Admin_0123abcd"
+    with pytest.raises(ValueError, match=f"deploying role is {sso}"):
+        admin_principals([pathless], sso)
+
+
+def test_add_ons_pinned_to_the_default_version_for_the_cluster_version(
+    staging: Run,
+) -> None:
+    """Each add-on's version is looked up for the cluster's Kubernetes minor, through the
+    stack's own provider, so a version change moves the add-ons with the control plane."""
+    provider = staging.one("pulumi:providers:aws", "aws-provider").urn
+    lookups = {
+        c.args["addonName"]: c
+        for c in staging.calls
+        if c.token == "aws:eks/getAddonVersion:getAddonVersion"
+    }
+    assert sorted(lookups) == ["aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+    for name, call in lookups.items():
+        assert call.args["kubernetesVersion"] == "1.35", name
+        assert call.args["mostRecent"] is False, name
+        assert call.provider.startswith(provider), name
+        addon = staging.one(ADDON, f"aws-eks-{name}")
+        assert addon.inputs["addonVersion"] == addon_default_version(name, "1.35"), name
+
+
+def test_a_new_kubernetes_version_moves_the_add_ons() -> None:
+    config = with_value(stack_config("staging"), "clouds.aws.kubernetesVersion", "1.36")
+    run = run_program("staging", config)
+    assert cluster(run)["version"] == "1.36"
+    proxy = run.one(ADDON, "aws-eks-kube-proxy")
+    assert proxy.inputs["addonVersion"] == "v1.36.2-eksbuild.3"
+    values = run.one("kubernetes:helm.sh/v3:Release", "aws-autoscaler-release").inputs["values"]
+    assert values["image"]["tag"] == "v1.36.1"

@@ -38,10 +38,12 @@ def test_every_aws_rule_has_a_failing_case() -> None:
         "natGateways",
         "kubernetesVersion",
         "adminRoleArns",
-        "publicAccessCidrs",
+        "controlPlaneAccess",
+        "noncurrentVersionDays",
         "vpcCidr",
         "emails",
         "monthlyUsd",
+        "zones",
     ):
         assert key in segments, key
 
@@ -66,8 +68,8 @@ def test_nat_default_follows_the_environment(stack: str, set_to: str | None, exp
 
 
 def test_defaults() -> None:
-    cloud = aws("staging", publicAccessCidrs=DELETE, availabilityZones=DELETE)
-    assert [str(c) for c in cloud.public_access_cidrs] == ["0.0.0.0/0"]
+    cloud = aws("staging", controlPlaneAccess=DELETE, availabilityZones=DELETE)
+    assert [str(c) for c in cloud.control_plane_access] == ["0.0.0.0/0"]
     assert cloud.availability_zones is None
     assert cloud.kubernetes_version == "1.35"
     assert cloud.admin_role_arns == []

@@ -7,7 +7,18 @@ import json
 from typing import Any
 
 import pytest
-from harness import Run
+from harness import (
+    SECRET_KEYS,
+    LiveEks,
+    RecordingMonitor,
+    Run,
+    run_program,
+    stack_config,
+    with_value,
+)
+
+from components.aws.node_groups import ScalingPlan, scaling_plan
+from components.config import load_config
 
 AWS_NG = "aws:eks/nodeGroup:NodeGroup"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -128,6 +139,74 @@ def test_scaling_bounds_and_desired_size_left_to_the_autoscaler(run: Run) -> Non
     assert group(run, "dask").inputs["scalingConfig"]["maxSize"] in (100, 200)
 
 
+def _pool(**changes: Any) -> Any:
+    config = stack_config("staging")
+    for key, value in changes.items():
+        config = with_value(config, f"clouds.aws.nodePools.user.{key}", value)
+    return load_config(config, secret_keys=SECRET_KEYS).clouds.aws.node_pools["user"]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "live", "expected"),
+    [
+        ({"minNodes": 0, "maxNodes": 20}, None, ScalingPlan(0, ignore_desired=True)),
+        ({"minNodes": 2, "maxNodes": 20}, None, ScalingPlan(2, ignore_desired=True)),
+        ({"minNodes": 0, "maxNodes": 20}, 5, ScalingPlan(5, ignore_desired=True)),
+        ({"minNodes": 3, "maxNodes": 20}, 1, ScalingPlan(3, ignore_desired=False)),
+        ({"minNodes": 3, "maxNodes": 20}, 3, ScalingPlan(3, ignore_desired=True)),
+        ({"minNodes": 0, "maxNodes": 4}, 9, ScalingPlan(4, ignore_desired=False)),
+    ],
+)
+def test_desired_size_follows_only_bounds_that_exclude_it(
+    bounds: dict[str, int], live: int | None, expected: ScalingPlan
+) -> None:
+    """EKS refuses a minimum above the desired size and a maximum below it."""
+    assert scaling_plan(_pool(**bounds), live) == expected
+
+
+GROUP_SUFFIX = "20261125000000000000000001"
+
+
+def test_raising_min_nodes_on_a_running_cluster_raises_the_desired_size() -> None:
+    """The program reads each group's live desired size (through the stack's provider) and
+    sends a desired size inside the new bounds; groups inside their bounds stay the
+    autoscaler's. A pool whose key prefixes another's (`user`, `user-big`) reads its own."""
+    config = stack_config("staging")
+    config = with_value(config, "clouds.aws.nodePools.user.minNodes", 2)
+    config = with_value(config, "clouds.aws.nodePools.gpu.maxNodes", 2)
+    live = LiveEks(
+        {
+            "pangeo-binder-staging": {
+                f"core-{GROUP_SUFFIX}": 1,
+                f"user-{GROUP_SUFFIX}": 0,
+                f"highmem-{GROUP_SUFFIX}": 0,
+                f"gpu-{GROUP_SUFFIX}": 3,
+                f"user-big-{GROUP_SUFFIX}": 5,
+                f"dask-{GROUP_SUFFIX}": 7,
+            },
+            "someone-elses-cluster": {f"user-{GROUP_SUFFIX}": 9},
+        }
+    )
+    monitor = RecordingMonitor(live)
+    run = run_program("staging", config, monitor)
+    expected = {"core": (1, True), "user": (2, False), "highmem": (0, True), "gpu": (2, False)}
+    expected["dask"] = (7, True)
+    for key, (desired, ignored) in expected.items():
+        registration = group(run, key)
+        assert registration.inputs["scalingConfig"]["desiredSize"] == desired, key
+        ignore = ["scalingConfig.desiredSize"] if ignored else []
+        assert registration.ignore_changes == ignore, key
+    provider = run.one("pulumi:providers:aws", "aws-provider").urn
+    reads = [c for c in run.calls if c.token.startswith("aws:eks/getNodeGroup")]
+    assert reads and all(c.provider.startswith(provider) for c in reads)
+
+
+def test_a_first_deploy_reads_no_node_groups(staging: Run) -> None:
+    tokens = [c.token for c in staging.calls]
+    assert "aws:eks/getClusters:getClusters" in tokens
+    assert "aws:eks/getNodeGroups:getNodeGroups" not in tokens
+
+
 def test_groups_are_named_by_key_with_a_generated_suffix(run: Run) -> None:
     for key in POOLS:
         inputs = group(run, key).inputs
@@ -170,10 +249,10 @@ def _effect(upper: str) -> str:
 
 @pytest.mark.parametrize("key", POOLS)
 def test_asg_node_template_agrees_with_the_group(run: Run, key: str) -> None:
-    """What the autoscaler reads from the ASG is what the group's nodes will carry."""
+    """What the autoscaler reads from the ASG is what the group's nodes will carry; the
+    discovery tags are EKS's own and not managed here."""
     inputs = group(run, key).inputs
-    expected = {f"{CA}/enabled": "true", f"{CA}/pangeo-binder-{run_stack(run)}": "owned"}
-    expected |= {f"{CA}/node-template/label/{k}": v for k, v in inputs["labels"].items()}
+    expected = {f"{CA}/node-template/label/{k}": v for k, v in inputs["labels"].items()}
     expected |= {
         f"{CA}/node-template/taint/{t['key']}": f"{t['value']}:{_effect(t['effect'])}"
         for t in inputs.get("taints", [])
@@ -181,10 +260,6 @@ def test_asg_node_template_agrees_with_the_group(run: Run, key: str) -> None:
     if key == "gpu":
         expected[f"{CA}/node-template/resources/nvidia.com/gpu"] = "1"
     assert asg_tags(run, key) == expected
-
-
-def run_stack(run: Run) -> str:
-    return run.one("aws:eks/cluster:Cluster").inputs["name"].removeprefix("pangeo-binder-")
 
 
 def test_gpu_group_at_zero_advertises_its_gpu_and_taint(staging: Run) -> None:
@@ -195,16 +270,38 @@ def test_gpu_group_at_zero_advertises_its_gpu_and_taint(staging: Run) -> None:
     assert tags[f"{CA}/node-template/label/hub.jupyter.org/node-purpose"] == "user"
 
 
-def test_zones_core_and_user_in_one_zone_dask_in_all(staging: Run, prod: Run) -> None:
-    """Home volumes bind to one zone; dask workers spread for spot capacity. Staging has no
-    NAT, so nodes go in public subnets; prod's nodes are private."""
+def test_every_group_in_one_zone_by_default(staging: Run, prod: Run) -> None:
+    """Home volumes bind to one zone, and dask workers stay in it too: shuffles between
+    zones are billed per GB each way. Staging has no NAT, so nodes go in public subnets;
+    prod's nodes are private."""
     for run, kind in ((staging, "public"), (prod, "private")):
         first = f"aws-network-{kind}-us-west-2a-id"
-        for key in ("core", "user", "highmem", "gpu"):
+        for key in POOLS:
             assert group(run, key).inputs["subnetIds"] == [first], key
-        assert group(run, "dask").inputs["subnetIds"] == [
-            f"aws-network-{kind}-us-west-2{zone}-id" for zone in "abc"
-        ]
+
+
+def test_configured_zones_pick_the_group_subnets() -> None:
+    config = with_value(
+        stack_config("prod"), "clouds.aws.nodePools.dask.zones", ["us-west-2b", "us-west-2c"]
+    )
+    config = with_value(config, "clouds.aws.nodePools.gpu.zones", ["us-west-2c"])
+    run = run_program("prod", config)
+    assert group(run, "dask").inputs["subnetIds"] == [
+        "aws-network-private-us-west-2b-id",
+        "aws-network-private-us-west-2c-id",
+    ]
+    assert group(run, "gpu").inputs["subnetIds"] == ["aws-network-private-us-west-2c-id"]
+    assert group(run, "user").inputs["subnetIds"] == ["aws-network-private-us-west-2a-id"]
+
+
+def test_zone_outside_the_default_vpc_zones_is_refused_at_deploy_time() -> None:
+    """Without availabilityZones the VPC takes the account's first three zones, known only
+    when the program runs: a pool in the fourth is refused then, naming its key."""
+    config = with_value(stack_config("staging"), "clouds.aws.nodePools.dask.zones", ["us-west-2d"])
+    with pytest.raises(
+        Exception, match=r"clouds\.aws\.nodePools\.dask\.zones: us-west-2d not among"
+    ):
+        run_program("staging", config)
 
 
 def test_groups_wait_for_networking_add_ons(run: Run) -> None:
@@ -221,29 +318,34 @@ def autoscaler_values(run: Run) -> dict[str, Any]:
 def test_autoscaler_release_is_pinned_and_on_the_cluster(run: Run) -> None:
     release = run.one(RELEASE, "aws-autoscaler-release")
     assert release.inputs["chart"] == "cluster-autoscaler"
-    assert release.inputs["version"] == "9.52.1"
+    assert release.inputs["version"] == "9.59.0"
     assert release.inputs["name"] == "cluster-autoscaler"
     assert release.inputs["namespace"] == "kube-system"
     assert release.inputs["repositoryOpts"]["repo"] == "https://kubernetes.github.io/autoscaler"
     assert release.provider_urn == run.one("pulumi:providers:kubernetes", "aws-eks-k8s").urn
 
 
-def test_autoscaler_discovers_the_tags_the_groups_carry(run: Run) -> None:
+def test_autoscaler_discovers_the_tags_eks_puts_on_the_groups(run: Run) -> None:
+    """EKS tags every managed group's ASG `k8s.io/cluster-autoscaler/enabled=true` and
+    `k8s.io/cluster-autoscaler/<cluster>=owned`: the autoscaler discovers those, and the
+    program leaves them alone (removing a resource of ours would delete EKS's tag)."""
     values = autoscaler_values(run)
     cluster = run.one("aws:eks/cluster:Cluster").inputs["name"]
     assert values["cloudProvider"] == "aws"
     assert values["awsRegion"] == "us-west-2"
     assert values["autoDiscovery"]["clusterName"] == cluster
-    for key in POOLS:
-        tags = asg_tags(run, key)
-        for discovery in values["autoDiscovery"]["tags"]:
-            assert discovery in tags, (key, discovery)
+    assert values["autoDiscovery"]["tags"] == [f"{CA}/enabled", f"{CA}/{cluster}"]
+    managed = {t.inputs["tag"]["key"] for t in run.of_type(ASG_TAG)}
+    assert managed, "node-template tags are still set"
+    for discovery in values["autoDiscovery"]["tags"]:
+        assert discovery not in managed
+    assert all(key.startswith(f"{CA}/node-template/") for key in managed)
 
 
 def test_autoscaler_runs_on_core_nodes_with_matching_image(run: Run) -> None:
     values = autoscaler_values(run)
     assert values["nodeSelector"] == {"hub.jupyter.org/node-purpose": "core"}
-    assert values["image"]["tag"] == "v1.35.0"
+    assert values["image"]["tag"] == "v1.35.2"
     role = run.one("aws:iam/role:Role", "aws-autoscaler-role")
     annotations = values["rbac"]["serviceAccount"]["annotations"]
     assert annotations == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}
@@ -270,7 +372,7 @@ def test_autoscaler_may_resize_only_this_clusters_groups(run: Run) -> None:
 
 def test_device_plugin_runs_on_gpu_nodes_through_their_taints(run: Run) -> None:
     release = run.one(RELEASE, "aws-eks-nvidia-device-plugin")
-    assert release.inputs["version"] == "0.17.1"
+    assert release.inputs["version"] == "0.20.0"
     assert release.inputs["name"] == "nvidia-device-plugin"
     values = release.inputs["values"]
     tolerated = {t["key"] for t in values["tolerations"]}
@@ -283,3 +385,13 @@ def test_device_plugin_runs_on_gpu_nodes_through_their_taints(run: Run) -> None:
     assert expression == {"key": "k8s.amazonaws.com/accelerator", "operator": "Exists"}
     assert expression["key"] in group(run, "gpu").inputs["labels"]
     assert expression["key"] not in group(run, "user").inputs["labels"]
+
+
+def test_device_plugin_works_with_the_unprivileged_envvar_refused(run: Run) -> None:
+    """AL2023 NVIDIA AMIs from v20260423 ignore NVIDIA_VISIBLE_DEVICES in containers without
+    CAP_SYS_ADMIN (amazon-eks-ami#2706): the plugin runs privileged, and user pods get their
+    GPUs through CDI in the CRI request, which containerd injects itself."""
+    values = run.one(RELEASE, "aws-eks-nvidia-device-plugin").inputs["values"]
+    assert values["securityContext"] == {"privileged": True}
+    assert values["deviceListStrategy"] == "cdi-cri"
+    assert "envvar" not in values["deviceListStrategy"].split(",")

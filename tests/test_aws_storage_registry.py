@@ -96,23 +96,37 @@ def test_scratch_expiry_follows_config() -> None:
     assert rules["expire-scratch"]["expiration"] == {"days": 3}
 
 
-def test_prod_persistent_bucket_is_versioned_with_noncurrent_expiry(
+def test_persistent_bucket_is_versioned_with_noncurrent_expiry_everywhere(
     staging: Run, prod: Run
 ) -> None:
-    versioning = prod.one("aws:s3/bucketVersioning:BucketVersioning")
-    assert versioning.name == "aws-storage-persistent-versioning"
-    assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
-    rule = lifecycle(prod, "persistent")["expire-noncurrent-versions"]
-    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
-    assert (
-        versioning.urn
-        in prod.one(
-            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-            "aws-storage-persistent-lifecycle",
-        ).dependencies
-    )
-    assert staging.of_type("aws:s3/bucketVersioning:BucketVersioning") == []
-    assert "expire-noncurrent-versions" not in lifecycle(staging, "persistent")
+    """One `rm -r` is not final in staging either; old versions go after 30 days."""
+    for run in (staging, prod):
+        versioning = run.one("aws:s3/bucketVersioning:BucketVersioning")
+        assert versioning.name == "aws-storage-persistent-versioning"
+        assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
+        rules = lifecycle(run, "persistent")
+        assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {
+            "noncurrentDays": 30
+        }
+        assert rules["remove-expired-delete-markers"]["expiration"] == {
+            "expiredObjectDeleteMarker": True
+        }
+        assert (
+            versioning.urn
+            in run.one(
+                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                "aws-storage-persistent-lifecycle",
+            ).dependencies
+        )
+        assert "expire-noncurrent-versions" not in lifecycle(run, "scratch")
+
+
+def test_noncurrent_version_days_are_configurable() -> None:
+    config = with_value(stack_config("staging"), "clouds.aws.storage.noncurrentVersionDays", 90)
+    rules = lifecycle(run_program("staging", config), "persistent")
+    assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {
+        "noncurrentDays": 90
+    }
 
 
 def test_only_staging_scratch_can_be_force_destroyed(staging: Run, prod: Run) -> None:
@@ -167,18 +181,15 @@ def test_ecr_lifecycle_expires_untagged_and_keeps_recent(run: Run) -> None:
     assert {r["action"]["type"] for r in policy["rules"]} == {"expire"}
 
 
-def test_scan_on_push_for_the_prefix_and_can_be_left_to_others() -> None:
+def test_account_wide_scanning_only_when_opted_in(staging: Run, prod: Run) -> None:
+    """The scanning configuration replaces the whole account's (Inspector enhanced scanning
+    included): neither stack file claims it, and setting scanOnPush does."""
     scanning_type = "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration"
-    run = run_program("prod")
-    (rule,) = run.one(scanning_type).inputs["rules"]
-    assert rule["scanFrequency"] == "SCAN_ON_PUSH"
-    assert rule["repositoryFilters"] == [
-        {"filter": "pangeo-binder-prod/*", "filterType": "WILDCARD"}
-    ]
-    # The account-wide setting has one owner: staging's stack file leaves it to prod.
-    assert run_program("staging").of_type(scanning_type) == []
+    assert staging.of_type(scanning_type) == []
+    assert prod.of_type(scanning_type) == []
     config = with_value(stack_config("staging"), "clouds.aws.scanOnPush", True)
     (rule,) = run_program("staging", config).one(scanning_type).inputs["rules"]
+    assert rule["scanFrequency"] == "SCAN_ON_PUSH"
     assert rule["repositoryFilters"] == [
         {"filter": "pangeo-binder-staging/*", "filterType": "WILDCARD"}
     ]

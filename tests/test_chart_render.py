@@ -24,7 +24,9 @@ from chart_render import (
     ValuesInvalid,
     coalesce,
     find,
+    hooks,
     merged_values,
+    null_paths,
     object_problems,
     render,
     require_chart_files,
@@ -114,6 +116,16 @@ def test_pins_match_the_chart_sources() -> None:
     assert {p.name for p in PINS} == {"jupyterhub", "dask-gateway", "binderhub-service"}
 
 
+@pytest.mark.parametrize("pin", PINS, ids=lambda p: p.name)
+def test_each_chart_supports_the_clusters_kubernetes(pin: ChartPin) -> None:
+    # Helm checks Chart.yaml's kubeVersion against its own default version offline, not ours.
+    constraint = helm_python.Chart.load(charts.chart_dir(pin)).metadata["kubeVersion"]
+    minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)\.\d+(-0)?", constraint)
+    assert minimum, f"{pin.name}: an unexpected kubeVersion constraint {constraint!r}"
+    ours = tuple(int(x) for x in chart_render.KUBERNETES_VERSION.split("."))
+    assert (int(minimum[1]), int(minimum[2])) <= ours
+
+
 def _strip_descriptions(schema: object) -> object:
     if isinstance(schema, dict):
         return {k: _strip_descriptions(v) for k, v in schema.items() if k != "description"}
@@ -147,13 +159,35 @@ def test_jupyterhub_renders_the_hub_proxy_and_https_with_our_values() -> None:
     names = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert {("Deployment", "hub"), ("Deployment", "proxy"), ("Deployment", "autohttps")} <= names
     assert ("Service", "proxy-public") in names
-    assert not find(objects, "Job"), "prePuller.hook is off: no hook job"
+    assert not hooks(objects) and not find(objects, "Job"), "prePuller.hook is off: no hook"
+    with_hook = render(
+        JUPYTERHUB,
+        coalesce(HUB_VALUES, {"prePuller": {"hook": {"enabled": True}}}),
+        release="jupyterhub",
+        namespace="hub",
+    )
+    assert {o["kind"] for o in hooks(with_hook)} >= {"Job", "DaemonSet"}
     # The values reached the templates: the hub reads its config from this secret.
     secret = find(objects, "Secret", "hub")[0]
     hub_values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
     assert hub_values["hub"]["config"]["JupyterHub"]["authenticator_class"] == "dummy"
-    proxy = find(objects, "Secret", "proxy")
-    assert not proxy or "a" * 64 not in str(proxy), "the token is base64 in data, not plain"
+    token = secret["data"]["hub.config.ConfigurableHTTPProxy.auth_token"]
+    assert base64.b64decode(token).decode() == "a" * 64
+
+
+def test_z2jh_regenerates_unset_secrets_on_every_offline_render() -> None:
+    # lookup finds no live Secret offline, so a secret the values leave unset (here the auth
+    # state keys) changes from one render to the next: the hub must set every one (issue 6).
+    keys = []
+    for _ in range(2):
+        chart_render._render_cached.cache_clear()
+        objects = render(JUPYTERHUB, HUB_VALUES, release="jupyterhub", namespace="hub")
+        data = find(objects, "Secret", "hub")[0]["data"]
+        keys.append(
+            (data["hub.config.CryptKeeper.keys"], data["hub.config.JupyterHub.cookie_secret"])
+        )
+    assert keys[0][0] != keys[1][0], "unset: generated afresh"
+    assert keys[0][1] == keys[1][1], "set in the values: stable"
 
 
 def test_dask_gateway_renders_its_crds_and_custom_resources() -> None:
@@ -268,6 +302,12 @@ def test_merge_is_the_one_helm_performs(case: str) -> None:
         assert merged_values(pin, ours) == chart.merge_values(ours)
 
 
+@no_charts
+def test_null_paths_finds_every_deletion() -> None:
+    assert null_paths(HUB_VALUES) == []
+    assert null_paths({"a": None, "b": {"c": None, "d": [None]}, "e": 1}) == ["a", "b.c"]
+
+
 COALESCE_CASES = [
     {},
     {"x": None, "m": {"d": None, "n": {"y": None}}, "a": None},
@@ -280,6 +320,7 @@ COALESCE_CASES = [
 ]
 
 
+@no_charts
 @pytest.mark.parametrize("ours", COALESCE_CASES)
 def test_coalesce_matches_helm_on_the_edge_cases(ours: dict, tmp_path: Path) -> None:
     (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: edge\nversion: 0.1.0\n")
@@ -341,6 +382,7 @@ def test_custom_resources_need_their_crd() -> None:
     assert object_problems(without_crds, crds=find(objects, "CustomResourceDefinition")) == []
 
 
+@no_charts
 def test_schemas_are_the_newest_not_newer_than_the_cluster() -> None:
     assert schema_version("1.33") == "1.33.0"
     assert schema_version("v1.35.2") == "1.35.0"
@@ -365,27 +407,75 @@ def test_rendering_stays_fast(case: str) -> None:
 # --- missing chart files: skip, or fail under CI ------------------------------------------------
 
 
+def _outcome(call) -> BaseException | None:
+    """What `call` raised, pytest's skip and fail outcomes included (they are BaseExceptions)."""
+    try:
+        call()
+    except BaseException as raised:
+        return raised
+    return None
+
+
 @no_charts
 def test_missing_charts_skip_with_the_fetch_command(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(charts.CHARTS_ENV, str(tmp_path / "charts"))
     monkeypatch.setenv(charts.SCHEMAS_ENV, str(tmp_path / "schemas"))
     monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match=re.escape(charts.FETCH_COMMAND)):
-        require_chart_files()
-    with pytest.raises(pytest.skip.Exception):
-        render(JUPYTERHUB, {}, release="j", namespace="hub")
-    with pytest.raises(pytest.skip.Exception):
-        validate_values(DASK_GATEWAY, {})
+    for call in (
+        require_chart_files,
+        lambda: render(JUPYTERHUB, {}, release="j", namespace="hub"),
+        lambda: validate_values(DASK_GATEWAY, {}),
+        lambda: merged_values(BINDERHUB_SERVICE, {}),
+    ):
+        outcome = _outcome(call)
+        assert type(outcome) is pytest.skip.Exception, outcome
+        assert charts.FETCH_COMMAND in str(outcome)
 
 
 @no_charts
-def test_missing_charts_fail_under_ci(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("ci", ["true", "True", "1"])
+def test_missing_charts_fail_under_ci(ci: str, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(charts.CHARTS_ENV, str(tmp_path / "charts"))
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match=re.escape(charts.FETCH_COMMAND)):
-        require_chart_files()
-    with pytest.raises(pytest.fail.Exception):
-        render(DASK_GATEWAY, {}, release="d", namespace="hub")
+    monkeypatch.setenv("CI", ci)
+    for call in (
+        require_chart_files,
+        lambda: render(DASK_GATEWAY, {}, release="d", namespace="hub"),
+    ):
+        outcome = _outcome(call)
+        assert type(outcome) is pytest.fail.Exception, outcome
+        assert charts.FETCH_COMMAND in str(outcome)
+
+
+@no_charts
+@pytest.mark.parametrize("ci", [None, "true"])
+def test_the_chart_files_fixture_in_a_real_session(ci: str | None, tmp_path) -> None:
+    # The whole path: conftest's fixture in a pytest run without the charts.
+    env = {**os.environ, charts.CHARTS_ENV: str(tmp_path / "none")}
+    env.pop("CI", None)
+    if ci:
+        env["CI"] = ci
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            f"{Path(__file__).name}::test_pins_match_the_chart_sources",
+        ],
+        cwd=Path(__file__).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert charts.FETCH_COMMAND in run.stdout, run.stdout
+    if ci:
+        assert run.returncode == 1 and "1 error" in run.stdout, run.stdout
+    else:
+        assert run.returncode == 0 and "1 skipped" in run.stdout, run.stdout
 
 
 @no_charts
@@ -422,7 +512,8 @@ FAKE_HELM = textwrap.dedent(
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text(f"apiVersion: v2\\nname: {{name}}\\nversion: {{opt['--version']}}\\n")
     (chart / "values.yaml").write_text("replicas: 1\\n")
-    (chart / "values.schema.json").write_text('{{"type": "object"}}')
+    if name != "noschema":
+        (chart / "values.schema.json").write_text('{{"type": "object"}}')
     """
 )
 
@@ -524,3 +615,60 @@ def test_a_failed_pull_names_the_chart_and_leaves_nothing(tmp_path, monkeypatch)
     ):
         charts.fetch((broken,), tmp_path / "c", tmp_path / "s", log=lambda _: None)
     assert list((tmp_path / "c").iterdir()) == []
+
+
+@no_charts
+def test_a_chart_without_a_schema_is_refused(tmp_path, monkeypatch) -> None:
+    env, _ = _fake_helm(tmp_path)
+    monkeypatch.setenv("PATH", env["PATH"])
+    pin = ChartPin("noschema", "https://example.org/charts", "1.0.0")
+    with pytest.raises(charts.FetchError, match=r"has no values\.schema\.json"):
+        charts.fetch((pin,), tmp_path / "c", tmp_path / "s", log=lambda _: None)
+    assert list((tmp_path / "c").iterdir()) == [] and not (tmp_path / "s").exists()
+
+
+@no_charts
+def test_offline_rendering_limits(tmp_path: Path) -> None:
+    # What the module docstring of chart_render.py says: lookup finds nothing, the Kubernetes
+    # version is Helm's default, and only built-in API groups are known.
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: limits\nversion: 0.1.0\n")
+    (tmp_path / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: limits}\ndata:\n"
+        "  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n"
+        '  lookup: {{ lookup "v1" "Secret" .Release.Namespace "hub" | toJson | quote }}\n'
+        '  policy: {{ .Capabilities.APIVersions.Has "policy/v1" | quote }}\n'
+        '  traefik: {{ .Capabilities.APIVersions.Has "traefik.io/v1alpha1" | quote }}\n'
+    )
+    rendered = helm_python.Chart.load(tmp_path).render(
+        {}, name="r", namespace="hub", is_install=True
+    )
+    data = yaml.safe_load(rendered["limits/templates/cm.yaml"])["data"]
+    assert (data["lookup"], data["policy"], data["traefik"]) == ("{}", "true", "false")
+    # Helm's built-in default (v1.36.0 in Helm v4.2.3): it must satisfy the charts' kubeVersion
+    # constraints (>=1.30 at most), else they would refuse to render.
+    assert tuple(map(int, data["kube"].lstrip("v").split(".")[:2])) >= (1, 30), data["kube"]
+
+
+def test_names_and_labels_follow_kubernetes_rules() -> None:
+    # The OpenAPI schemas do not check these; the API server does.
+    objects = render(DASK_GATEWAY, GATEWAY_VALUES, release="dask-gateway", namespace="hub")
+    assert object_problems(objects) == []
+    find(objects, "Service", "api-dask-gateway")[0]["metadata"]["name"] = "a" * 64
+    find(objects, "ConfigMap")[0]["metadata"]["name"] = "Upper_Case"
+    find(objects, "ClusterRole")[0]["metadata"]["name"] = "system:dask-gateway"  # allowed
+    deployment = find(objects, "Deployment")[0]
+    deployment["metadata"]["labels"]["app.kubernetes.io/instance"] = "x" * 64
+    deployment["spec"]["template"]["metadata"]["labels"]["bad/key/x"] = "v"
+    problems = object_problems(objects)
+    assert sorted(p.split(": ")[:2] for p in problems) == [
+        ["ConfigMap/Upper_Case", "metadata.name"],
+        ["Deployment/controller-dask-gateway", "metadata.labels"],
+        ["Deployment/controller-dask-gateway", "spec.template.metadata.labels"],
+        ["Service/" + "a" * 64, "metadata.name"],
+    ], problems
+
+
+def test_release_names_follow_helms_rule() -> None:
+    with pytest.raises(RenderError, match="release name"):
+        render(DASK_GATEWAY, GATEWAY_VALUES, release="r" * 54, namespace="hub")

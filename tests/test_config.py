@@ -9,6 +9,7 @@ import pytest
 import yaml
 from harness import DELETE, SECRET_KEYS, stack_config, with_value
 
+from components import catalog
 from components.config import ConfigError, StackConfig, load_config
 
 CASES_DIR = Path(__file__).parent / "config_cases"
@@ -108,6 +109,66 @@ def test_every_gcp_rule_has_a_failing_case() -> None:
         "windowEnd",
         "end",
         "servicesCidr",
+        "zones",
+        "controlPlaneAccess",
         "hub",
     ):
         assert key in segments, key
+
+
+def test_secrets_must_be_set_with_secret() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(stack_config("staging"), secret_keys=())
+    assert [p.path for p in error.value.problems] == ["secrets"]
+    assert "was not set with --secret: run pulumi config rm secrets" in str(error.value)
+
+
+def test_only_secrets_holds_secret_values() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(stack_config("staging"), secret_keys=("secrets", "hub"))
+    assert [p.path for p in error.value.problems] == ["hub"]
+    assert "is set as a secret, but only `secrets` holds secret values" in str(error.value)
+
+
+def test_a_malformed_secret_is_never_printed() -> None:
+    config = with_value(stack_config("staging"), "secrets.gcp", "ghs_planted_value")
+    with pytest.raises(ConfigError) as error:
+        load_config(config, secret_keys=SECRET_KEYS)
+    assert "ghs_planted_value" not in str(error.value)
+    assert "secrets.gcp" in str(error.value)
+
+
+def test_control_plane_open_by_default_on_both_clouds() -> None:
+    config = with_value(stack_config("staging"), "clouds.gcp.controlPlaneAccess", DELETE)
+    config = with_value(config, "clouds.aws.controlPlaneAccess", DELETE)
+    clouds = load_config(config, secret_keys=SECRET_KEYS).clouds
+    assert [str(c) for c in clouds.gcp.control_plane_access] == ["0.0.0.0/0"]  # type: ignore[union-attr]
+    assert [str(c) for c in clouds.aws.control_plane_access] == ["0.0.0.0/0"]  # type: ignore[union-attr]
+
+
+def test_gke_authorized_networks_capped_at_fifty() -> None:
+    cidrs = [f"192.0.2.{i}/32" for i in range(51)]
+    config = with_value(stack_config("prod"), "clouds.gcp.controlPlaneAccess", cidrs)
+    with pytest.raises(
+        ConfigError, match=r"clouds\.gcp\.controlPlaneAccess: List should have at most 50"
+    ):
+        load_config(config, secret_keys=SECRET_KEYS)
+
+
+def test_gpu_zone_table_names_known_gpus_regions_and_zones() -> None:
+    """A typo in data/gcp.yaml's gpuZones would silently refuse (or allow) a zone."""
+    cat = catalog.gcp()
+    assert cat.gpu_zone_suffixes, "gpuZones is empty"
+    for gpu, by_region in cat.gpu_zone_suffixes.items():
+        assert gpu in cat.gpus, gpu
+        for region, suffixes in by_region.items():
+            assert region in cat.regions, (gpu, region)
+            assert suffixes and set(suffixes) <= set(cat.regions[region]), (gpu, region)
+    # What the stack files rely on: T4 in staging's zone, L4 in only three of four zones.
+    assert "us-central1-b" in (cat.gpu_zones("nvidia-tesla-t4", "us-central1") or ())
+    assert cat.gpu_zones("nvidia-l4", "us-central1") == (
+        "us-central1-a",
+        "us-central1-b",
+        "us-central1-c",
+    )
+    assert cat.gpu_zones("nvidia-b200", "us-central1") is None  # no data: zones must be listed

@@ -10,6 +10,7 @@ from harness import Run, run_program, stack_config, with_value
 CLUSTER = "gcp:container/cluster:Cluster"
 POOL = "gcp:container/nodePool:NodePool"
 USER_TAINT = {"key": "hub.jupyter.org/dedicated", "value": "user", "effect": "NO_SCHEDULE"}
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
 DASK_TAINT = {"key": "k8s.dask.org/dedicated", "value": "worker", "effect": "NO_SCHEDULE"}
 
 
@@ -105,7 +106,11 @@ def test_labels_and_taints_per_purpose(staging: Run) -> None:
     assert p["core"]["nodeConfig"].get("taints", []) == []
     for key in ("user", "highmem", "gpu"):
         assert p[key]["nodeConfig"]["labels"]["hub.jupyter.org/node-purpose"] == "user"
+    for key in ("user", "highmem"):
         assert p[key]["nodeConfig"]["taints"] == [USER_TAINT]
+    # GKE taints GPU nodes itself only when a GPU pool joins a cluster that already has a
+    # non-GPU pool; here every pool is created together, so the taint is declared.
+    assert p["gpu"]["nodeConfig"]["taints"] == [USER_TAINT, GPU_TAINT]
     assert p["dask"]["nodeConfig"]["labels"]["k8s.dask.org/node-purpose"] == "worker"
     assert p["dask"]["nodeConfig"]["taints"] == [DASK_TAINT]
 
@@ -116,12 +121,13 @@ def test_gpu_pool_accelerators_and_driver(staging: Run, prod: Run) -> None:
         {
             "type": "nvidia-tesla-t4",
             "count": 1,
-            "gpuDriverInstallationConfig": {"gpuDriverVersion": "LATEST"},
+            # the driver paired with the node version, not one that changes on auto-upgrade
+            "gpuDriverInstallationConfig": {"gpuDriverVersion": "DEFAULT"},
         }
     ]
-    # GKE taints GPU nodes itself; declaring nvidia.com/gpu here would duplicate it.
-    assert all(t["key"] != "nvidia.com/gpu" for t in gpu["taints"])
-    assert pools(prod)["gpu"]["nodeConfig"]["guestAccelerators"][0]["type"] == "nvidia-l4"
+    prod_gpu = pools(prod)["gpu"]["nodeConfig"]
+    assert prod_gpu["guestAccelerators"][0]["type"] == "nvidia-l4"
+    assert prod_gpu["taints"] == [USER_TAINT, GPU_TAINT]
     for key in ("core", "user", "highmem", "dask"):
         assert pools(staging)[key]["nodeConfig"].get("guestAccelerators", []) == []
 
@@ -251,3 +257,68 @@ def test_kubeconfig_is_secret_everywhere(staging: Run) -> None:
     assert "kubeconfig" in staging.one("pulumi:providers:kubernetes", "gcp-gke-k8s").secret_inputs
     assert "gcpKubeconfig" in staging.secret_outputs
     assert "gcp" not in staging.secret_outputs  # the rest of the outputs stay readable
+
+
+def test_zonal_cluster_pools_in_its_zone(staging: Run) -> None:
+    for key, inputs in pools(staging).items():
+        assert inputs["nodeLocations"] == ["us-central1-b"], key
+
+
+def test_regional_gpu_pool_only_in_zones_offering_its_gpu(prod: Run) -> None:
+    """L4 is offered in us-central1-a, -b and -c but not -f (data/gcp.yaml); GKE would
+    otherwise spread the pool over zones it picks and fail where L4 is missing."""
+    assert pools(prod)["gpu"]["nodeLocations"] == [
+        "us-central1-a",
+        "us-central1-b",
+        "us-central1-c",
+    ]
+
+
+def test_regional_dask_pool_in_one_zone_others_left_to_gke(prod: Run) -> None:
+    p = pools(prod)
+    assert p["dask"]["nodeLocations"] == ["us-central1-a"]
+    for key in ("core", "user", "highmem"):
+        assert "nodeLocations" not in p[key], key
+
+
+def test_configured_zones_reach_the_pool() -> None:
+    config = with_value(stack_config("prod"), "clouds.gcp.nodePools.dask.zones", ["us-central1-f"])
+    config = with_value(config, "clouds.gcp.nodePools.gpu.zones", ["us-central1-c"])
+    p = pools(run_program("prod", config))
+    assert p["dask"]["nodeLocations"] == ["us-central1-f"]
+    assert p["gpu"]["nodeLocations"] == ["us-central1-c"]
+
+
+def test_gpu_dask_pool_defaults_to_a_zone_offering_its_gpu() -> None:
+    config = with_value(
+        stack_config("prod"),
+        "clouds.gcp.nodePools.gdask",
+        {
+            "purpose": "dask",
+            "machineType": "n1-standard-8",
+            "maxNodes": 4,
+            "gpu": {"type": "nvidia-tesla-p100"},
+        },
+    )
+    # P100 in us-central1: c and f only
+    assert pools(run_program("prod", config))["gdask"]["nodeLocations"] == ["us-central1-c"]
+
+
+def test_control_plane_open_by_default(staging: Run, prod: Run) -> None:
+    """GitHub-hosted runners deploy from changing addresses; operators narrow it."""
+    for run in (staging, prod):
+        networks = run.one(CLUSTER).inputs["masterAuthorizedNetworksConfig"]
+        assert networks == {
+            "cidrBlocks": [{"cidrBlock": "0.0.0.0/0", "displayName": "controlPlaneAccess 0"}]
+        }
+
+
+def test_control_plane_narrowed_to_configured_ranges() -> None:
+    config = with_value(
+        stack_config("prod"), "clouds.gcp.controlPlaneAccess", ["192.0.2.0/24", "198.51.100.7/32"]
+    )
+    networks = run_program("prod", config).one(CLUSTER).inputs["masterAuthorizedNetworksConfig"]
+    assert [block["cidrBlock"] for block in networks["cidrBlocks"]] == [
+        "192.0.2.0/24",
+        "198.51.100.7/32",
+    ]

@@ -14,7 +14,9 @@ from components.aws.node_groups import AUTOSCALER
 from components.scheduling import PURPOSE_LABELS
 
 CHART = "cluster-autoscaler"
-CHART_VERSION = "9.52.1"
+# The current chart (kubernetes/autoscaler cluster-autoscaler-chart-9.59.0, 2026-07-21;
+# looked up 2026-11-26). Its default image is ignored: the tag follows the cluster's minor.
+CHART_VERSION = "9.59.0"
 CHART_REPO = "https://kubernetes.github.io/autoscaler"
 RELEASE = "cluster-autoscaler"
 NAMESPACE = "kube-system"

@@ -3,12 +3,14 @@ Kubernetes provider built from the cluster's outputs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws import addons
-from components.aws.config import AwsCloud, role_name
+from components.aws.config import AwsCloud, role_name, role_path
 from components.aws.identity import (
     STS_AUDIENCE,
     Oidc,
@@ -19,10 +21,14 @@ from components.aws.identity import (
 )
 from components.aws.kubeconfig import eks_kubeconfig
 from components.aws.network import Network
-from components.aws.node_groups import NodeGroup, group_zones
+from components.aws.node_groups import NodeGroup, live_desired_sizes
 from components.guards import guarded
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+# Staging keeps who did what (audit) and who authenticated as whom (authenticator). The api,
+# controllerManager and scheduler logs are chatty: CloudWatch ingestion is billed per GB and
+# a busy API server log can cost more than the control plane itself.
+STAGING_LOG_TYPES = ["audit", "authenticator"]
 CLUSTER_POLICIES = ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"]
 # Join the cluster and pull images; the CNI's ENI permissions go to its own IRSA role.
 NODE_POLICIES = [
@@ -51,13 +57,13 @@ def cluster_args(
             subnet_ids=subnet_ids,
             endpoint_private_access=True,  # nodes reach the API inside the VPC
             endpoint_public_access=True,
-            public_access_cidrs=[str(cidr) for cidr in cloud.public_access_cidrs],
+            public_access_cidrs=[str(cidr) for cidr in cloud.control_plane_access],
         ),
         access_config=aws.eks.ClusterAccessConfigArgs(
             authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
         ),
         bootstrap_self_managed_addons=False,
-        enabled_cluster_log_types=LOG_TYPES,
+        enabled_cluster_log_types=log_types(prod),
         encryption_config=aws.eks.ClusterEncryptionConfigArgs(
             provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key_arn),
             resources=["secrets"],
@@ -67,6 +73,53 @@ def cluster_args(
         upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
         deletion_protection=prod,
     )
+
+
+def log_types(prod: bool) -> list[str]:
+    """All five control-plane logs in prod; audit and authenticator in staging (cost)."""
+    return list(LOG_TYPES if prod else STAGING_LOG_TYPES)
+
+
+@dataclass(frozen=True)
+class AdminPrincipals:
+    """Access entries by resource-name suffix, and which one is the deploying role's."""
+
+    entries: dict[str, str]
+    deployer: str
+
+
+def admin_principals(admin_role_arns: list[str], deployer_arn: str) -> AdminPrincipals:
+    """One entry per listed role and one for the deploying role, each named after its role
+    (`admin-<name>`), so a principal keeps its resource whether or not it is also listed:
+    adding the deployer to the list, or another role deploying, never re-creates an entry
+    for a principal that has one (EKS refuses a second entry for a principal).
+
+    A listed ARN never stands in for the deployer's: one with the deployer's account and
+    role name but another path names a role that does not exist (IAM role names are unique
+    in an account), and trusting it would lock the program out of the cluster it manages.
+    That is refused, naming the ARN to list instead.
+    """
+    entries = {_suffix(arn): arn for arn in admin_role_arns}
+    if deployer_arn in admin_role_arns:
+        return AdminPrincipals(entries, _suffix(deployer_arn))
+    for arn in admin_role_arns:
+        if _account(arn) == _account(deployer_arn) and role_name(arn) == role_name(deployer_arn):
+            raise ValueError(
+                f"clouds.aws.adminRoleArns lists {arn}, but the deploying role is "
+                f"{deployer_arn} (path /{role_path(deployer_arn)}): list that ARN"
+            )
+    # A listed role of the same name in another account keeps its name.
+    suffix = _suffix(deployer_arn) if _suffix(deployer_arn) not in entries else "deployer"
+    entries[suffix] = deployer_arn
+    return AdminPrincipals(entries, suffix)
+
+
+def _suffix(arn: str) -> str:
+    return f"admin-{role_name(arn).lower()}"
+
+
+def _account(arn: str) -> str:
+    return arn.split(":")[4]
 
 
 def kms_key_policy_for(key_arn: str) -> str:
@@ -84,7 +137,7 @@ def kms_key_policy_for(key_arn: str) -> str:
 
 class EksCluster(pulumi.ComponentResource):
     """An EKS cluster ready for the hub layer: node groups for every purpose that scale from
-    zero, IRSA, encrypted secrets, full control-plane logs, and a Kubernetes provider that
+    zero, IRSA, encrypted secrets, control-plane logs, and a Kubernetes provider that
     authenticates with `aws eks get-token`."""
 
     cluster_name: pulumi.Output[str]
@@ -103,9 +156,11 @@ class EksCluster(pulumi.ComponentResource):
         zones: list[str],
         deployer_arn: str,
         prod: bool,
+        aws_provider: aws.Provider,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:aws:EksCluster", name, None, opts)
+        on_provider = pulumi.InvokeOptions(provider=aws_provider)
         child = pulumi.ResourceOptions(parent=self)
 
         cluster_role = aws.iam.Role(
@@ -175,10 +230,19 @@ class EksCluster(pulumi.ComponentResource):
         )
         node_attachments = attach_policies(f"{name}-nodes", node_role, NODE_POLICIES, child)
 
+        # Each add-on at the version EKS marks as default for the cluster's Kubernetes minor,
+        # looked up on every run: changing kubernetesVersion moves the add-ons with it.
+        versions = {
+            addon.name: addons.addon_version(addon, cloud.kubernetes_version, on_provider)
+            for addon in addons.ADDONS
+        }
         installed: dict[str, aws.eks.Addon] = {}
         for addon in (a for a in addons.ADDONS if a.before_nodes):
-            installed[addon.name] = self._addon(name, cluster_name, cluster, addon, [])
+            installed[addon.name] = self._addon(
+                name, cluster_name, cluster, addon, versions[addon.name], []
+            )
 
+        live_desired = live_desired_sizes(cluster_name, list(cloud.node_pools), on_provider)
         self.node_groups = {
             key: NodeGroup(
                 f"{name}-pool-{key}",
@@ -187,15 +251,18 @@ class EksCluster(pulumi.ComponentResource):
                 cluster_name=cluster_name,
                 cluster=cluster,
                 node_role_arn=node_role.arn,
-                subnet_ids=network.node_subnet_ids(group_zones(pool, zones)),
+                subnet_ids=network.node_subnet_ids(cloud.pool_zones(key, zones)),
                 depends_on=[*node_attachments, *installed.values()],
+                live_desired=live_desired.get(key),
                 opts=child,
             )
             for key, pool in cloud.node_pools.items()
         }
         groups = [group.node_group for group in self.node_groups.values()]
         for addon in (a for a in addons.ADDONS if not a.before_nodes):
-            installed[addon.name] = self._addon(name, cluster_name, cluster, addon, groups)
+            installed[addon.name] = self._addon(
+                name, cluster_name, cluster, addon, versions[addon.name], groups
+            )
 
         self.cluster_name = cluster.name
         self.kubeconfig = pulumi.Output.secret(
@@ -248,20 +315,22 @@ class EksCluster(pulumi.ComponentResource):
         deployer_arn: str,
     ) -> list[aws.eks.AccessPolicyAssociation]:
         """Cluster admin for each admin role and for the deploying principal (once, if it is
-        also listed), each entry named after its role."""
-        principals = {f"admin-{role_name(arn).lower()}": arn for arn in admin_role_arns}
-        # By name: an SSO role listed without its path is still the deploying role, and two
-        # entries for one role would collide in EKS.
-        if role_name(deployer_arn) not in {role_name(arn) for arn in admin_role_arns}:
-            principals["deployer"] = deployer_arn
+        also listed), each entry named after its role. The deployer's entry was once named
+        `deployer`: the alias adopts it instead of creating a second entry for its role."""
+        principals = admin_principals(admin_role_arns, deployer_arn)
         associations = []
-        for suffix, arn in principals.items():
+        for suffix, arn in principals.entries.items():
+            opts = pulumi.ResourceOptions(parent=self)
+            if suffix == principals.deployer and suffix != "deployer":
+                opts = pulumi.ResourceOptions(
+                    parent=self, aliases=[pulumi.Alias(name=f"{name}-deployer")]
+                )
             entry = aws.eks.AccessEntry(
                 f"{name}-{suffix}",
                 cluster_name=cluster.name,
                 principal_arn=arn,
                 type="STANDARD",
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=opts,
             )
             associations.append(
                 aws.eks.AccessPolicyAssociation(
@@ -270,7 +339,7 @@ class EksCluster(pulumi.ComponentResource):
                     principal_arn=entry.principal_arn,
                     policy_arn=ADMIN_POLICY,
                     access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                    opts=pulumi.ResourceOptions(parent=self),
+                    opts=opts,
                 )
             )
         return associations
@@ -281,6 +350,7 @@ class EksCluster(pulumi.ComponentResource):
         cluster_name: str,
         cluster: aws.eks.Cluster,
         addon: addons.Addon,
+        version: str,
         depends_on: list[pulumi.Resource],
     ) -> aws.eks.Addon:
         role = None
@@ -298,6 +368,7 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-{addon.name}",
             cluster_name=cluster.name,
             addon_name=addon.name,
+            addon_version=version,
             configuration_values=addons.addon_configuration(addon),
             service_account_role_arn=role.arn if role is not None else None,
             # Adopt whatever a previous install left and keep our settings on upgrades.

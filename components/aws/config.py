@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails
 
 from components import catalog
 from components.config_shared import (
+    CONTROL_PLANE_ACCESS,
+    OPEN_TO_ALL,
+    Cidr,
     CloudHub,
     Gpu,
     Model,
@@ -21,11 +25,20 @@ from components.config_shared import (
     PoolKey,
     RegistrySettings,
     StorageSettings,
+    pool_error,
     validate_pools,
 )
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ROLE_ARN_PATTERN = r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+# IAM Identity Center creates its roles under this path, followed by the Identity Center
+# region (absent only for instances created in us-east-1 before regions were added to it).
+# EKS refuses an access entry for such a role without its path ("The specified principalArn
+# is invalid: invalid principal", terraform-aws-modules/terraform-aws-eks#2969); the path with
+# its region segment: aws/sagemaker-hyperpod-cli#303, thoughtbot/cloudformation-terraform-
+# state-backend#7 (us-east-1 without a region). Reviewed 2026-11-26.
+SSO_ROLE_PREFIX = "AWSReservedSSO_"
+SSO_ROLE_PATH = r"aws-reserved/sso\.amazonaws\.com(\.cn)?/([a-z]{2}(-[a-z]+)+-\d/)?"
 NatGateways = Literal["none", "single", "perAz"]
 
 
@@ -48,6 +61,19 @@ def instance_class(instance_type: str) -> str:
 def role_name(arn: str) -> str:
     """`arn:aws:iam::123456789012:role/path/Name` -> `Name` (names access entries)."""
     return arn.rsplit("/", 1)[-1]
+
+
+def role_path(arn: str) -> str:
+    """`arn:aws:iam::123456789012:role/path/to/Name` -> `path/to/` ('' without a path)."""
+    after_role = arn.split(":role/", 1)[-1]
+    return after_role[: -len(role_name(arn))]
+
+
+def sso_role_without_path(arn: str) -> bool:
+    """An Identity Center role (`AWSReservedSSO_...`) written without the path IAM gave it."""
+    return role_name(arn).startswith(SSO_ROLE_PREFIX) and not re.fullmatch(
+        SSO_ROLE_PATH, role_path(arn)
+    )
 
 
 def _known_instance_type(instance_type: str) -> str:
@@ -158,6 +184,20 @@ class AwsBudget(Model):
     )
 
 
+class AwsStorageSettings(StorageSettings):
+    """S3 buckets: the persistent one is versioned in every environment."""
+
+    noncurrent_version_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="An overwritten or deleted object of the persistent bucket stays "
+        "recoverable this many days (S3 keeps it as a noncurrent version, billed like any "
+        "object): a month to notice a mistaken `rm -r`, without keeping every old version "
+        "forever.",
+    )
+
+
 class AwsCloud(Model):
     """Everything deployed on AWS for one stack."""
 
@@ -176,7 +216,7 @@ class AwsCloud(Model):
         description="Node groups by name; the name prefixes the EKS node group name."
     )
     hub: CloudHub
-    storage: StorageSettings = Field(default_factory=StorageSettings)
+    storage: AwsStorageSettings = Field(default_factory=AwsStorageSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     nat_gateways: NatGateways | None = Field(
         None,
@@ -188,15 +228,16 @@ class AwsCloud(Model):
     admin_role_arns: list[str] = Field(
         default_factory=list,
         description="IAM roles given cluster-admin access entries besides the deploying "
-        "principal. List every role that deploys (CI, operators) so admin access does not "
-        "depend on who ran the last `pulumi up`.",
+        "role, which always keeps its own. Empty: the only admin is whoever ran the last "
+        "`pulumi up` (each deploy by another role moves the entry to it), so list every "
+        "role that deploys (CI, operators). Identity Center roles with their full path "
+        "(aws-reserved/sso.amazonaws.com/<region>/AWSReservedSSO_...): EKS refuses them "
+        "without it.",
     )
-    public_access_cidrs: list[IPv4Network] = Field(
-        ["0.0.0.0/0"],  # validated into networks like any configured value
+    control_plane_access: list[Cidr] = Field(
+        default_factory=lambda: list(OPEN_TO_ALL),
         min_length=1,
-        description="Who may reach the EKS API endpoint from the internet. Default: anyone "
-        "(authentication still applies), because CI runners have no fixed addresses; narrow "
-        "it to your offices and runners where you can. Nodes use the private endpoint.",
+        description=f"{CONTROL_PLANE_ACCESS} EKS: the public endpoint's access CIDRs.",
     )
     vpc_cidr: IPv4Network = Field(
         IPv4Network("10.0.0.0/16"),
@@ -204,15 +245,23 @@ class AwsCloud(Model):
         "the VPC CNI gives every pod a VPC address, so subnets are large.",
     )
     scan_on_push: bool = Field(
-        True,
+        False,
         description="Basic vulnerability scan of every image pushed under this deployment's "
-        "prefix. ECR keeps one scanning configuration per account and region, which this "
-        "replaces: set false when another stack in the same account and region (or Amazon "
-        "Inspector) manages it.",
+        "prefix. Off by default: ECR keeps one scanning configuration per account and "
+        "region and this replaces all of it, which turns off Amazon Inspector enhanced "
+        "scanning and other stacks' rules in a shared account. Set true in one stack of an "
+        "account and region that nothing else scans.",
     )
     budget: AwsBudget | None = None
 
-    _pools = field_validator("node_pools", mode="wrap")(validate_pools)
+    @field_validator("node_pools", mode="wrap")
+    @classmethod
+    def _pools(cls, pools: Any, handler: Any, info: ValidationInfo) -> Any:
+        region = info.data.get("region")
+        if region is None:  # already reported; zones cannot be checked without it
+            return validate_pools(pools, handler)
+        vpc_zones = info.data.get("availability_zones")
+        return validate_pools(pools, handler, lambda raw: pool_zone_errors(raw, region, vpc_zones))
 
     @field_validator("region")
     @classmethod
@@ -249,6 +298,14 @@ class AwsCloud(Model):
                 f"not IAM role ARNs: {', '.join(bad)}; accepted: arn:aws:iam::<12-digit "
                 "account>:role/<name> (for an SSO user, its AWSReservedSSO_... role)"
             )
+        pathless = [arn for arn in arns if sso_role_without_path(arn)]
+        if pathless:
+            raise ValueError(
+                f"IAM Identity Center roles need their full path, which EKS requires: "
+                f"{', '.join(pathless)}; write arn:aws:iam::<account>:role/aws-reserved/"
+                "sso.amazonaws.com/<region>/AWSReservedSSO_<permission set>_<id> (`aws iam "
+                "get-role --role-name AWSReservedSSO_...` prints it)"
+            )
         if len({role_name(arn) for arn in arns}) != len(arns):
             raise ValueError("two ARNs name the same role name; list each role once")
         return arns
@@ -273,8 +330,58 @@ class AwsCloud(Model):
             )
         return cidr
 
+    def pool_zones(self, key: str, vpc_zones: list[str]) -> list[str]:
+        """The zones group `key` runs in, among the VPC's `vpc_zones` (configured, or the
+        account's first three when `availabilityZones` is unset, known only at deploy time).
+
+        Unset `zones`: the first VPC zone for every group. Core and user groups keep the hub
+        database and home directories (EBS volumes, bound to one zone) reachable, as the
+        autoscaler cannot choose the zone a multi-zone group starts a node in; dask groups stay
+        with them because traffic between zones is billed per GB each way.
+        """
+        pool = self.node_pools[key]
+        if not pool.zones:
+            return list(vpc_zones[:1])
+        outside = [zone for zone in pool.zones if zone not in vpc_zones]
+        if outside:
+            raise ValueError(
+                f"clouds.aws.nodePools.{key}.zones: {', '.join(outside)} not among the VPC's "
+                f"zones ({', '.join(vpc_zones)}); list them in availabilityZones or pick from those"
+            )
+        return list(pool.zones)
+
     def nat_mode(self, environment: str) -> NatGateways:
         """`natGateways`, or the environment's default: staging none (cost), prod single."""
         if self.nat_gateways is not None:
             return self.nat_gateways
         return "single" if environment == "prod" else "none"
+
+
+def pool_zone_errors(
+    pools: dict[str, Any], region: str, vpc_zones: list[str] | None
+) -> list[InitErrorDetails]:
+    """Each pool's zones are zones of the region and, with `availabilityZones` set, of the VPC.
+
+    Which zones offer an instance type is not checked: AWS maps zone letters to physical zones
+    per account, so no table can say it; `aws ec2 describe-instance-type-offerings` does.
+    """
+    known = catalog.aws().zones(region)
+    accepted = vpc_zones if vpc_zones is not None else known
+    errors = []
+    for key, pool in pools.items():
+        zones = pool.get("zones") if isinstance(pool, dict) else None
+        if not isinstance(zones, list) or not all(isinstance(z, str) for z in zones):
+            continue
+        outside = [zone for zone in zones if zone not in accepted]
+        if outside:
+            where = "availabilityZones" if vpc_zones is not None else f"region {region}"
+            errors.append(
+                pool_error(
+                    key,
+                    "zones",
+                    "pool_zones",
+                    f"{', '.join(outside)} not in {where}; accepted: {', '.join(accepted)}",
+                    zones,
+                )
+            )
+    return errors

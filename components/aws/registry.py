@@ -94,7 +94,7 @@ def builder_policy(*, region: str, account_id: str, prefix: str) -> str:
 
 
 class ImageRegistry(pulumi.ComponentResource):
-    """The repository creation template for `<prefix>/*`, basic scan on push for those
+    """The repository creation template for `<prefix>/*`, basic scan on push (opt-in) for those
     repositories, and the builder IRSA role. Nodes pull through their role's
     `AmazonEC2ContainerRegistryPullOnly` policy."""
 

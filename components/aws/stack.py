@@ -8,7 +8,7 @@ import pulumi_aws as aws
 
 from components.aws.autoscaler import ClusterAutoscaler
 from components.aws.budget import create_budget
-from components.aws.cluster import EksCluster
+from components.aws.cluster import EksCluster, admin_principals
 from components.aws.config import AwsCloud
 from components.aws.identity import ROLE_ARN_ANNOTATION
 from components.aws.network import Network
@@ -59,6 +59,9 @@ class AwsStack(pulumi.ComponentResource):
         caller = aws.get_caller_identity(opts=on_provider)
         deployer_arn = aws.iam.get_session_context(arn=caller.arn, opts=on_provider).issuer_arn
         account_id = caller.account_id
+        # Refuse an admin list that would stand in for the deployer before anything is
+        # registered: the engine starts creating resources as soon as they are.
+        admin_principals(cloud.admin_role_arns, deployer_arn)
         zones = cloud.availability_zones or default_zones(
             aws.get_availability_zones(
                 state="available",
@@ -88,6 +91,7 @@ class AwsStack(pulumi.ComponentResource):
             zones=zones,
             deployer_arn=deployer_arn,
             prod=prod,
+            aws_provider=provider,
             opts=child,
         )
         ClusterAutoscaler(
@@ -106,6 +110,7 @@ class AwsStack(pulumi.ComponentResource):
             bucket_prefix=f"{deployment}-{account_id}",
             role_name=f"{deployment}-users",
             delete_after_days=cloud.storage.delete_after_days,
+            noncurrent_version_days=cloud.storage.noncurrent_version_days,
             oidc=cluster.oidc,
             kubernetes_service_account=f"{hub.namespace}/{USER_SERVICE_ACCOUNT}",
             prod=prod,

@@ -8,7 +8,6 @@ import pulumi_aws as aws
 from components.aws.identity import Oidc, irsa_role, policy_document
 from components.guards import guarded
 
-NONCURRENT_DAYS = 30  # prod persistent buckets: how long an overwritten or deleted object is kept
 OBJECT_ACTIONS = [
     "s3:GetObject",
     "s3:PutObject",
@@ -65,10 +64,11 @@ def users_policy(bucket_arns: list[str]) -> str:
 
 
 def lifecycle_rules(
-    *, scratch: bool, prod: bool, delete_after_days: int
+    *, scratch: bool, delete_after_days: int, noncurrent_version_days: int
 ) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
     """Scratch objects expire; every bucket drops abandoned multipart uploads (billed but
-    invisible); prod's versioned persistent bucket forgets old versions after a while."""
+    invisible); the versioned persistent bucket forgets old versions after
+    `noncurrentVersionDays`, and drops the delete markers left once they are gone."""
     rule = aws.s3.BucketLifecycleConfigurationRuleArgs
     everything = aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="")
     rules = [
@@ -92,14 +92,24 @@ def lifecycle_rules(
                 ),
             )
         )
-    elif prod:
+    else:
         rules.append(
             rule(
                 id="expire-noncurrent-versions",
                 status="Enabled",
                 filter=everything,
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=NONCURRENT_DAYS
+                    noncurrent_days=noncurrent_version_days
+                ),
+            )
+        )
+        rules.append(
+            rule(
+                id="remove-expired-delete-markers",
+                status="Enabled",
+                filter=everything,
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    expired_object_delete_marker=True
                 ),
             )
         )
@@ -109,6 +119,9 @@ def lifecycle_rules(
 class HubStorage(pulumi.ComponentResource):
     """A scratch and a persistent bucket, and an IRSA role for `<namespace>/user-sa` with
     object access to those two buckets only.
+
+    The persistent bucket is versioned in every environment, so one `rm -r` is not final
+    anywhere: deleted and overwritten objects stay recoverable for `noncurrentVersionDays`.
 
     Every public access block is on, ACLs are disabled (the bucket owner owns every object),
     objects are encrypted with S3-managed keys, and only TLS requests are allowed. Only
@@ -126,6 +139,7 @@ class HubStorage(pulumi.ComponentResource):
         bucket_prefix: str,
         role_name: str,
         delete_after_days: int,
+        noncurrent_version_days: int,
         oidc: Oidc,
         kubernetes_service_account: str,
         prod: bool,
@@ -171,7 +185,7 @@ class HubStorage(pulumi.ComponentResource):
                 opts=child,
             )
             versioning = None
-            if prod and not scratch:
+            if not scratch:
                 versioning = aws.s3.BucketVersioning(
                     f"{name}-{kind}-versioning",
                     bucket=bucket.id,
@@ -184,7 +198,9 @@ class HubStorage(pulumi.ComponentResource):
                 f"{name}-{kind}-lifecycle",
                 bucket=bucket.id,
                 rules=lifecycle_rules(
-                    scratch=scratch, prod=prod, delete_after_days=delete_after_days
+                    scratch=scratch,
+                    delete_after_days=delete_after_days,
+                    noncurrent_version_days=noncurrent_version_days,
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self, depends_on=[versioning] if versioning is not None else []

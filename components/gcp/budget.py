@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -26,8 +28,10 @@ def create_budget(
     project: str,
     display_name: str,
     opts: pulumi.ResourceOptions,
+    after: Sequence[pulumi.Resource] = (),
 ) -> gcp.billing.Budget:
-    """Alerts on actual spend, scoped to this project only."""
+    """Alerts on actual spend, scoped to this project only. The project lookup waits for
+    `after` (the APIs it calls), as an invoke takes no transformation."""
     channels = [
         gcp.monitoring.NotificationChannel(
             f"{name}-email-{index}",
@@ -41,7 +45,9 @@ def create_budget(
     ]
     project_number = gcp.organizations.get_project_output(
         project_id=project,
-        opts=pulumi.InvokeOutputOptions(parent=opts.parent, provider=opts.provider),
+        opts=pulumi.InvokeOutputOptions(
+            parent=opts.parent, provider=opts.provider, depends_on=list(after)
+        ),
     ).number
     return gcp.billing.Budget(
         name,

@@ -39,6 +39,18 @@ def maintenance_policy(maintenance: Maintenance) -> gcp.container.ClusterMainten
     )
 
 
+def authorized_networks(cloud: GcpCloud) -> gcp.container.ClusterMasterAuthorizedNetworksConfigArgs:
+    """Who may reach the public endpoint (`controlPlaneAccess`); nodes use the internal path."""
+    return gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+        cidr_blocks=[
+            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=str(cidr), display_name=f"controlPlaneAccess {i}"
+            )
+            for i, cidr in enumerate(cloud.control_plane_access)
+        ]
+    )
+
+
 def _rfc3339(moment) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -89,6 +101,7 @@ def cluster_args(
         datapath_provider="ADVANCED_DATAPATH",
         enable_shielded_nodes=True,
         enable_legacy_abac=False,
+        master_authorized_networks_config=authorized_networks(cloud),
         master_auth=gcp.container.ClusterMasterAuthArgs(
             client_certificate_config=gcp.container.ClusterMasterAuthClientCertificateConfigArgs(
                 issue_client_certificate=False
@@ -193,13 +206,14 @@ class GkeCluster(pulumi.ComponentResource):
 
         pools: dict[str, gcp.container.NodePool] = {}
         for key, pool in cloud.node_pools.items():
-            plan = plan_pool(key, pool, node_sa.email)
+            plan = plan_pool(key, pool, node_sa.email, cloud.pool_zones(key))
             pools[key] = gcp.container.NodePool(
                 f"{name}-pool-{key}",
                 cluster=cluster.name,
                 project=cloud.project,
                 location=cloud.location,
                 name_prefix=plan.name_prefix,
+                node_locations=plan.node_locations,
                 initial_node_count=plan.initial_node_count,
                 autoscaling=plan.autoscaling,
                 node_config=plan.node_config,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails
 
 from components import catalog
 from components.config_shared import (
+    CONTROL_PLANE_ACCESS,
+    OPEN_TO_ALL,
+    Cidr,
     CloudHub,
     Gpu,
     Model,
@@ -18,6 +22,7 @@ from components.config_shared import (
     PoolKey,
     RegistrySettings,
     StorageSettings,
+    pool_error,
     validate_pools,
 )
 
@@ -226,8 +231,22 @@ class GcpCloud(Model):
     services_cidr: IPv4Network = Field(
         IPv4Network("10.20.0.0/20"), description="Service addresses (a secondary range)."
     )
+    control_plane_access: list[Cidr] = Field(
+        default_factory=lambda: list(OPEN_TO_ALL),
+        min_length=1,
+        max_length=50,
+        description=f"{CONTROL_PLANE_ACCESS} GKE: master authorized networks (at most 50).",
+    )
 
-    _pools = field_validator("node_pools", mode="wrap")(validate_pools)
+    @field_validator("node_pools", mode="wrap")
+    @classmethod
+    def _pools(cls, pools: Any, handler: Any, info: ValidationInfo) -> Any:
+        # A bad region or zone is missing from info.data (already reported): without a region
+        # nothing can be checked, without a zone pools are checked against the region.
+        region, zone = info.data.get("region"), info.data.get("zone")
+        if region is None:
+            return validate_pools(pools, handler)
+        return validate_pools(pools, handler, lambda raw: pool_zone_errors(raw, region, zone))
 
     @field_validator("project")
     @classmethod
@@ -278,3 +297,98 @@ class GcpCloud(Model):
     def location(self) -> str:
         """Where the cluster lives: the zone for a zonal cluster, else the region."""
         return self.zone or self.region
+
+    def pool_zones(self, key: str) -> list[str] | None:
+        """The zones pool `key` runs in (GKE `nodeLocations`); None leaves GKE's default.
+
+        Configured zones win. A zonal cluster's pools run in its zone. In a regional cluster a
+        GPU pool gets the region's zones that offer its GPU (GKE would otherwise pick zones
+        that may lack it, and the pool's creation fails); a dask pool gets one zone (the first
+        that offers its GPU, if any), since workers shuffle data among themselves and traffic
+        between zones is billed per GB each way.
+        """
+        pool = self.node_pools[key]
+        if pool.zones:
+            return list(pool.zones)
+        if self.zone:
+            return [self.zone]
+        candidates = list(catalog.gcp().zones(self.region))
+        if pool.gpu:
+            offered = catalog.gcp().gpu_zones(pool.gpu.type, self.region) or ()
+            candidates = [zone for zone in candidates if zone in offered]
+        if pool.purpose == "dask":
+            return candidates[:1]
+        return candidates if pool.gpu else None
+
+
+def _gpu_type(pool: Any) -> str | None:
+    gpu = pool.get("gpu") if isinstance(pool, dict) else None
+    return gpu.get("type") if isinstance(gpu, dict) else None
+
+
+def pool_zone_errors(
+    pools: dict[str, Any], region: str, cluster_zone: str | None
+) -> list[InitErrorDetails]:
+    """Zones each pool asks for (or gets by default) exist in the region, agree with a zonal
+    cluster's zone and offer the pool's GPU, per the GPU zone table in `data/gcp.yaml`."""
+    errors = []
+    for key, pool in pools.items():
+        if not isinstance(pool, dict):
+            continue
+        problem = _zone_problem(pool, region, cluster_zone)
+        if problem is not None:
+            field, message = problem
+            errors.append(pool_error(key, field, "pool_zones", message, pool.get(field)))
+    return errors
+
+
+def _zone_problem(
+    pool: dict[str, Any], region: str, cluster_zone: str | None
+) -> tuple[str, str] | None:
+    """The first zone problem of one raw pool, as (field, message)."""
+    cat = catalog.gcp()
+    region_zones = cat.zones(region)
+    zones = pool.get("zones")
+    gpu = _gpu_type(pool)
+    offered = cat.gpu_zones(gpu, region) if gpu in cat.gpus else None
+    where = ", ".join(offered) if offered else "none"
+    if isinstance(zones, list) and zones and all(isinstance(z, str) for z in zones):
+        outside = [z for z in zones if z not in region_zones]
+        if outside:
+            return "zones", (
+                f"{', '.join(outside)} not in region {region}; accepted: {', '.join(region_zones)}"
+            )
+        if cluster_zone is not None and zones != [cluster_zone]:
+            return "zones", (
+                f"the cluster is zonal (zone {cluster_zone}), so its pools run there: set "
+                f"zones: [{cluster_zone}] or leave it unset; pools over several zones need a "
+                "regional cluster (no `zone`)"
+            )
+        lacking = [z for z in zones if offered is not None and z not in offered]
+        if lacking:
+            return "zones", (
+                f"{gpu} is not offered in {', '.join(lacking)}; zones of {region} that offer "
+                f"it: {where}"
+            )
+        return None
+    if zones is not None or gpu not in cat.gpus:
+        return None  # a malformed list or GPU, reported by the pool's own rules
+    if offered is None:
+        if cluster_zone is not None:
+            return None  # nothing to check against; the pool runs in the cluster's zone
+        return "zones", (
+            f"no zone data for {gpu} in components/data/gcp.yaml: list the zones of {region} "
+            f'that offer it (gcloud compute accelerator-types list --filter="name={gpu} AND '
+            f'zone~^{region}-")'
+        )
+    if cluster_zone is not None and cluster_zone not in offered:
+        return "gpu", (
+            f"{gpu} is not offered in the cluster's zone {cluster_zone}; zones of {region} "
+            f"that offer it: {where} (choose one as clouds.gcp.zone)"
+        )
+    if not offered:
+        return "gpu", (
+            f"{gpu} is not offered in region {region}; regions that offer it: "
+            f"{', '.join(cat.gpu_regions(gpu))}"
+        )
+    return None

@@ -30,6 +30,7 @@ class PoolPlan:
     """Everything about one GKE pool except the cluster it joins."""
 
     name_prefix: str
+    node_locations: list[str] | None
     initial_node_count: int
     autoscaling: gcp.container.NodePoolAutoscalingArgs
     node_config: gcp.container.NodePoolNodeConfigArgs
@@ -37,13 +38,18 @@ class PoolPlan:
     upgrade_settings: gcp.container.NodePoolUpgradeSettingsArgs
 
 
-def plan_pool(key: str, pool: NodePool, service_account: pulumi.Input[str]) -> PoolPlan:
-    """The GKE arguments for pool `key`.
+def plan_pool(
+    key: str,
+    pool: NodePool,
+    service_account: pulumi.Input[str],
+    zones: list[str] | None = None,
+) -> PoolPlan:
+    """The GKE arguments for pool `key`, placed in `zones` (`GcpCloud.pool_zones`).
 
     The pool is named `<key>-<generated suffix>` so a replacement (a new machine type) can be
     created before the old pool is removed. Totals, not per-zone counts, bound the autoscaler,
     so a regional cluster does not triple the minimum; location policy ANY lets it use whichever
-    zone has capacity (spot and GPUs often run out in one zone).
+    of the pool's zones has capacity (spot and GPUs often run out in one zone).
     """
     config = gcp.container.NodePoolNodeConfigArgs(
         machine_type=pool.machine_type,
@@ -56,7 +62,11 @@ def plan_pool(key: str, pool: NodePool, service_account: pulumi.Input[str]) -> P
             gcp.container.NodePoolNodeConfigTaintArgs(
                 key=t.key, value=t.value, effect=t.upper_effect
             )
-            for t in node_taints(pool, taint_gpus=False)
+            # The GPU taint is declared: GKE adds it itself only to a GPU pool joining a
+            # cluster with non-GPU pools, so pools created together may lack it. One report of
+            # GKE refusing a duplicate nvidia.com/gpu taint (hashicorp/terraform-provider-google
+            # #7928, 2020) did not reproduce for the maintainers on create; watch the first up.
+            for t in node_taints(pool, taint_gpus=True)
         ],
         service_account=service_account,
         oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
@@ -73,6 +83,7 @@ def plan_pool(key: str, pool: NodePool, service_account: pulumi.Input[str]) -> P
     )
     return PoolPlan(
         name_prefix=f"{key}-",
+        node_locations=zones,
         initial_node_count=1 if pool.min_nodes > 0 else 0,
         autoscaling=gcp.container.NodePoolAutoscalingArgs(
             total_min_node_count=pool.min_nodes,
@@ -95,9 +106,11 @@ def _accelerators(pool: NodePool) -> list[gcp.container.NodePoolNodeConfigGuestA
         gcp.container.NodePoolNodeConfigGuestAcceleratorArgs(
             type=pool.gpu.type,
             count=pool.gpu.count,
-            # GKE installs the driver itself; no DaemonSet of ours to keep in step.
+            # GKE installs the driver itself; no DaemonSet of ours to keep in step. DEFAULT is
+            # the driver GKE pairs with the node version; LATEST could change the driver under
+            # running notebooks on a node auto-upgrade.
             gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
-                gpu_driver_version="LATEST"
+                gpu_driver_version="DEFAULT"
             ),
         )
     ]

@@ -9,6 +9,7 @@ from components.gcp.budget import create_budget
 from components.gcp.cluster import GkeCluster
 from components.gcp.config import GcpCloud
 from components.gcp.registry import ImageRegistry
+from components.gcp.services import ProjectApis, after_apis
 from components.gcp.storage import HubStorage
 from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
 from components.outputs import CloudOutputs
@@ -45,7 +46,14 @@ class GcpStack(pulumi.ComponentResource):
             default_labels={"managed-by": "pulumi", "deployment": deployment},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        child = pulumi.ResourceOptions(parent=self, providers=[provider])
+        apis = ProjectApis(
+            f"{name}-apis", cloud, opts=pulumi.ResourceOptions(parent=self, providers=[provider])
+        )
+        # Everything below waits for the APIs it calls (see components/gcp/services.py).
+        needs_apis = [after_apis(list(apis.services.values()))]
+        child = pulumi.ResourceOptions(
+            parent=self, providers=[provider], transformations=needs_apis
+        )
         short = deployment.removeprefix("pangeo-binder-")
         # Bucket names are global; the project id is too. Add the environment unless the
         # project already names it (pangeo-binder-staging), so staging and prod can share one.
@@ -92,14 +100,17 @@ class GcpStack(pulumi.ComponentResource):
                 region=cloud.region,
                 user_project_override=True,
                 billing_project=cloud.project,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, transformations=needs_apis),
             )
             create_budget(
                 f"{name}-budget",
                 cloud.budget,
                 project=cloud.project,
                 display_name=f"{deployment} ({cloud.project})",
-                opts=pulumi.ResourceOptions(parent=self, provider=billing),
+                after=list(apis.services.values()),
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=billing, transformations=needs_apis
+                ),
             )
 
         identities = {

@@ -18,9 +18,11 @@ K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 USER_SERVICE_ACCOUNT = "user-sa"
 
 # registry/path/name:tag or ...@sha256:digest. A bare name would float on `latest`.
+# Hyphens escaped: browsers compile the form's `pattern` with the `v` flag, which refuses an
+# unescaped `-` in a class and then skips the check (the server's `re.match` still runs).
 IMAGE_REF = (
-    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
-    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+    r"^[a-z0-9]+([._\-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._\-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}|@sha256:[a-f0-9]{64})$"
 )
 ImageRef = Annotated[str, StringConstraints(pattern=IMAGE_REF)]
 

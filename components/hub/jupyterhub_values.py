@@ -38,6 +38,18 @@ def _split_image(ref: str) -> tuple[str, str] | None:
     return name, tag
 
 
+def server_token_scopes() -> list[str]:
+    """Scopes of the token each notebook gets: JupyterHub's defaults plus Dask Gateway access
+    and the user's own name and groups. The `user` role below holds all of them (`self`)."""
+    return [
+        "users:activity!user",
+        "access:servers!server",
+        f"access:services!service={DASK_GATEWAY_SERVICE}",
+        "read:users:name!user",
+        "read:users:groups!user",
+    ]
+
+
 def user_environment(context: HubContext) -> dict[str, str]:
     """Environment of every notebook: per-user bucket prefixes and the Dask Gateway client
     settings, so `Gateway()` needs no arguments."""
@@ -126,6 +138,10 @@ def jupyterhub_values(
                     "scope": ["read:org"],
                 },
                 "CryptKeeper": {"keys": [tokens.crypt_key]},
+                # A notebook's own token must reach Dask Gateway (which accepts only tokens
+                # with access to its service) and tell it the user's groups (bigger workers
+                # for privileged ones). JupyterHub 5's default server token has neither.
+                "KubeSpawner": {"server_token_scopes": server_token_scopes()},
             },
             "cookieSecret": tokens.cookie_secret,
             "services": services,

@@ -1,0 +1,148 @@
+"""`make up` / `make preview` check the CLIs and logins first (components/prereqs.py).
+
+Run as the Makefile runs it, as a subprocess, with a PATH holding only fake CLIs: each fake
+exits as the test says (logged in or not), so no real CLI or account is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from harness import ROOT
+
+from components.prereqs import configured_clouds
+
+FAKES = {
+    "pulumi": "exit 0",
+    "gke-gcloud-auth-plugin": "exit 0",
+    "gcloud": 'case "$*" in\n'
+    '  "auth print-access-token") exit "${FAKE_GCLOUD_LOGIN:-0}" ;;\n'
+    '  "auth application-default print-access-token") exit "${FAKE_ADC:-0}" ;;\n'
+    "esac\nexit 0",
+    "aws": 'case "$*" in\n  "sts get-caller-identity") exit "${FAKE_AWS_LOGIN:-0}" ;;\nesac\nexit 0',
+}
+BOTH = {"gcp": {"project": "p"}, "aws": {"region": "us-west-2"}}
+
+
+def fake_path(tmp_path: Path, *tools: str) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in tools:
+        script = bin_dir / tool
+        script.write_text(f"#!/bin/sh\n{FAKES[tool]}\n")
+        script.chmod(0o755)
+    return str(bin_dir)
+
+
+def check(
+    tmp_path: Path, clouds: dict | None, tools: tuple[str, ...], **env: str
+) -> subprocess.CompletedProcess[str]:
+    if clouds is not None:
+        config = {
+            "config": {"pangeo-binder:environment": "staging", "pangeo-binder:clouds": clouds}
+        }
+        (tmp_path / "Pulumi.test.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [sys.executable, "-m", "components.prereqs", "--stack", "test", "--dir", str(tmp_path)],
+        cwd=ROOT,
+        env={"PATH": fake_path(tmp_path, *tools), "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_nothing_installed_names_each_tool_and_its_fix(tmp_path: Path) -> None:
+    done = check(tmp_path, BOTH, ())
+    assert done.returncode == 1
+    err = done.stderr
+    assert "Pulumi CLI: `pulumi` is not on PATH" in err
+    assert "curl -fsSL https://get.pulumi.com | sh" in err
+    assert "`gcloud` is not on PATH" in err
+    assert "gcloud components install gke-gcloud-auth-plugin" in err
+    assert "`aws` is not on PATH" in err and "AWS CLI v2" in err
+    assert "not found" not in err
+
+
+def test_everything_present_and_logged_in(tmp_path: Path) -> None:
+    done = check(tmp_path, BOTH, tuple(FAKES))
+    assert done.returncode == 0, done.stderr
+    assert "prerequisites for stack test (gcp, aws): all present" in done.stdout
+
+
+def test_only_pulumi_missing(tmp_path: Path) -> None:
+    done = check(tmp_path, BOTH, ("gcloud", "gke-gcloud-auth-plugin", "aws"))
+    assert done.returncode == 1
+    assert done.stderr.count("\n  - ") == 1
+    assert "Pulumi CLI" in done.stderr
+
+
+def test_gcloud_not_logged_in(tmp_path: Path) -> None:
+    done = check(tmp_path, {"gcp": {}}, tuple(FAKES), FAKE_GCLOUD_LOGIN="1", FAKE_ADC="1")
+    assert done.returncode == 1
+    assert "gcloud auth login" in done.stderr
+    assert "gcloud auth application-default login" in done.stderr
+
+
+def test_credentials_file_stands_in_for_application_default(tmp_path: Path) -> None:
+    """CI authenticates Pulumi's provider with a credentials file, not ADC."""
+    done = check(
+        tmp_path, {"gcp": {}}, tuple(FAKES), FAKE_ADC="1", GOOGLE_APPLICATION_CREDENTIALS="/x.json"
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_aws_identity_missing(tmp_path: Path) -> None:
+    done = check(tmp_path, {"aws": {}}, ("pulumi", "aws"), FAKE_AWS_LOGIN="255")
+    assert done.returncode == 1
+    assert "aws sts get-caller-identity` fails" in done.stderr
+    assert "aws sso login" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("clouds", "tools"),
+    [
+        ({"gcp": {}}, ("pulumi", "gcloud", "gke-gcloud-auth-plugin")),
+        ({"aws": {}}, ("pulumi", "aws")),
+    ],
+)
+def test_only_the_configured_clouds_tools_are_needed(
+    tmp_path: Path, clouds: dict, tools: tuple[str, ...]
+) -> None:
+    done = check(tmp_path, clouds, tools)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_stack_without_its_file_needs_the_pulumi_cli_only(tmp_path: Path) -> None:
+    done = check(tmp_path, None, ("pulumi",))
+    assert done.returncode == 0, done.stderr
+    assert "Pulumi.test.yaml does not exist yet" in done.stdout
+
+
+def test_clouds_read_from_the_stack_files() -> None:
+    assert configured_clouds(ROOT / "Pulumi.staging.yaml") == ["gcp", "aws"]
+    assert configured_clouds(ROOT / "Pulumi.prod.yaml") == ["gcp", "aws"]
+
+
+@pytest.mark.parametrize("target", ["up", "preview", "destroy"])
+def test_make_checks_before_any_pulumi_command(target: str) -> None:
+    plan = subprocess.run(
+        ["make", "-n", target, "STACK=staging"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ},
+    ).stdout.splitlines()
+    check_line = next(i for i, line in enumerate(plan) if "-m components.prereqs" in line)
+    first_pulumi = next(
+        i for i, line in enumerate(plan) if "pulumi " in line and "prereqs" not in line
+    )
+    assert check_line < first_pulumi
+    assert '--stack "staging"' in plan[check_line]
