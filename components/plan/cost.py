@@ -27,8 +27,9 @@ LOAD_BALANCED_CHARTS = {
     "jupyterhub": (("proxy", "service", "type"), "LoadBalancer"),
     "dask-gateway": (("traefik", "service", "type"), "LoadBalancer"),
 }
-GKE_REGIONAL_ZONES = 3  # GKE's default node locations for a regional cluster
-EKS_DEFAULT_DISK = (20, "gp2")  # a managed node group without a launch template
+# A regional cluster puts nodes in three of the region's zones unless told otherwise
+# (https://cloud.google.com/kubernetes-engine/docs/concepts/regional-clusters, read 2026-11-26).
+GKE_REGIONAL_ZONES = 3
 
 
 @dataclass(frozen=True)
@@ -308,12 +309,14 @@ def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         charge.item = charge.item.replace(str(types[0]), machine, 1)
         charges.append(charge)
         template = templates.get(str((inputs.get("launchTemplate") or {}).get("id", "")))
-        size, kind = inputs.get("diskSize", EKS_DEFAULT_DISK[0]), EKS_DEFAULT_DISK[1]
-        if template:
-            for mapping in template["inputs"].get("blockDeviceMappings") or []:
-                ebs = mapping.get("ebs") or {}
-                size, kind = ebs.get("volumeSize", size), ebs.get("volumeType", kind)
-        charges.append(_disk(prices, "aws", region, name, size, kind, low, high))
+        mappings = (template or {}).get("inputs", {}).get("blockDeviceMappings") or []
+        ebs = (mappings[0].get("ebs") or {}) if mappings else {}
+        if "volumeSize" in ebs and "volumeType" in ebs:
+            size, kind = ebs["volumeSize"], ebs["volumeType"]
+            charges.append(_disk(prices, "aws", region, name, size, kind, low, high))
+        else:  # EKS's defaults apply; not guessed here
+            item = f"pool {name}: boot volume (EKS default)"
+            charges.append(Charge(item, low, high, None, f"{item} ({region})"))
         if any(subnet in public for subnet in inputs.get("subnetIds") or []):
             item = f"pool {name}: public IPv4 address per node"
             price = prices.hourly("aws", region, "publicIpv4")
