@@ -2,6 +2,7 @@
 #   make up STACK=staging      set up the virtualenv, check the CLIs and logins the stack needs,
 #                              pick a state backend, deploy the stack
 #   make test                  set up the virtualenv, lint, run the test suite (what CI runs)
+#   make lock                  re-resolve the hashed lock files after changing dependencies
 #   make plan STACK=staging    offline plan: resources, Helm values and monthly cost, no cloud
 #                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)
 
@@ -11,15 +12,39 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Used only when no backend is configured (no PULUMI_BACKEND_URL and no `pulumi login`).
 LOCAL_BACKEND := file://$(CURDIR)/.pulumi-state
+# Hashed lock files (README "Locked dependencies"): everything `make` installs, and the runtime
+# subset that `pulumi up` installs (requirements.txt) when it creates .venv itself.
+DEV_LOCK := requirements-dev.txt
+RUNTIME_LOCK := requirements.txt
+# The [build-system] requires of pyproject.toml, locked too: the package is built without
+# build isolation, so nothing unhashed is downloaded (tests/test_lock.py checks they agree).
+BUILD_REQUIRES := setuptools>=77
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.10 --generate-hashes \
+	--custom-compile-command "make lock"
 
-.PHONY: venv test lint format bench plan prereqs login preview up destroy
+.PHONY: venv lock lock-upgrade test lint format bench plan prereqs login preview up destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 venv: $(BIN)/python
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check >/dev/null 2>&1 || { $(BIN)/pip check; \
+		echo "the lock files lack a dependency of pyproject.toml: run make lock"; exit 1; }
+
+# Keeps every pin that still satisfies pyproject.toml and resolves only what changed, so the
+# same inputs give the same files; `make lock-upgrade` moves everything to the newest releases.
+# The Pulumi CLI version (.pulumi.version, read by the workflows) follows the locked SDK.
+# Needs only uv, not an installable lock: it also repairs a lock left conflicted by a merge.
+lock: $(BIN)/python
+	test -x $(BIN)/uv || $(BIN)/pip install --quiet "uv>=0.8,<1"
+	printf '%s\n' '$(BUILD_REQUIRES)' | $(UV_COMPILE) $(UV_FLAGS) pyproject.toml - --extra test -o $(DEV_LOCK)
+	$(UV_COMPILE) $(UV_FLAGS) pyproject.toml -c $(DEV_LOCK) -o $(RUNTIME_LOCK)
+	sed -n 's/^pulumi==\([0-9.]*\).*/\1/p' $(RUNTIME_LOCK) > .pulumi.version
+
+lock-upgrade:
+	$(MAKE) lock UV_FLAGS=--upgrade
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,0 +1,73 @@
+"""pangeo-binder-ci-identities: the OIDC identities the workflows in .github/workflows assume.
+
+The only module here that reads Pulumi config; a config mistake stops the program before any
+resource is registered, listing every problem with its key path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from components.ci_identities.config import NAMESPACE, CiConfigError, load_ci_config
+
+
+def raw_config() -> dict[str, Any]:
+    """Every `pangeo-binder-ci-identities:*` key, objects parsed from their JSON form."""
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    raw: dict[str, Any] = {}
+    for full_key, value in values.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE:
+            continue
+        try:
+            raw[key] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            raw[key] = value
+    return raw
+
+
+def main() -> None:
+    try:
+        config = load_ci_config(raw_config())
+    except CiConfigError as error:
+        raise pulumi.RunError(str(error)) from None
+    if config.gcp is not None:
+        import pulumi_gcp as gcp
+
+        from components.ci_identities.gcp import GcpCiIdentitiesStack
+
+        provider = gcp.Provider("gcp-provider", project=config.gcp.project)
+        identities = GcpCiIdentitiesStack(
+            "gcp",
+            config.gcp,
+            repository=config.repository,
+            repository_id=None if config.repository_id is None else str(config.repository_id),
+            deploy_environments=config.deploy_environments,
+            opts=pulumi.ResourceOptions(providers={"gcp": provider}),
+        )
+        # The names of the GitHub variables the workflows read.
+        pulumi.export("GCP_WORKLOAD_IDENTITY_PROVIDER", identities.workload_identity_provider)
+        pulumi.export("GCP_PREVIEW_SERVICE_ACCOUNT", identities.preview_service_account)
+        pulumi.export("GCP_DEPLOY_SERVICE_ACCOUNT", identities.deploy_service_account)
+    if config.aws is not None:
+        import pulumi_aws as aws
+
+        from components.ci_identities.aws import AwsCiIdentitiesStack
+
+        provider = aws.Provider("aws-provider", region=config.aws.region)
+        identities = AwsCiIdentitiesStack(
+            "aws",
+            config.aws,
+            repository=config.repository,
+            deploy_environments=config.deploy_environments,
+            opts=pulumi.ResourceOptions(providers={"aws": provider}),
+        )
+        pulumi.export("AWS_PREVIEW_ROLE_ARN", identities.preview_role_arn)
+        pulumi.export("AWS_DEPLOY_ROLE_ARN", identities.deploy_role_arn)
+
+
+main()

@@ -1,0 +1,1 @@
+"""The identities GitHub Actions assumes (ci-identities/): config, trust conditions, components."""

@@ -1,0 +1,355 @@
+"""The GitHub workflows: the linters pass, and the security properties hold.
+
+Linters: GitHub's workflow schema (check-jsonschema) and zizmor, offline, with zero findings
+besides those `.github/zizmor.yml` ignores with a reason. Then the properties the linters do
+not know about: which job may assume which cloud identity, that fork PRs get no credential,
+that the comment workflow never runs the PR's code, and that deploys are ordered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+ZIZMOR_CONFIG = ROOT / ".github" / "zizmor.yml"
+BIN = Path(sys.executable).parent
+SHA_PIN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
+CLOUD_AUTH = ("google-github-actions/auth", "aws-actions/configure-aws-credentials")
+
+
+def load(name: str) -> dict[str, Any]:
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the bare key `on` as True.
+    workflow["on"] = workflow.pop(True, workflow.get("on"))
+    return workflow
+
+
+FILES = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
+ALL = {name: load(name) for name in FILES}
+
+
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job.get("steps", []) if s.get("uses", "").split("@")[0] == action]
+
+
+def jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(file, name, job) for file, wf in ALL.items() for name, job in wf["jobs"].items()]
+
+
+def test_the_expected_workflows_exist() -> None:
+    assert FILES == ["deploy.yml", "plan-comment.yml", "preview.yml", "pull-request.yml"]
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    assert path.exists(), f"{name} is a test dependency: `make venv` installs it"
+    return str(path)
+
+
+def test_workflows_match_githubs_schema() -> None:
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *FILES],
+        cwd=WORKFLOWS,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def zizmor(path: Path, *extra: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [tool("zizmor"), "--offline", "--format", "json", "--no-progress", *extra, str(path)],
+        capture_output=True,
+        text=True,
+    )
+    # zizmor exits 0 when clean, 1x when it has findings; anything else is a crash.
+    assert result.returncode == 0 or result.returncode >= 10, result.stderr
+    return json.loads(result.stdout or "[]")
+
+
+def test_zizmor_has_no_findings() -> None:
+    findings = zizmor(WORKFLOWS, "--config", str(ZIZMOR_CONFIG))
+    assert [(f["ident"], f["desc"]) for f in findings] == []
+
+
+def test_every_zizmor_ignore_names_an_existing_workflow() -> None:
+    rules = yaml.safe_load(ZIZMOR_CONFIG.read_text())["rules"]
+    assert set(rules) == {"dangerous-triggers"}
+    for rule in rules.values():
+        for entry in rule["ignore"]:
+            assert entry.split(":")[0] in FILES, entry
+
+
+def test_zizmor_does_catch_the_mistakes_it_guards_against(tmp_path: Path) -> None:
+    """The linter runs for real: an unpinned action, a credential-keeping checkout and
+    pull_request_target are each reported."""
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "bad.yml").write_text(
+        "name: bad\non: pull_request_target\npermissions: {}\njobs:\n  a:\n"
+        "    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n"
+        "        with: {ref: '${{ github.event.pull_request.head.sha }}'}\n"
+    )
+    found = {f["ident"] for f in zizmor(tmp_path / ".github" / "workflows", "--no-config")}
+    assert {"unpinned-uses", "artipacked", "dangerous-triggers"} <= found
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
+    pins: dict[str, set[str]] = {}
+    for file in FILES:
+        for line in (WORKFLOWS / file).read_text().splitlines():
+            match = re.match(r"\s*-?\s*uses:\s*(\S+)(.*)$", line)
+            if not match:
+                continue
+            ref, comment = match.groups()
+            assert SHA_PIN.match(ref), f"{file}: {ref} is not pinned to a commit"
+            assert re.match(r"\s+#\s+v\d+(\.\d+)*\s*$", comment), f"{file}: {ref} lacks # vX.Y.Z"
+            pins.setdefault(ref.split("@")[0], set()).add(ref.split("@")[1])
+    assert all(len(shas) == 1 for shas in pins.values()), pins
+    assert {
+        "actions/checkout",
+        "actions/setup-python",
+        "pulumi/actions",
+        "google-github-actions/auth",
+        "aws-actions/configure-aws-credentials",
+        "actions/upload-artifact",
+        "actions/download-artifact",
+        "actions/github-script",
+    } <= set(pins)
+
+
+def test_no_pull_request_target_anywhere() -> None:
+    for file, workflow in ALL.items():
+        triggers = workflow["on"] if isinstance(workflow["on"], dict) else {workflow["on"]: None}
+        assert "pull_request_target" not in triggers, file
+        assert "pull_request_target" not in (WORKFLOWS / file).read_text(), file
+
+
+def test_permissions_are_empty_at_the_top_and_declared_per_job() -> None:
+    for file, workflow in ALL.items():
+        assert workflow["permissions"] == {}, file
+    for file, name, job in jobs():
+        assert isinstance(job.get("permissions"), dict), f"{file} {name}"
+        assert all(level in ("read", "write") for level in job["permissions"].values())
+
+
+def test_checkouts_keep_no_credentials() -> None:
+    checkouts = [(f, n, s) for f, n, j in jobs() for s in steps_using(j, "actions/checkout")]
+    assert checkouts
+    for file, name, step in checkouts:
+        assert step["with"]["persist-credentials"] is False, f"{file} {name}"
+
+
+def identity_of(job: dict[str, Any]) -> set[str]:
+    """The identities a job's auth steps ask for: the variable names, e.g. GCP_DEPLOY_..."""
+    names = set()
+    for action in CLOUD_AUTH:
+        for step in steps_using(job, action):
+            value = step["with"].get("service_account") or step["with"].get("role-to-assume")
+            names |= set(re.findall(r"vars\.([A-Z_]+)", value))
+    return names
+
+
+def test_only_jobs_that_assume_an_identity_get_an_oidc_token() -> None:
+    for file, name, job in jobs():
+        assumes = identity_of(job)
+        token = job["permissions"].get("id-token")
+        assert (token == "write") == bool(assumes), f"{file} {name}: {token} vs {assumes}"
+
+
+def test_which_job_may_assume_which_identity() -> None:
+    """Pull requests: the preview identity, without an environment (the OIDC subject is then
+    `pull_request`). Deploys: the deploy identity, only in the staging and prod environments."""
+    assumed = {(f, n): (identity_of(j), j.get("environment")) for f, n, j in jobs()}
+    assumed = {key: value for key, value in assumed.items() if value[0]}
+    assert assumed == {
+        ("preview.yml", "preview"): ({"GCP_PREVIEW_SERVICE_ACCOUNT", "AWS_PREVIEW_ROLE_ARN"}, None),
+        ("deploy.yml", "staging"): (
+            {"GCP_DEPLOY_SERVICE_ACCOUNT", "AWS_DEPLOY_ROLE_ARN"},
+            "staging",
+        ),
+        ("deploy.yml", "prod"): ({"GCP_DEPLOY_SERVICE_ACCOUNT", "AWS_DEPLOY_ROLE_ARN"}, "prod"),
+    }
+
+
+def test_pull_request_workflows_never_mention_the_deploy_identity() -> None:
+    for file in ("pull-request.yml", "preview.yml", "plan-comment.yml"):
+        assert "DEPLOY" not in (WORKFLOWS / file).read_text(), file
+        for name, job in ALL[file]["jobs"].items():
+            assert "environment" not in job, f"{file} {name}"
+
+
+def test_the_fork_safe_workflow_uses_no_secret_and_no_identity() -> None:
+    text = (WORKFLOWS / "pull-request.yml").read_text()
+    assert "secrets." not in text
+    assert "id-token" not in text
+    assert list(ALL["pull-request.yml"]["on"]) == ["pull_request"]
+    for job in ALL["pull-request.yml"]["jobs"].values():
+        assert job["permissions"] == {"contents": "read"}
+
+
+def test_the_preview_runs_only_for_same_repository_pull_requests() -> None:
+    job = ALL["preview.yml"]["jobs"]["preview"]
+    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert job["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    (step,) = steps_using(job, "pulumi/actions")
+    assert step["with"]["command"] == "preview"
+    assert step["with"]["diff"] is True
+    assert step["with"]["comment-on-pr"] is True
+    assert job["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "pull-requests": "write",
+    }
+
+
+def test_the_plan_compares_with_the_base_and_publishes_summary_and_artifact() -> None:
+    job = ALL["pull-request.yml"]["jobs"]["plan"]
+    (checkout,) = steps_using(job, "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0  # the base commit must be there to compare
+    run = next(s for s in job["steps"] if "components.plan" in s.get("run", ""))
+    assert run["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    script = run["run"]
+    assert '--compare "$BASE_SHA"' in script
+    assert "--format markdown" in script and "--format json" in script
+    assert "for stack in staging prod; do" in script
+    assert '>> "$GITHUB_STEP_SUMMARY"' in script
+    assert "plan/pr-number" in script
+    # no expression is expanded inside the script: values reach it as environment variables
+    assert "${{" not in script
+    (upload,) = steps_using(job, "actions/upload-artifact")
+    (download,) = steps_using(
+        ALL["plan-comment.yml"]["jobs"]["comment"], "actions/download-artifact"
+    )
+    assert upload["with"]["name"] == download["with"]["name"] == "plan"
+
+
+def test_the_comment_workflow_never_runs_the_pull_requests_code() -> None:
+    workflow = ALL["plan-comment.yml"]
+    assert workflow["on"] == {
+        "workflow_run": {"workflows": ["pull request"], "types": ["completed"]}
+    }
+    assert ALL["pull-request.yml"]["name"] == "pull request"
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    actions = [s.get("uses", "").split("@")[0] for s in job["steps"]]
+    assert actions == ["actions/download-artifact", "actions/github-script"]
+    assert not any("run" in s for s in job["steps"])
+    download = job["steps"][0]["with"]
+    assert download["run-id"] == "${{ github.event.workflow_run.id }}"
+    assert "${{" not in job["steps"][1]["with"]["script"]  # the script reads files, not expressions
+
+
+def test_deploys_are_ordered_and_never_overlap() -> None:
+    workflow = ALL["deploy.yml"]
+    assert workflow["on"] == {"push": {"branches": ["main"]}}
+    assert workflow["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
+    deploy = workflow["jobs"]
+    assert deploy["staging"]["needs"] == "test"
+    assert deploy["prod"]["needs"] == "staging"
+    for stack in ("staging", "prod"):
+        job = deploy[stack]
+        assert job["environment"] == stack
+        (up,) = steps_using(job, "pulumi/actions")
+        assert up["with"] == {
+            "command": "up",
+            "stack-name": stack,
+            "pulumi-version-file": ".pulumi.version",
+        }
+        steps = job["steps"]
+        smoke = steps[steps.index(up) + 1]["run"]
+        assert f"pulumi stack output --stack {stack} --json" in smoke
+        assert f"components.smoke --stack {stack}" in smoke
+        assert "--fail" in smoke and re.search(r"--retry \d+ ", smoke)
+        assert "/hub/health" in smoke
+
+
+def test_every_pulumi_run_uses_the_pinned_cli() -> None:
+    version = (ROOT / ".pulumi.version").read_text().strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    steps = [s for _, _, j in jobs() for s in steps_using(j, "pulumi/actions")]
+    assert len(steps) == 3
+    assert all(s["with"]["pulumi-version-file"] == ".pulumi.version" for s in steps)
+
+
+# The comment script, run by node against a fake GitHub API.
+
+NODE = shutil.which("node")
+COMMENT_SCRIPT = ALL["plan-comment.yml"]["jobs"]["comment"]["steps"][1]["with"]["script"]
+MARKER = "<!-- pangeo-binder-plan -->"
+HEAD = "a" * 40
+
+
+def run_comment_script(
+    tmp_path: Path, pr_number: str, comments: list[dict[str, Any]], plan: str = "| a | b |\n"
+) -> list[list[Any]]:
+    if NODE is None:
+        if os.environ.get("CI"):
+            pytest.fail("node is needed to test the comment script (apt-get install nodejs)")
+        pytest.skip("node not installed: the comment script is not exercised")
+    (tmp_path / "plan").mkdir(exist_ok=True)
+    (tmp_path / "plan" / "pr-number").write_text(pr_number)
+    (tmp_path / "plan" / "comment.md").write_text(plan)
+    (tmp_path / "script.js").write_text(COMMENT_SCRIPT)
+    state = {
+        "prs": {"7": {"head": {"sha": HEAD}}, "8": {"head": {"sha": "b" * 40}}},
+        "comments": comments,
+        "run": {"head_sha": HEAD, "html_url": "https://github.com/owner/repo/actions/runs/1"},
+    }
+    result = subprocess.run(
+        [NODE, str(ROOT / "tests" / "github_script.js"), "script.js", json.dumps(state)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_the_comment_is_created_once_with_the_marker(tmp_path: Path) -> None:
+    calls = run_comment_script(tmp_path, "7\n", comments=[])
+    assert [c[0] for c in calls] == ["pulls.get", "list", "create"]
+    _, number, body = calls[-1]
+    assert number == 7
+    assert body.startswith(MARKER + "\n")
+    assert body.endswith("| a | b |\n")
+
+
+def test_the_bots_comment_is_updated_not_duplicated(tmp_path: Path) -> None:
+    comments = [
+        {"id": 1, "user": {"login": "mallory"}, "body": MARKER + " fake"},
+        {"id": 2, "user": {"login": "github-actions[bot]"}, "body": "an unrelated bot comment"},
+        {"id": 3, "user": {"login": "github-actions[bot]"}, "body": MARKER + "\nold plan"},
+    ]
+    calls = run_comment_script(tmp_path, "7", comments)
+    assert [c[:2] for c in calls] == [["pulls.get", 7], ["list", 7], ["update", 3]]
+
+
+@pytest.mark.parametrize("bad", ["7; echo pwned", "../7", "0", "-7", "7.0", "", "1" * 11, "0x7"])
+def test_a_pr_number_that_is_not_an_integer_is_refused(tmp_path: Path, bad: str) -> None:
+    calls = run_comment_script(tmp_path, bad, comments=[])
+    assert len(calls) == 1 and calls[0][0] == "failed"
+
+
+def test_a_pr_whose_head_is_not_the_planned_commit_gets_nothing(tmp_path: Path) -> None:
+    """A fork cannot aim its plan at someone else's pull request."""
+    calls = run_comment_script(tmp_path, "8", comments=[])
+    assert [c[0] for c in calls] == ["pulls.get", "notice"]
+
+
+def test_a_huge_plan_is_truncated_under_githubs_limit(tmp_path: Path) -> None:
+    calls = run_comment_script(tmp_path, "7", comments=[], plan="x" * 100_000)
+    body = calls[-1][2]
+    assert calls[-1][0] == "create"
+    assert 60_000 < len(body) < 65_536
+    assert "truncated" in body
