@@ -12,8 +12,9 @@ from typing import Any
 from components.plan.build import public
 from components.plan.runtime import PLACEHOLDER, SECRET
 
-# GitHub refuses comment bodies over 65,536 characters; leave room for the warnings.
-MARKDOWN_BUDGET = 60_000
+# GitHub refuses comment bodies over 65,536 characters, and the pull request workflow puts
+# both stacks' plans in one comment (cut at 60,000): each stays under half of that.
+MARKDOWN_BUDGET = 28_000
 
 
 def _scrubbed(text: str, document: dict[str, Any]) -> str:
