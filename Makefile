@@ -3,6 +3,8 @@
 #                              pick a state backend, deploy the stack
 #   make test                  set up the virtualenv, lint, run the test suite (what CI runs)
 #   make lock                  re-resolve the hashed lock files after changing dependencies
+#   make plan STACK=staging    offline plan: resources, Helm values and monthly cost, no cloud
+#                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)
 
 STACK ?= staging
 PYTHON ?= python3
@@ -20,7 +22,7 @@ BUILD_REQUIRES := setuptools>=77
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.10 --generate-hashes \
 	--custom-compile-command "make lock"
 
-.PHONY: venv lock lock-upgrade test lint format bench prereqs login preview up destroy
+.PHONY: venv lock lock-upgrade test lint format bench plan prereqs login preview up destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +57,11 @@ format: venv
 # pytest exits 5 when it collects nothing; make treats that as a failure, as it should.
 test: lint
 	$(BIN)/python -m pytest
+
+# No credentials, no network: the program runs under Pulumi's mock engine.
+plan: venv
+	$(BIN)/python -m components.plan --stack "$(STACK)" \
+		$(if $(COMPARE),--compare "$(COMPARE)") --format "$(or $(FORMAT),text)"
 
 bench: venv
 	$(BIN)/python benchmarks/evaluate.py

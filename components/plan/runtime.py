@@ -1,0 +1,235 @@
+"""Run one checkout's `__main__.py` under Pulumi's mock engine and print what it registered.
+
+Run as a script (`python runtime.py --root DIR --stack NAME`), never imported by the
+program it evaluates: the checkout at DIR may be another git ref whose `components`
+package differs from ours, so this file imports only the standard library, PyYAML and
+Pulumi at module level. The mocks are the checkout's own `tests/harness.py` (the same
+engine its test suite uses), so the plan evaluates each ref exactly as its tests do.
+
+Stack config comes from `Pulumi.<stack>.yaml`; every `secure:` value is replaced by
+PLACEHOLDER before the program sees it, so no passphrase or key is needed and no
+ciphertext or secret can reach the output. Values that are Pulumi secrets in the
+registered inputs are replaced by SECRET at any depth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT = "pangeo-binder"
+PLACEHOLDER = "plan-secret-placeholder"  # a valid identifier, so config rules still pass
+SECRET = "[secret]"
+_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig_key
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
+
+
+def _replace_secure(value: Any, found: list[str]) -> Any:
+    """`value` with each `{secure: ...}` leaf replaced by PLACEHOLDER; ciphertexts collected."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            found.append(str(value["secure"]))
+            return PLACEHOLDER
+        return {key: _replace_secure(item, found) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_secure(item, found) for item in value]
+    return value
+
+
+def stack_file_config(path: Path) -> tuple[dict[str, Any], list[str], list[str]]:
+    """The project's keys of a stack file (namespace dropped), secure values replaced.
+
+    Returns the config, the keys that held a secure value, and the ciphertexts seen
+    (so renderers can prove none of them leaks)."""
+    data = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, Any] = {}
+    secret_keys: list[str] = []
+    ciphertexts: list[str] = []
+    for full_key, value in (data.get("config") or {}).items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT or not key:
+            continue
+        before = len(ciphertexts)
+        config[key] = _replace_secure(value, ciphertexts)
+        if len(ciphertexts) > before:
+            secret_keys.append(key)
+    return config, secret_keys, ciphertexts
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG
+
+
+def redact_secrets(value: Any) -> Any:
+    """`value` with every secret scalar replaced by SECRET, at any depth.
+
+    A secret that is a map or list (a chart's values with one secret leaf become one
+    secret on the wire) is kept and walked instead, so the values stay readable; its
+    secret leaves are the strings `watching_secrets` saw, which `tree.redact` removes with
+    the known secret keys."""
+    if _is_secret(value):
+        inner = value.get("value")
+        return redact_secrets(inner) if isinstance(inner, dict | list) else SECRET
+    if isinstance(value, dict):
+        return {key: redact_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: floats that are integers become ints, other objects their string."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def recording_monitor(base: type) -> Any:
+    """A subclass of the harness's monitor that also keeps ids and secret-redacted inputs."""
+    from pulumi.runtime import rpc
+
+    class PlanMonitor(base):
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[dict[str, Any]] = []
+
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
+                self.records.append(
+                    {
+                        "type": request.type,
+                        "name": request.name,
+                        "urn": response.urn,
+                        "id": getattr(response, "id", "") or "",
+                        "parent": request.parent,
+                        "custom": bool(request.custom),
+                        "inputs": _plain(redact_secrets(raw)),
+                    }
+                )
+            return response
+
+    return PlanMonitor()
+
+
+@contextmanager
+def watching_secrets() -> Iterator[list[Any]]:
+    """Plaintexts the program wraps with `Output.secret` while the block runs.
+
+    A secret nested in an input (a chart's values) makes the whole input a secret on the
+    wire, so the leaves that were secret are known only here; the plan redacts them
+    wherever they appear."""
+    import pulumi
+
+    seen: list[Any] = []
+    original = pulumi.Output.secret
+
+    def secret(val: Any) -> Any:
+        wrapped = original(val)
+        wrapped.apply(seen.append)
+        return wrapped
+
+    pulumi.Output.secret = staticmethod(secret)  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        pulumi.Output.secret = staticmethod(original)  # type: ignore[method-assign]
+
+
+def _strings(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_strings(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_strings(v) for v in value)) if value else set()
+    return {value} if isinstance(value, str) else set()
+
+
+def secret_strings(values: list[Any], monitor: Any, config_secrets: Any = None) -> list[str]:
+    """Secret plaintexts worth scrubbing, four characters or longer: strings the program
+    made secret, what `random:` resources generated (their outputs that are not inputs:
+    keepers and lengths stay readable) and the values under the config's secret keys."""
+    # scalars only: a secret map (a chart's whole values) is walked, not scrubbed wholesale
+    found = {v for v in values if isinstance(v, str)}
+    found |= _strings(config_secrets)
+    inputs = {r["urn"]: r["inputs"] for r in getattr(monitor, "records", [])}
+    for urn, resource in getattr(monitor, "resources", {}).items():
+        if str(urn).split("::")[2].split("$")[-1].startswith("random:"):
+            state = getattr(resource, "state", {}) or {}
+            given = inputs.get(urn, {})
+            found |= {v for k, v in state.items() if isinstance(v, str) and k not in given}
+    return sorted(v for v in found if len(v) >= 4 and v != PLACEHOLDER)
+
+
+def stack_config(root: Path, stack: str, stack_file: Path | None, harness: Any) -> Any:
+    """The config the checkout's own tests give the program (`harness.stack_config`: its
+    stack file plus the secrets an operator sets with `--secret`, which a repository never
+    holds), with the keys of `stack_file` laid over it; `secure:` values replaced."""
+    base = harness.stack_config(stack) if hasattr(harness, "stack_config") else {}
+    found: list[str] = []
+    config = _replace_secure(base, found)
+    if stack_file is not None:
+        overlay, _, more = stack_file_config(stack_file)
+        config.update(overlay)
+        found += more
+    secret_keys = sorted(
+        {key for key in config if _replace_secure(base.get(key), []) != base.get(key)}
+        | set(getattr(harness, "SECRET_KEYS", ()))
+    )
+    if stack_file is not None:
+        secret_keys = sorted(set(secret_keys) | set(stack_file_config(stack_file)[1]))
+    return config, [k for k in secret_keys if k in config], found
+
+
+def record(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, Any]:
+    """Evaluate `root`'s program for `stack` under its own test mocks; the registrations."""
+    sys.path[:0] = [str(root), str(root / "tests")]
+    import harness  # the evaluated checkout's own mock engine
+
+    config, secret_keys, ciphertexts = stack_config(root, stack, stack_file, harness)
+    monitor = recording_monitor(harness.RecordingMonitor)
+    accepts_keys = "secret_keys" in inspect.signature(harness.run_program).parameters
+    with watching_secrets() as seen:
+        if accepts_keys:  # mark them as `pulumi config set --secret` does
+            harness.run_program(stack, config, monitor, secret_keys=tuple(secret_keys))
+        else:
+            harness.run_program(stack, config, monitor)
+    # plaintext secrets the harness supplies (a secure leaf is the placeholder already)
+    config_secrets = [config[key] for key in getattr(harness, "SECRET_KEYS", ()) if key in config]
+    return {
+        "stack": stack,
+        "secretKeys": secret_keys,
+        "ciphertexts": ciphertexts,
+        "secretValues": secret_strings(seen, monitor, config_secrets),
+        "records": monitor.records,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--stack-file", type=Path)
+    args = parser.parse_args(argv)
+    here = Path(__file__).resolve().parent  # run as a script: keep its siblings off the path
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    result = record(args.root.resolve(), args.stack, args.stack_file)
+    json.dump(result, sys.stdout, default=str)
+
+
+if __name__ == "__main__":
+    main()

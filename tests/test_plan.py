@@ -1,0 +1,401 @@
+"""The offline plan: tree, redaction, cost arithmetic, --compare, unpriced items, Markdown.
+
+The program runs in a subprocess (as `python -m components.plan` runs it), so each
+evaluation takes seconds: the staging one is shared by the module.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+import yaml
+from harness import ROOT, RecordingMonitor, run_function
+from markdown_it import MarkdownIt
+
+from components.plan import __main__ as cli
+from components.plan import build, runtime
+from components.plan import docs as plan_docs
+from components.plan.cost import Prices
+from components.plan.render import RENDERERS
+
+HOURS = 730
+# Figures for the tests alone: round numbers, so the arithmetic is checked, not the data.
+TEST_PRICES: dict[str, Any] = {
+    "hoursPerMonth": HOURS,
+    "sources": {"test": {"url": "https://example.org/prices", "read": "2026-11-26"}},
+    "gcp": {
+        "all-regions": {
+            "controlPlane": {"usdPerHour": 0.1, "source": "test"},
+            "zonalFreeTierCredit": {"usdPerMonth": 74.4, "source": "test"},
+            "loadBalancer": {"usdPerHour": 0.025, "source": "test"},
+            "publicIpv4": {"usdPerHour": 0.005, "source": "test"},
+            "publicIpv4Spot": {"usdPerHour": 0.0025, "source": "test"},
+        },
+        "us-central1": {
+            "machines": {
+                "e2-standard-2": {"onDemand": 0.07, "spot": 0.02, "source": "test"},
+                "n2-highmem-4": {"onDemand": 0.26, "spot": 0.06, "source": "test"},
+                "n2-highmem-16": {"onDemand": 1.05, "spot": 0.25, "source": "test"},
+                "n2-highmem-32": {"onDemand": 2.1, "spot": 0.5, "source": "test"},
+                "n1-standard-8": {"onDemand": 0.38, "spot": 0.08, "source": "test"},
+            },
+            "gpus": {"nvidia-tesla-t4": {"onDemand": 0.35, "spot": 0.11, "source": "test"}},
+            "disks": {"pd-balanced": {"usdPerGbMonth": 0.1, "source": "test"}},
+        },
+    },
+    "aws": {
+        "all-regions": {
+            "controlPlane": {"usdPerHour": 0.1, "source": "test"},
+            "publicIpv4": {"usdPerHour": 0.005, "source": "test"},
+            "kmsKey": {"usdPerMonth": 1.0, "source": "test"},
+            "loadBalancer": {"usdPerHour": 0.025, "source": "test"},
+        },
+        "us-west-2": {
+            "machines": {
+                "t3a.large": {"onDemand": 0.075, "spot": 0.03, "source": "test"},
+                "r5.xlarge": {"onDemand": 0.25, "spot": 0.07, "source": "test"},
+                "r6i.8xlarge": {"onDemand": 2.0, "spot": 0.6, "source": "test"},
+                "g4dn.xlarge": {"onDemand": 0.53, "spot": 0.2, "source": "test"},
+                "r5.4xlarge": {"onDemand": 1.0, "spot": 0.3, "source": "test"},
+            },
+            "disks": {"gp3": {"usdPerGbMonth": 0.08, "source": "test"}},
+            "natGateway": {"usdPerHour": 0.045, "source": "test"},
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def prices() -> Prices:
+    return Prices(copy.deepcopy(TEST_PRICES))
+
+
+@pytest.fixture(scope="module")
+def staging_eval() -> dict[str, Any]:
+    return build.evaluate(ROOT, "staging")
+
+
+@pytest.fixture(scope="module")
+def staging_plan(staging_eval: dict[str, Any], prices: Prices) -> dict[str, Any]:
+    return build.plan(staging_eval, prices)
+
+
+def lines(plan: dict[str, Any], cloud: str, scope: str) -> list[dict[str, Any]]:
+    return [line for line in plan["clouds"][cloud]["cost"]["lines"] if line["scope"] == scope]
+
+
+def test_tree_groups_every_resource_under_its_cloud_and_component(
+    staging_eval: dict[str, Any], staging_plan: dict[str, Any]
+) -> None:
+    gcp, aws = (
+        staging_plan["clouds"]["gcp"]["resources"],
+        staging_plan["clouds"]["aws"]["resources"],
+    )
+    assert sorted(staging_plan["clouds"]) == ["aws", "gcp"]
+    assert len(gcp) + len(aws) == len(staging_eval["records"])
+    assert {
+        "type": "gcp:container/nodePool:NodePool",
+        "name": "gcp-gke-pool-gpu",
+        "parent": "gcp-gke",
+    } in gcp
+    assert {"type": "pangeo-binder:gcp:GkeCluster", "name": "gcp-gke", "parent": "gcp"} in gcp
+    assert {
+        "type": "aws:eks/nodeGroup:NodeGroup",
+        "name": "aws-eks-pool-gpu-group",
+        "parent": "aws-eks-pool-gpu",
+    } in aws
+    assert not [r for r in gcp if r["type"].startswith("aws:")]
+    assert not [r for r in aws if r["type"].startswith("gcp:")]
+    for resources in (gcp, aws):  # every parent is a component of the same cloud
+        names = {r["name"] for r in resources}
+        assert {r["parent"] for r in resources} - names == {""}
+    text = RENDERERS["text"](staging_plan)
+    assert "\n      gcp-gke-pool-gpu  (gcp:container/nodePool:NodePool)" in text
+
+
+def test_line_items_times_730_hours_make_the_totals(staging_plan: dict[str, Any]) -> None:
+    for cloud, block in staging_plan["clouds"].items():
+        cost = block["cost"]
+        for scope in ("idle", "ceiling"):
+            items = lines(staging_plan, cloud, scope)
+            assert items, (cloud, scope)
+            for line in items:
+                assert abs(line["quantity"] * line["unitUsd"] * HOURS - line["monthlyUsd"]) <= 0.005
+                assert line["source"] == "https://example.org/prices"
+            assert cost[f"{scope}MonthlyUsd"] == round(sum(x["monthlyUsd"] for x in items), 2)
+        assert cost["unpriced"] == [], cloud
+
+
+def test_idle_is_the_minimum_nodes_and_fixed_items(staging_plan: dict[str, Any]) -> None:
+    idle = {x["item"]: x for x in lines(staging_plan, "gcp", "idle")}
+    balancers = [item for item in idle if item.startswith("load balancer")]
+    # the zonal control plane and the free tier credit cancel; core: 1 node, disk, address
+    assert set(idle) - set(balancers) == {
+        "GKE control plane (zonal) pangeo-binder-staging",
+        "GKE free tier credit (one zonal cluster per billing account)",
+        "pool core: e2-standard-2 (on-demand)",
+        "pool core: boot disk 30 GB pd-balanced",
+        "pool core: external IPv4 address per node",
+    }
+    expected = 0.07 * HOURS + 30 * 0.1 + 0.005 * HOURS  # pools at zero cost nothing idle
+    expected += len(balancers) * 0.025 * HOURS
+    assert staging_plan["clouds"]["gcp"]["cost"]["idleMonthlyUsd"] == pytest.approx(
+        expected, abs=0.02
+    )
+    aws = {x["item"] for x in lines(staging_plan, "aws", "idle")}
+    assert not [item for item in aws if "pool user" in item or "pool dask" in item]
+    assert "NAT gateway" not in " ".join(aws)  # staging runs none
+
+
+def test_ceiling_puts_every_pool_at_max_nodes_spot_priced_as_spot(
+    staging_eval: dict[str, Any], staging_plan: dict[str, Any], prices: Prices
+) -> None:
+    ceiling = {x["item"]: x for x in lines(staging_plan, "gcp", "ceiling")}
+    dask = ceiling["pool dask: n2-highmem-16 (spot)"]
+    assert (dask["quantity"], dask["unitUsd"]) == (100, 0.25)
+    assert ceiling["pool dask: external IPv4 address per node"]["unitUsd"] == 0.0025
+    gpu = ceiling["pool gpu: 1 x nvidia-tesla-t4 per node"]
+    assert (gpu["quantity"], gpu["unitUsd"]) == (4, 0.35)
+    assert ceiling["pool user: n2-highmem-4 (on-demand)"]["quantity"] == 20
+    aws = {x["item"]: x for x in lines(staging_plan, "aws", "ceiling")}
+    assert aws["pool dask: r5.4xlarge (first of 4 types) (spot)"]["unitUsd"] == 0.3
+    assert aws["pool core: boot disk 30 GB gp3"]["unitUsd"] == pytest.approx(30 * 0.08 / HOURS)
+
+    # the same pool on demand: priced from the resource, so the change shows
+    records = copy.deepcopy(staging_eval["records"])
+    pool = next(r for r in records if r["name"] == "gcp-gke-pool-dask")
+    pool["inputs"]["nodeConfig"]["spot"] = False
+    on_demand = build.plan({**staging_eval, "records": records}, prices)
+    items = {x["item"]: x for x in lines(on_demand, "gcp", "ceiling")}
+    assert items["pool dask: n2-highmem-16 (on-demand)"]["unitUsd"] == 1.05
+    difference = (
+        on_demand["clouds"]["gcp"]["cost"]["ceilingMonthlyUsd"]
+        - staging_plan["clouds"]["gcp"]["cost"]["ceilingMonthlyUsd"]
+    )
+    assert difference == pytest.approx(100 * ((1.05 - 0.25) + (0.005 - 0.0025)) * HOURS, abs=0.05)
+
+
+def test_unpriced_machines_are_listed_and_warned_by_name(
+    staging_eval: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    data = copy.deepcopy(TEST_PRICES)
+    del data["gcp"]["us-central1"]["machines"]["n2-highmem-32"]
+    del data["aws"]["us-west-2"]["machines"]["g4dn.xlarge"]
+    price_file = tmp_path / "prices.yaml"
+    price_file.write_text(yaml.safe_dump(data))
+    monkeypatch.setattr(build, "evaluate", lambda *_, **__: staging_eval)
+    assert cli.main(["--stack", "staging", "--format", "json", "--prices", str(price_file)]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["clouds"]["gcp"]["cost"]["unpriced"] == [
+        "n2-highmem-32 (us-central1, on-demand)"
+    ]
+    assert document["clouds"]["aws"]["cost"]["unpriced"] == ["g4dn.xlarge (us-west-2, on-demand)"]
+    assert "warning: gcp: no price for n2-highmem-32 (us-central1, on-demand)" in captured.err
+    assert "warning: aws: no price for g4dn.xlarge (us-west-2, on-demand)" in captured.err
+    items = " ".join(x["item"] for x in document["clouds"]["gcp"]["cost"]["lines"])
+    assert "n2-highmem-32" not in items  # left out, never priced at zero
+    assert "pool highmem: boot disk 100 GB pd-balanced" in items  # what has a price stays
+
+
+def test_json_has_the_shape_other_tools_read(staging_plan: dict[str, Any]) -> None:
+    document = json.loads(RENDERERS["json"](staging_plan))
+    assert {"stack", "clouds"} <= document.keys() and "delta" not in document
+    assert document["stack"] == "staging"
+    for block in document["clouds"].values():
+        assert {"resources", "cost"} <= block.keys()
+        assert all(set(r) == {"type", "name", "parent"} for r in block["resources"])
+        cost = block["cost"]
+        assert {"idleMonthlyUsd", "ceilingMonthlyUsd", "lines", "unpriced"} <= cost.keys()
+        for line in cost["lines"]:
+            assert {"item", "quantity", "unitUsd", "monthlyUsd", "source"} <= line.keys()
+
+
+def test_markdown_renders_as_tables(staging_plan: dict[str, Any]) -> None:
+    html = MarkdownIt("commonmark").enable("table").render(RENDERERS["markdown"](staging_plan))
+    assert html.count("<table>") >= 1 + 2 * 3  # totals; per cloud idle, ceiling, resources
+    assert "<th>cloud</th>\n<th>idle</th>\n<th>ceiling</th>" in html
+    assert "<td>pool core: e2-standard-2 (on-demand)</td>" in html
+    assert "<td>gcp-gke-pool-gpu</td>" in html
+
+
+def test_markdown_fits_a_pull_request_comment(staging_plan: dict[str, Any]) -> None:
+    document = copy.deepcopy(staging_plan)
+    huge = {"name": "huge", "chart": "x", "version": "1", "values": {"k": "v" * 100_000}}
+    document["clouds"]["gcp"]["releases"].append(huge)
+    markdown = RENDERERS["markdown"](document)
+    assert len(markdown) < 30_000  # staging and prod share one comment (GitHub: 65,536)
+    assert "### Monthly cost" in markdown and "gcp idle line items" in markdown
+    left_out = markdown.split("Left out to fit a comment")[1]
+    assert "gcp Helm values: huge (x 1)" in left_out
+
+
+def chart_program() -> None:
+    """A cloud component with a hub chart whose values carry planted secrets."""
+
+    class Stack(pulumi.ComponentResource):
+        def __init__(self) -> None:
+            super().__init__("pangeo-binder:gcp:Stack", "gcp")
+            k8s.helm.v4.Chart(
+                "gcp-hub",
+                chart="jupyterhub",
+                version="4.4.0",
+                values={
+                    "proxy": {"secretToken": pulumi.Output.secret("PLANTED-PROXY-TOKEN")},
+                    "singleuser": {"extraEnv": {"X": pulumi.Output.secret("PLANTED-NESTED")}},
+                    "hub": {
+                        "config": {
+                            "GitHubOAuthenticator": {
+                                "client_secret": "PLANTED-CLIENT-SECRET",
+                                "client_id": "Iv1.visible",
+                            }
+                        }
+                    },
+                },
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+    Stack()
+
+
+def test_chart_values_are_shown_with_secrets_redacted(prices: Prices) -> None:
+    monitor = runtime.recording_monitor(RecordingMonitor)
+    with runtime.watching_secrets() as seen:
+        run_function(chart_program, monitor=monitor)
+    evaluation = {
+        "stack": "test",
+        "ciphertexts": [],
+        "secretValues": runtime.secret_strings(seen, monitor),
+        "records": monitor.records,
+    }
+    document = build.plan(evaluation, prices)
+    for render in RENDERERS.values():
+        output = render(document)
+        assert "PLANTED" not in output
+        assert "Iv1.visible" in output  # the rest of the values is readable
+    (release,) = document["clouds"]["gcp"]["releases"]
+    assert release["chart"] == "jupyterhub"
+    assert release["values"]["proxy"]["secretToken"] == "[secret]"
+    assert release["values"]["singleuser"]["extraEnv"]["X"] == "[secret]"
+    assert release["values"]["hub"]["config"]["GitHubOAuthenticator"]["client_secret"] == "[secret]"
+    # the hub's proxy-public Service is a LoadBalancer by default: one load balancer
+    (lb,) = [x for x in lines(document, "gcp", "idle") if x["item"].startswith("load balancer")]
+    assert lb["item"] == "load balancer (jupyterhub release gcp-hub)"
+    assert lb["monthlyUsd"] == round(0.025 * HOURS, 2)
+
+
+def test_no_format_carries_a_secret_set_in_the_stack_file(tmp_path: Path, prices: Prices) -> None:
+    stack = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    cipher = "v1:PLANTEDCIPHERTEXTxyz=="  # what `pulumi config set --secret` writes
+    stack["config"]["pangeo-binder:secrets"] = {
+        cloud: {"githubClientSecret": {"secure": f"{cipher}{cloud}"}} for cloud in ("gcp", "aws")
+    }
+    stack_file = tmp_path / "Pulumi.staging.yaml"
+    stack_file.write_text(yaml.safe_dump(stack))
+    evaluation = build.evaluate(ROOT, "staging", stack_file)
+    assert "secrets" in evaluation["secretKeys"]
+    # the program got the placeholder, never the ciphertext, and nothing shows it
+    assert runtime.PLACEHOLDER in json.dumps(evaluation["records"])
+    assert "PLANTEDCIPHERTEXT" not in json.dumps(evaluation["records"])
+    document = build.plan(evaluation, prices)
+    for render in RENDERERS.values():
+        output = render(document)
+        assert "PLANTEDCIPHERTEXT" not in output
+        assert runtime.PLACEHOLDER not in output
+
+
+def copy_project(target: Path) -> None:
+    """The project's files (tracked and new, not ignored) in a fresh git repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in listed:
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    git(target, "init", "-q")
+    git(target, "add", "-A")
+    git(target, "commit", "-qm", "base")
+
+
+def git(root: Path, *args: str) -> str:
+    identity = ["-c", "user.name=plan test", "-c", "user.email=plan@example.org"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_compare_shows_only_the_changed_pool_and_its_price(tmp_path: Path, prices: Prices) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    copy_project(repo)
+    stack_file = repo / "Pulumi.staging.yaml"
+    stack = yaml.safe_load(stack_file.read_text())
+    stack["config"]["pangeo-binder:clouds"]["gcp"]["nodePools"]["gpu"]["maxNodes"] = 8  # was 4
+    stack_file.write_text(yaml.safe_dump(stack, sort_keys=False))  # keep the pools' order
+    git(repo, "commit", "-qam", "double the GPU pool")
+
+    document = build.full_plan(repo, "staging", compare="HEAD~1", prices=prices)
+    delta = document["delta"]
+    assert delta["resourcesAdded"] == [] and delta["resourcesRemoved"] == []
+    assert delta["resourcesChanged"] == [
+        {
+            "cloud": "gcp",
+            "type": "gcp:container/nodePool:NodePool",
+            "name": "gcp-gke-pool-gpu",
+            "inputs": ["autoscaling"],
+        }
+    ]
+    assert delta["valuesChanged"] == []  # the hub's values do not depend on maxNodes
+    assert delta["idleMonthlyUsd"] == 0
+    per_node = 0.38 + 0.35 + 100 * 0.1 / HOURS + 0.005  # machine, T4, 100 GB disk, address
+    assert delta["ceilingMonthlyUsd"] == pytest.approx(4 * per_node * HOURS, abs=0.05)
+    assert git(repo, "worktree", "list").count("\n") == 1  # the temporary worktree is gone
+    markdown = RENDERERS["markdown"](document)
+    assert (
+        "| changed | gcp | gcp:container/nodePool:NodePool | gcp-gke-pool-gpu | autoscaling |"
+        in markdown
+    )
+    assert f"| ceiling (every pool at maxNodes) | ${delta['ceilingMonthlyUsd']:,.2f} |" in markdown
+
+
+def test_cost_page_quotes_the_plans_own_figures() -> None:
+    page = (ROOT / "docs" / "topics" / "cost.md").read_text()
+    generated = plan_docs.section(plan_docs.documents(ROOT))
+    assert generated in page, "docs/topics/cost.md is stale: run `python -m components.plan.docs`"
+
+
+def test_every_price_on_file_names_a_dated_source() -> None:
+    data = yaml.safe_load((ROOT / "components" / "data" / "prices.yaml").read_text())
+    sources = data["sources"]
+    for source in sources.values():
+        assert source["url"].startswith("https://") and source["read"] and source["note"]
+    figures = 0
+
+    def walk(node: Any, path: str) -> None:
+        nonlocal figures
+        if isinstance(node, dict) and "source" in node:
+            figures += 1
+            assert node["source"] in sources, path
+            values = [v for k, v in node.items() if k != "source"]
+            assert values and all(isinstance(v, int | float) and v > 0 for v in values), path
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, f"{path}.{key}")
+
+    for cloud in ("gcp", "aws"):
+        walk(data[cloud], cloud)
+    assert figures > 20
