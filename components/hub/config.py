@@ -92,8 +92,7 @@ DEFAULT_BUILD_IMAGE = "quay.io/jupyterhub/repo2docker:2026.04.0"
 
 
 class BinderSettings(Model):
-    """BinderHub: images built from a repository in the spawn form, pushed to the cloud's
-    registry."""
+    """BinderHub: images built from a repository in the spawn form, in the cloud's registry."""
 
     enabled: bool = Field(
         True,
@@ -133,8 +132,10 @@ class HubSettings(Model):
     builder_service_account: str = Field(
         "binderhub",
         pattern=K8S_NAME,
-        description="Kubernetes service account BinderHub pushes built images with; bound to "
-        "the registry-writer identity.",
+        description="Kubernetes service account the BinderHub pod runs as; the cloud layer binds "
+        "it to the registry-writer identity, and BinderHub mints each build's push credentials "
+        "under it (build pods and the docker daemon run as the namespace's default account, "
+        "which carries no identity).",
     )
     allowed_organizations: list[OrgOrTeam] = Field(
         description="GitHub organizations (`org`) or teams (`org:team`, the team's slug) whose "
