@@ -108,6 +108,16 @@ def binder_values(staging: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+def run_async(coroutine: Any) -> Any:
+    """Run a coroutine on a loop of its own: asyncio.run would unset the thread's current loop,
+    which the Pulumi tests after these rely on."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 def closed_port_url() -> str:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = httpd.server_address[1]
@@ -460,7 +470,7 @@ def test_gke_binderhub_pushes_with_the_metadata_token(
     server.answers[TOKEN_PATH] = (200, b'{"access_token": "ya29.per-build"}')
     registry = registry_class(config=c, token_url=server.url + TOKEN_PATH)
     assert registry.url == "https://us-central1-docker.pkg.dev"  # DockerRegistry.url from values
-    found = asyncio.run(registry.get_credentials("pangeo-binder-staging/binder/build-x", "abc"))
+    found = run_async(registry.get_credentials("pangeo-binder-staging/binder/build-x", "abc"))
     assert found == {
         "registry": "us-central1-docker.pkg.dev",
         "username": "oauth2accesstoken",
@@ -468,7 +478,7 @@ def test_gke_binderhub_pushes_with_the_metadata_token(
     }
     server.answers[TOKEN_PATH] = (503, b"unavailable")
     with pytest.raises(RuntimeError, match="answered 503") as failed:
-        asyncio.run(registry.get_credentials("pangeo-binder-staging/binder/build-x", "abc"))
+        run_async(registry.get_credentials("pangeo-binder-staging/binder/build-x", "abc"))
     # The class the chart's exec defined, not the one imported here: same name and meaning.
     assert type(failed.value).__name__ == "RegistryCredentialsError"
 
@@ -497,14 +507,14 @@ def test_eks_binderhub_looks_up_and_pushes_with_ecr_tokens(
     registry = c.BinderHub.registry_class(config=c, url=server.url)
     server.answers["AssumeRoleWithWebIdentity"] = (200, STS_ANSWER)
     server.answers[br.ECR_TARGET] = (200, ecr_answer())
-    found = asyncio.run(registry.get_credentials("pangeo-binder-staging/build-x", "abc"))
+    found = run_async(registry.get_credentials("pangeo-binder-staging/build-x", "abc"))
     assert found == {"registry": ECR_HOST, "username": "AWS", "password": ECR_PASSWORD}
     # A repository ECR has not created yet: not found, so BinderHub builds (and the push
     # creates it from the creation template).
-    assert asyncio.run(registry.get_image_manifest("pangeo-binder-staging/build-x", "abc")) is None
+    assert run_async(registry.get_image_manifest("pangeo-binder-staging/build-x", "abc")) is None
     server.answers["AssumeRoleWithWebIdentity"] = (403, b"<Error>AccessDenied</Error>")
     with pytest.raises(RuntimeError, match="403") as failed:
-        asyncio.run(registry.get_credentials("pangeo-binder-staging/build-x", "abc"))
+        run_async(registry.get_credentials("pangeo-binder-staging/build-x", "abc"))
     assert type(failed.value).__name__ == "RegistryCredentialsError"
 
 
