@@ -100,6 +100,16 @@ def test_api_only_behind_the_hub_login_at_services_binder(case: tuple[Run, str])
     assert config["HubOAuth"]["oauth_client_id"] == "service-binder"
     assert config["KubernetesBuildExecutor"]["build_image"] == DEFAULT_BUILD_IMAGE
     assert DEFAULT_BUILD_IMAGE != "quay.io/jupyterhub/repo2docker:2024.07.0"
+    # What the registry class reads: this cloud, its registry and (ECR) its region.
+    extra = binder(run, cloud)["extraConfig"]
+    assert sorted(extra) == ["pangeo-binder-00-settings", "pangeo-binder-10-registry"]
+    settings_entry = extra["pangeo-binder-00-settings"]
+    namespace: dict[str, Any] = {}
+    exec(settings_entry, namespace)
+    expected = {"cloud": cloud, "registryHost": outputs["registry"]}
+    if cloud == "aws":
+        expected["region"] = "us-west-2"
+    assert namespace["PANGEO_BINDER_REGISTRY"] == expected
 
 
 def test_registered_as_the_hub_service_binder(case: tuple[Run, str]) -> None:
