@@ -18,7 +18,7 @@ from components import machines
 from components.aws.config import AwsCloud
 from components.config_shared import Model
 from components.gcp.config import GcpCloud
-from components.hub.config import HubSettings, Secrets, secret_command
+from components.hub.config import BinderSettings, HubSettings, Secrets, secret_command
 
 NAMESPACE = "pangeo-binder"
 
@@ -220,6 +220,38 @@ def _pool_group_problems(cloud: str, settings: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _binder_disk_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Problem]:
+    """BinderHub's docker cache (`hub.binder.dockerDiskGb`) shares a user node's disk with
+    the notebook images and the system: it may take at most half of the smallest user
+    pool's disk (builds run on one user pool; which one may change with the pools). A pool
+    disk with a problem of its own is reported once, by its own rule."""
+    hub = raw.get("hub") if isinstance(raw.get("hub"), dict) else {}
+    binder = hub.get("binder") if isinstance(hub.get("binder"), dict) else {}
+    disk = binder.get("dockerDiskGb", BinderSettings.model_fields["docker_disk_gb"].default)
+    if binder.get("enabled") is False or not isinstance(disk, int):
+        return []
+    clouds = raw.get("clouds") if isinstance(raw.get("clouds"), dict) else {}
+    small = []
+    for cloud, settings in sorted(clouds.items()):
+        pools = settings.get("nodePools") if isinstance(settings, dict) else None
+        for key, pool in (pools if isinstance(pools, dict) else {}).items():
+            pool_disk = pool.get("diskSizeGb", 100) if _purpose(pool) == "user" else None
+            path = f"clouds.{cloud}.nodePools.{key}"
+            if any(p.path.startswith(f"{path}.") for p in reported):
+                continue
+            if isinstance(pool_disk, int) and disk > pool_disk // 2:
+                small.append(f"{path} ({pool_disk} GB)")
+    if not small:
+        return []
+    return [
+        Problem(
+            "hub.binder.dockerDiskGb",
+            f"{disk} GB of build cache is more than half the disk of {', '.join(small)}: "
+            "the images users run need the rest; lower it or give those pools bigger disks",
+        )
+    ]
+
+
 def _purpose(pool: Any) -> Any:
     return pool.get("purpose") if isinstance(pool, dict) else None
 
@@ -240,6 +272,9 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     # One message per key: the cross rule's (with the command to run) wins.
     problems = [p for p in problems if p.path not in {c.path for c in cross}] + cross
     problems += _shape_problems(raw, problems)
+    problems += [
+        p for p in _binder_disk_problems(raw, problems) if p.path not in {q.path for q in problems}
+    ]
     if problems or config is None:
         raise ConfigError(problems)
     return config

@@ -244,7 +244,7 @@ def test_dask_gateway_is_a_hub_service_behind_its_auth(case: tuple[Run, str]) ->
     assert gateway["auth"]["type"] == "jupyterhub"
     assert gateway["auth"]["jupyterhub"]["jupyterhubServiceName"] == "dask-gateway"
     assert gateway["prefix"] == "/services/dask-gateway"
-    assert set(hub["hub"]["services"]) == {"dask-gateway"}
+    assert set(hub["hub"]["services"]) == {"dask-gateway", "binder"}
     assert "access:services!service=dask-gateway" in hub["hub"]["loadRoles"]["user"]["scopes"]
     env = hub["singleuser"]["extraEnv"]
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"

@@ -31,7 +31,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from components.config import StackConfig, load_config
 from components.hub.config import DEFAULT_IMAGES, IMAGE_REF
-from components.hub.context import DASK_GATEWAY_SERVICE, HubContext, HubTokens
+from components.hub.context import BINDER_SERVICE, DASK_GATEWAY_SERVICE, HubContext, HubTokens
 from components.hub.dask_values import dask_gateway_values, gateway_settings
 from components.hub.incluster import gateway_options, hub_access, source
 from components.hub.jupyterhub_values import jupyterhub_values
@@ -72,8 +72,11 @@ def context(cloud: str = "gcp") -> HubContext:
             proxy_token="proxy",
             cookie_secret="cookie",
             crypt_key="crypt",
-            service_tokens={DASK_GATEWAY_SERVICE: "gateway-token"},
+            service_tokens={DASK_GATEWAY_SERVICE: "gateway-token", BINDER_SERVICE: "binder-token"},
         ),
+        registry_host="us-central1-docker.pkg.dev",
+        image_prefix="us-central1-docker.pkg.dev/pangeo-binder-staging/binder/",
+        builder_annotations={"iam.gke.io/gcp-service-account": "builder@example.iam"},
     )
 
 

@@ -6,9 +6,10 @@ push to a repository that does not exist. A repository creation template applied
 and encryption, so no helper has to create repositories and none is ever left without cleanup.
 
 ECR login tokens last 12 hours, so a docker config secret written once stops working. The
-builder role is assumed through IRSA by `<namespace>/<builder service account>`, where the hub
-layer runs BinderHub's `ExternalRegistryHelper` service: it mints a fresh token for each build
-and creates the repository if it is missing; build pods get credentials that expire with them.
+builder role is assumed through IRSA by `<namespace>/<builder service account>`, the account the
+BinderHub pod runs as; its registry class (components/hub/incluster/binder_registry.py) mints a
+fresh login token for each build and lets create-on-push make the repository, so every
+repository gets the template's lifecycle policy.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ PUSH_ACTIONS = [
     "ecr:PutImage",
     "ecr:DescribeImages",
     "ecr:DescribeRepositories",
-    # Creating on push (or through the registry helper) applies the template's lifecycle.
+    # Creating on push applies the template's lifecycle.
     "ecr:CreateRepository",
     "ecr:PutLifecyclePolicy",
 ]

@@ -25,6 +25,9 @@ IMAGE_REF = (
     r"(:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}|@sha256:[a-f0-9]{64})$"
 )
 ImageRef = Annotated[str, StringConstraints(pattern=IMAGE_REF)]
+# The hub image as z2jh's hub.image takes it: name and tag (no digest form).
+HUB_IMAGE_REF = IMAGE_REF.replace(r"|@sha256:[a-f0-9]{64}", "")
+HubImage = Annotated[str, StringConstraints(pattern=HUB_IMAGE_REF)]
 
 
 class MenuImage(Model):
@@ -82,6 +85,41 @@ class DaskSettings(Model):
     )
 
 
+# repo2docker 2026.04.0 (git tag 2026-04-22; its release workflow pushes every tag to
+# quay.io/jupyterhub/repo2docker:<version>), the newest release on 2026-11-26. BinderHub's default
+# build image is 2024.07.0 (binderhub/build.py at b9fad99).
+DEFAULT_BUILD_IMAGE = "quay.io/jupyterhub/repo2docker:2026.04.0"
+
+
+class BinderSettings(Model):
+    """BinderHub: images built from a repository in the spawn form, in the cloud's registry."""
+
+    enabled: bool = Field(
+        True,
+        description='Offer "build from a repository" in the spawn form (binderhub-service as '
+        "the hub service `binder`). On by default: both clouds' stacks create a registry and "
+        "a keyless builder identity.",
+    )
+    build_image: ImageRef = Field(
+        DEFAULT_BUILD_IMAGE,
+        description="repo2docker image of the build pods, pinned (BinderHub's own default is "
+        "from 2024).",
+    )
+    build_memory_gb: int = Field(
+        8,
+        ge=1,
+        description="Memory limit of the docker daemon that runs the builds on a user node; "
+        "a build that needs more fails instead of starving the notebooks beside it.",
+    )
+    docker_disk_gb: int = Field(
+        50,
+        ge=10,
+        description="Disk of the docker daemon's layer cache (an emptyDir with this size "
+        "limit): beyond it the daemon is evicted and restarts with an empty cache, so builds "
+        "never fill a user node's disk (100 GB by default).",
+    )
+
+
 class HubSettings(Model):
     """Hub settings shared by every cloud (`pangeo-binder:hub`)."""
 
@@ -94,8 +132,10 @@ class HubSettings(Model):
     builder_service_account: str = Field(
         "binderhub",
         pattern=K8S_NAME,
-        description="Kubernetes service account BinderHub pushes built images with; bound to "
-        "the registry-writer identity.",
+        description="Kubernetes service account the BinderHub pod runs as; the cloud layer binds "
+        "it to the registry-writer identity, and BinderHub mints each build's push credentials "
+        "under it (build pods and the docker daemon run as the namespace's default account, "
+        "which carries no identity).",
     )
     allowed_organizations: list[OrgOrTeam] = Field(
         description="GitHub organizations (`org`) or teams (`org:team`, the team's slug) whose "
@@ -138,6 +178,15 @@ class HubSettings(Model):
         "resize or back up.",
     )
     dask: DaskSettings = Field(default_factory=DaskSettings)
+    binder: BinderSettings = Field(default_factory=BinderSettings)
+    hub_image: HubImage | None = Field(
+        None,
+        description="The hub's own image, name:tag. Unset: the chart's k8s-hub image, which "
+        "lacks jupyterhub-fancy-profiles, so users get KubeSpawner's plain form and cannot "
+        "build from a repository. Build it with docs/howto/binderhub.md's two-line Dockerfile "
+        "(FROM quay.io/jupyterhub/k8s-hub:4.4.0, pip install jupyterhub-fancy-profiles==0.7.0) "
+        "and push it to the cloud's registry.",
+    )
 
     @field_validator("allowed_organizations")
     @classmethod

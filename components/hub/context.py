@@ -15,6 +15,17 @@ JUPYTERHUB_RELEASE = "jupyterhub"
 DASK_GATEWAY_RELEASE = "dask-gateway"
 DASK_GATEWAY_SERVICE = "dask-gateway"  # the JupyterHub service name and its URL path
 DASK_TRAEFIK_SERVICE = f"traefik-{DASK_GATEWAY_RELEASE}"
+BINDER_RELEASE = "binderhub-service"
+BINDER_SERVICE = (
+    "binder"  # the JupyterHub service name; jupyterhub-fancy-profiles calls /services/binder
+)
+# binderhub-service with fullnameOverride "" names its Deployment, Service and Secret this.
+BINDER_K8S_SERVICE = "binderhub"
+# The BinderHub pod's labels (binderhub-service templates/deployment.yaml: appLabels + component).
+BINDER_POD_LABELS = {
+    "app.kubernetes.io/name": "binderhub-service",
+    "app.kubernetes.io/component": "binderhub",
+}
 
 
 @dataclass(frozen=True)
@@ -40,3 +51,8 @@ class HubContext:
     github_client_secret: str
     contact_email: str
     tokens: HubTokens
+    # The cloud's registry (CloudOutputs.registry_host, image_prefix) and the annotation that
+    # binds a Kubernetes service account to the builder identity; empty when the cloud has none.
+    registry_host: str = ""
+    image_prefix: str = ""
+    builder_annotations: dict[str, str] = field(default_factory=dict)

@@ -1,5 +1,6 @@
 """The hub on one cluster: namespace, user service account, generated secrets, and the
-jupyterhub and dask-gateway releases, with values from the pure builders beside this file."""
+jupyterhub, dask-gateway and binderhub-service releases, with values from the pure builders
+beside this file."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.charts import DASK_GATEWAY, JUPYTERHUB, ChartPin
+from components.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB, ChartPin
 from components.config_shared import CloudHub, NodePool
+from components.hub.binderhub_values import binderhub_values
 from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
 from components.hub.context import (
+    BINDER_RELEASE,
+    BINDER_SERVICE,
     DASK_GATEWAY_RELEASE,
     DASK_GATEWAY_SERVICE,
     JUPYTERHUB_RELEASE,
@@ -93,14 +97,26 @@ class Hub(pulumi.ComponentResource):
             generated = random.RandomId(f"{name}-{key}", byte_length=32, opts=secret_opts)
             return pulumi.Output.secret(generated.hex)
 
+        services = [DASK_GATEWAY_SERVICE] + ([BINDER_SERVICE] if settings.binder.enabled else [])
         tokens = pulumi.Output.all(
             token("proxy-token"),
             token("cookie-secret"),
             token("crypt-key"),
-            token(f"{DASK_GATEWAY_SERVICE}-token"),
-        ).apply(lambda t: HubTokens(t[0], t[1], t[2], service_tokens={DASK_GATEWAY_SERVICE: t[3]}))
+            *[token(f"{service}-token") for service in services],
+        ).apply(
+            lambda t: HubTokens(
+                t[0], t[1], t[2], service_tokens=dict(zip(services, t[3:], strict=True))
+            )
+        )
+        builder = cloud.identities.get("builder", "")
         context = pulumi.Output.all(
-            cloud.scratch_bucket_url, cloud.persistent_bucket_url, github_client_secret, tokens
+            cloud.scratch_bucket_url,
+            cloud.persistent_bucket_url,
+            github_client_secret,
+            tokens,
+            cloud.registry_host,
+            cloud.image_prefix,
+            builder,
         ).apply(
             lambda v: HubContext(
                 cloud=cloud.cloud,
@@ -112,6 +128,11 @@ class Hub(pulumi.ComponentResource):
                 github_client_secret=v[2],
                 tokens=v[3],
                 contact_email=cloud_hub.contact_email,
+                registry_host=v[4] or "",
+                image_prefix=v[5] or "",
+                # The BinderHub pod's account is bound to the builder identity; no other
+                # account (the namespace's `default` above all) gets this annotation.
+                builder_annotations={cloud.identity_annotation: v[6]} if v[6] else {},
             )
         )
         release_opts = pulumi.ResourceOptions.merge(
@@ -133,6 +154,18 @@ class Hub(pulumi.ComponentResource):
                 settings.namespace,
                 context.apply(lambda c: dask_gateway_values(c, settings, pools)),
                 release_opts,
+            )
+        if settings.binder.enabled:
+            # After the hub release: BinderHub reads its token from the hub's Secret.
+            self._release(
+                f"{name}-binderhub-service",
+                BINDERHUB_SERVICE,
+                BINDER_RELEASE,
+                settings.namespace,
+                context.apply(lambda c: binderhub_values(c, settings, pools)),
+                pulumi.ResourceOptions.merge(
+                    release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
+                ),
             )
         self.address = jupyterhub.resources.apply(load_balancer_address)
         self.url = pulumi.Output.from_input(f"https://{cloud_hub.domain}")

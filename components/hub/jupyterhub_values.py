@@ -12,6 +12,9 @@ from typing import Any
 from components.config_shared import CloudHub, NodePool
 from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
 from components.hub.context import (
+    BINDER_K8S_SERVICE,
+    BINDER_POD_LABELS,
+    BINDER_SERVICE,
     DASK_GATEWAY_SERVICE,
     DASK_TRAEFIK_SERVICE,
     HubContext,
@@ -93,6 +96,14 @@ def user_network_policy(context: HubContext) -> dict[str, Any]:
     }
 
 
+def _ingress_from(labels: dict[str, str]) -> dict[str, Any]:
+    """A hub network policy rule: pods with `labels` may reach the hub API (8081)."""
+    return {
+        "from": [{"podSelector": {"matchLabels": dict(labels)}}],
+        "ports": [{"port": 8081, "protocol": "TCP"}],
+    }
+
+
 def jupyterhub_values(
     context: HubContext,
     settings: HubSettings,
@@ -117,6 +128,22 @@ def jupyterhub_values(
             "display": False,
         }
     }
+    user_scopes = ["self", f"access:services!service={DASK_GATEWAY_SERVICE}"]
+    hub_ingress = [_ingress_from(DASK_LABELS | {"app.kubernetes.io/component": "gateway"})]
+    if settings.binder.enabled:
+        # The spawn form's build requests reach BinderHub through the proxy at
+        # /services/binder, with a token the form mints from the user's own (`self`).
+        services[BINDER_SERVICE] = {
+            "apiToken": tokens.service_tokens[BINDER_SERVICE],
+            "url": f"http://{BINDER_K8S_SERVICE}",
+            "display": False,
+        }
+        user_scopes.append(f"access:services!service={BINDER_SERVICE}")
+        hub_ingress.append(_ingress_from(BINDER_POD_LABELS))
+    hub_image: dict[str, str] = {}
+    if settings.hub_image:
+        image_name, _, image_tag = settings.hub_image.rpartition(":")
+        hub_image = {"name": image_name, "tag": image_tag}
     return {
         # z2jh's default names (hub, proxy-public, autohttps) without a release prefix.
         "fullnameOverride": "",
@@ -147,31 +174,18 @@ def jupyterhub_values(
             "services": services,
             "loadRoles": {
                 "user": {
-                    "description": "Every user: their own server, and Dask Gateway.",
-                    "scopes": ["self", f"access:services!service={DASK_GATEWAY_SERVICE}"],
+                    "description": "Every user: their own server, Dask Gateway and BinderHub.",
+                    "scopes": user_scopes,
                 }
             },
-            "extraConfig": {"10-hub-access": source("hub_access")},
+            **({"image": hub_image} if hub_image else {}),
+            "extraConfig": {
+                "05-fancy-profiles": source("fancy_profiles"),
+                "10-hub-access": source("hub_access"),
+            },
             # sqlite on a volume of the cluster's default storage class.
             "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
-            "networkPolicy": {
-                "enabled": True,
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "podSelector": {
-                                    "matchLabels": {
-                                        **DASK_LABELS,
-                                        "app.kubernetes.io/component": "gateway",
-                                    }
-                                }
-                            }
-                        ],
-                        "ports": [{"port": 8081, "protocol": "TCP"}],
-                    }
-                ],
-            },
+            "networkPolicy": {"enabled": True, "ingress": hub_ingress},
         },
         "proxy": {
             "secretToken": tokens.proxy_token,

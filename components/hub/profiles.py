@@ -107,7 +107,7 @@ def image_option(settings: HubSettings, *, gpu: bool) -> dict[str, Any]:
         }
         for index, (slug, image) in enumerate(images.items())
     }
-    return {
+    option: dict[str, Any] = {
         "display_name": "Image",
         "choices": choices,
         "unlisted_choice": {
@@ -120,6 +120,13 @@ def image_option(settings: HubSettings, *, gpu: bool) -> dict[str, Any]:
             "kubespawner_override": {"image": "{value}"},
         },
     }
+    if settings.binder.enabled:
+        # jupyterhub-fancy-profiles shows "Build your own image" next to the menu: BinderHub
+        # builds the repository, and the built image comes back as the unlisted choice's
+        # value (so it must pass validation_regex too: BinderHub names it
+        # <image_prefix><escaped slug>-<hash>:<ref>, lower case).
+        option["dynamic_image_building"] = {"enabled": True}
+    return option
 
 
 def profile_list(

@@ -1,0 +1,142 @@
+"""Values for the `binderhub-service` chart: a pure function of the config and `HubContext`.
+
+BinderHub runs as the JupyterHub service `binder` at /services/binder in API-only mode, behind
+the hub's login (`auth_enabled`): jupyterhub-fancy-profiles' spawn form asks it to build an
+image from a repository, then starts the server with that image. Images go to the cloud's
+registry under the hub's prefix, and are looked up there first, so each commit is built once.
+
+Keyless push: the BinderHub pod runs as `hub.builderServiceAccount`, the Kubernetes account the
+cloud layer bound to the builder identity, and its registry class (incluster/binder_registry.py)
+mints short-lived credentials for each build. Build pods and the privileged docker daemon run
+under the namespace's `default` account, which carries no identity. Value names follow the
+chart's values.schema.yaml at 0.1.0-0.dev.git.336.hca79dc0 and BinderHub's traitlets.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from components.config_shared import NodePool
+from components.hub.config import HubSettings
+from components.hub.context import BINDER_SERVICE, HubContext
+from components.hub.dask_values import scheduler_pool
+from components.hub.incluster import source
+from components.scheduling import POOL_LABEL, PURPOSE_LABELS, PURPOSE_TAINTS
+
+# The hub's Service in the namespace (z2jh names it `hub` with fullnameOverride "").
+HUB_API = "http://hub:8081"
+
+
+class RegistryMissing(ValueError):
+    """Building is on for a cloud that has no registry to push to."""
+
+
+def build_node_selector(context: HubContext, settings: HubSettings, pools: dict[str, NodePool]):
+    """Build pods and the docker daemon share one ordinary user pool (on-demand, not GPU or
+    high-memory): the build pod talks to the daemon on its own node through a host socket."""
+    return {**PURPOSE_LABELS["user"], POOL_LABEL: scheduler_pool(pools, settings, context.cloud)}
+
+
+def _user_toleration() -> dict[str, str]:
+    key, value = PURPOSE_TAINTS["user"]  # type: ignore[misc]
+    return {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
+
+
+def registry_settings(context: HubContext) -> dict[str, Any]:
+    """What the registry class reads (PANGEO_BINDER_REGISTRY): the cloud, the registry host
+    and, on AWS, the region (from the ECR host name `<account>.dkr.ecr.<region>.amazonaws.com`)."""
+    found: dict[str, Any] = {"cloud": context.cloud, "registryHost": context.registry_host}
+    if context.cloud == "aws":
+        found["region"] = context.registry_host.split(".")[3]
+    return found
+
+
+def binderhub_values(
+    context: HubContext, settings: HubSettings, pools: dict[str, NodePool]
+) -> dict[str, Any]:
+    """The whole values tree of the binderhub-service release for one cloud."""
+    if not (context.registry_host and context.image_prefix):
+        raise RegistryMissing(
+            f"hub.binder.enabled: building images needs the {context.cloud} registry to push "
+            "to, and this cloud's stack has none; set hub.binder.enabled to false"
+        )
+    binder = settings.binder
+    base_url = f"/services/{BINDER_SERVICE}/"
+    selector = build_node_selector(context, settings, pools)
+    literal = json.dumps(json.dumps(registry_settings(context)))
+    return {
+        # Names without a release prefix: Deployment/Service/Secret `binderhub`, `docker-api`.
+        "fullnameOverride": "",
+        "config": {
+            "BinderHub": {
+                "base_url": base_url,
+                "enable_api_only_mode": True,
+                "auth_enabled": True,
+                # Without it BinderHub never pushes nor looks up, and the chart renders the
+                # push credentials empty.
+                "use_registry": True,
+                "image_prefix": context.image_prefix,
+                "hub_url": f"https://{context.domain}/",
+                "hub_url_local": f"{HUB_API}/",
+            },
+            # Lookups go to the cloud's registry, so an image built before is reused.
+            "DockerRegistry": {"url": f"https://{context.registry_host}"},
+            # Requests carry the user's hub token; BinderHub checks it with the hub as the
+            # OAuth client of the `binder` service (JupyterHub's default id service-<name>).
+            "HubOAuth": {
+                "api_url": f"{HUB_API}/hub/api/",
+                "base_url": base_url,
+                "hub_prefix": "/hub/",
+                "oauth_client_id": f"service-{BINDER_SERVICE}",
+            },
+            "KubernetesBuildExecutor": {
+                "build_image": binder.build_image,
+                "node_selector": selector,
+                # The build pod only drives repo2docker; the build itself runs in the daemon.
+                "resources": {
+                    "requests": {"cpu": "0.2", "memory": "512Mi"},
+                    "limits": {"cpu": "2", "memory": "2Gi"},
+                },
+            },
+        },
+        "extraConfig": {
+            "pangeo-binder-00-settings": (
+                f"import json\n\nPANGEO_BINDER_REGISTRY = json.loads({literal})\n"
+            ),
+            "pangeo-binder-10-registry": source("binder_registry"),
+        },
+        # The service's hub token, from the hub's own Secret (where the jupyterhub release
+        # puts hub.services.binder.apiToken): it never appears in these values.
+        "extraEnv": [
+            {
+                "name": "JUPYTERHUB_API_TOKEN",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": "hub",
+                        "key": f"hub.services.{BINDER_SERVICE}.apiToken",
+                    }
+                },
+            }
+        ],
+        "serviceAccount": {
+            "create": True,
+            "name": settings.builder_service_account,
+            "annotations": dict(context.builder_annotations),
+        },
+        "nodeSelector": PURPOSE_LABELS["core"],
+        "resources": {
+            "requests": {"cpu": "0.1", "memory": "256Mi"},
+            "limits": {"memory": "1Gi"},
+        },
+        "dockerApi": {
+            # Privileged: only on the nodes builds run on, never on core nodes.
+            "nodeSelector": selector,
+            "tolerations": [_user_toleration()],
+            "resources": {
+                "requests": {"cpu": "1", "memory": "2Gi"},
+                "limits": {"memory": f"{binder.build_memory_gb}Gi"},
+            },
+            "storage": {"emptyDir": {"sizeLimit": f"{binder.docker_disk_gb}Gi"}},
+        },
+    }
