@@ -134,7 +134,7 @@ def test_each_cloud_has_its_own_oauth_app(staging: Run) -> None:
         ]["client_id"]
         for cloud in ("gcp", "aws")
     }
-    assert ids == {"gcp": "Iv23liStagingGcp01", "aws": "Iv23liStagingAws01"}
+    assert ids == {"gcp": "Ov23liStagingGcp01", "aws": "Ov23liStagingAws01"}
 
 
 def test_users_run_as_user_sa_with_bucket_prefixes(case: tuple[Run, str]) -> None:
@@ -188,7 +188,9 @@ def test_cost_and_safety_defaults(case: tuple[Run, str]) -> None:
     pulled = {f"{i['name']}:{i['tag']}" for i in values["prePuller"]["extraImages"].values()}
     menu = stack_config("staging").get("hub", {}).get("images")
     assert menu is None  # the stack files use the default menu
-    assert any("pangeo-notebook" in image for image in pulled)
+    # The CPU menu image, not the multi-GB CUDA image, and nothing else from the profiles.
+    assert pulled == {"quay.io/pangeo/pangeo-notebook:2026.06.04"}
+    assert values["prePuller"]["pullProfileListImages"] is False
     assert values["hub"]["networkPolicy"]["enabled"] is True
     assert values["singleuser"]["networkPolicy"]["enabled"] is True
     assert values["hub"]["db"]["type"] == "sqlite-pvc"
@@ -216,6 +218,35 @@ def test_profiles_select_their_pool_and_gpus_request_the_device(case: tuple[Run,
     assert next(c["kubespawner_override"]["image"] for c in gpu_images.values()).startswith(
         "quay.io/pangeo/ml-notebook:"
     )
+
+
+def test_the_shared_pool_sizes_leave_room_for_schedulers_and_the_docker_daemon(
+    case: tuple[Run, str],
+) -> None:
+    """The largest size of the pool that also runs schedulers and builds fits beside one
+    scheduler and the docker daemon: sizes + their requests <= the node's allocatable."""
+    from components.machines import allocatable
+
+    run, cloud = case
+    values = release(run, cloud, "jupyterhub")["values"]
+    gateway = release(run, cloud, "dask-gateway")["values"]["gateway"]["backend"]["scheduler"]
+    binder = release(run, cloud, "binderhub-service")["values"]["dockerApi"]["resources"]
+    shared = gateway["extraPodConfig"]["nodeSelector"][POOL_LABEL]
+    profile = next(p for p in values["singleuser"]["profileList"] if p["slug"] == shared)
+    largest = max(
+        profile["profile_options"]["resources"]["choices"].values(),
+        key=lambda c: c["kubespawner_override"]["cpu_guarantee"],
+    )["kubespawner_override"]
+    machine = stack_config("staging")["clouds"][cloud]["nodePools"][shared]["machineType"]
+    node = allocatable(cloud, machine)
+    cpu = largest["cpu_guarantee"] + gateway["cores"]["request"] + float(binder["requests"]["cpu"])
+    memory_mib = (
+        int(largest["mem_guarantee"].removesuffix("M"))
+        + int(gateway["memory"]["request"].removesuffix("M"))
+        + int(binder["requests"]["memory"].removesuffix("Mi"))
+    )
+    assert cpu <= node.cpu + 1e-6
+    assert memory_mib <= node.memory_gib * 1024
 
 
 def test_dask_workers_on_the_dask_pool_schedulers_off_spot(case: tuple[Run, str]) -> None:
@@ -248,7 +279,17 @@ def test_dask_gateway_is_a_hub_service_behind_its_auth(case: tuple[Run, str]) ->
     assert "access:services!service=dask-gateway" in hub["hub"]["loadRoles"]["user"]["scopes"]
     env = hub["singleuser"]["extraEnv"]
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
-    assert env["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == "{JUPYTER_IMAGE_SPEC}"
+    # KubeSpawner formats env values with the user's properties; the pod must get the
+    # placeholder the dask-gateway client fills from the notebook's environment.
+    spawner_names = {"username": "alice", "servername": "", "user_server": "alice"}
+    expanded = {k: v.format(**spawner_names) for k, v in env.items()}
+    assert expanded["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"] == "{JUPYTER_IMAGE_SPEC}"
+    assert (
+        expanded["DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE"].format(
+            JUPYTER_IMAGE_SPEC="quay.io/pangeo/pangeo-notebook:2026.06.04"
+        )
+        == "quay.io/pangeo/pangeo-notebook:2026.06.04"
+    )
     assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://traefik-dask-gateway.binder:80"
     settings = gateway["extraConfig"]["00-settings"]
     assert "idleTimeoutSeconds" in settings and "1800" in settings

@@ -19,9 +19,9 @@ from typing import Any
 
 from components.config_shared import NodePool
 from components.hub.config import HubSettings
-from components.hub.context import BINDER_SERVICE, HubContext
-from components.hub.dask_values import scheduler_pool
+from components.hub.context import BINDER_SERVICE, DOCKER_DAEMON_REQUEST, HubContext
 from components.hub.incluster import source
+from components.hub.profiles import shared_pool
 from components.scheduling import POOL_LABEL, PURPOSE_LABELS, PURPOSE_TAINTS
 
 # The hub's Service in the namespace (z2jh names it `hub` with fullnameOverride "").
@@ -35,7 +35,7 @@ class RegistryMissing(ValueError):
 def build_node_selector(context: HubContext, settings: HubSettings, pools: dict[str, NodePool]):
     """Build pods and the docker daemon share one ordinary user pool (on-demand, not GPU or
     high-memory): the build pod talks to the daemon on its own node through a host socket."""
-    return {**PURPOSE_LABELS["user"], POOL_LABEL: scheduler_pool(pools, settings, context.cloud)}
+    return {**PURPOSE_LABELS["user"], POOL_LABEL: shared_pool(pools, settings, context.cloud)}
 
 
 def _user_toleration() -> dict[str, str]:
@@ -134,7 +134,10 @@ def binderhub_values(
             "nodeSelector": selector,
             "tolerations": [_user_toleration()],
             "resources": {
-                "requests": {"cpu": "1", "memory": "2Gi"},
+                "requests": {
+                    "cpu": str(DOCKER_DAEMON_REQUEST[0]),
+                    "memory": f"{int(DOCKER_DAEMON_REQUEST[1] * 1024)}Mi",
+                },
                 "limits": {"memory": f"{binder.build_memory_gb}Gi"},
             },
             "storage": {"emptyDir": {"sizeLimit": f"{binder.docker_disk_gb}Gi"}},

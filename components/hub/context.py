@@ -28,6 +28,13 @@ BINDER_POD_LABELS = {
 }
 
 
+# What runs beside notebooks on the shared user pool (see profiles.shared_pool): a Dask
+# scheduler per cluster and, with BinderHub, the docker daemon on every node. Their requests
+# are taken off that pool's sizes, so the largest size still fits next to them.
+SCHEDULER_REQUEST = (0.5, 1.0)  # CPU, GiB
+DOCKER_DAEMON_REQUEST = (0.5, 1.0)  # CPU, GiB
+
+
 @dataclass(frozen=True)
 class HubTokens:
     """Generated secrets: random once, kept in Pulumi state, so they never rotate."""

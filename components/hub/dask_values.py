@@ -13,10 +13,15 @@ from typing import Any
 
 from components.config_shared import NodePool
 from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
-from components.hub.context import DASK_GATEWAY_RELEASE, DASK_GATEWAY_SERVICE, HubContext
+from components.hub.context import (
+    DASK_GATEWAY_RELEASE,
+    DASK_GATEWAY_SERVICE,
+    SCHEDULER_REQUEST,
+    HubContext,
+)
 from components.hub.incluster import source
-from components.hub.profiles import is_privileged
-from components.machines import Allocatable, Cloud, allocatable
+from components.hub.profiles import shared_pool
+from components.machines import Allocatable, allocatable
 from components.scheduling import POOL_LABEL, PURPOSE_LABELS, PURPOSE_TAINTS
 
 # Worker sizes as shares of a dask node, smallest first; the largest two are privileged.
@@ -48,17 +53,6 @@ def worker_sizes(node: Allocatable) -> list[dict[str, Any]]:
     return sizes
 
 
-def scheduler_pool(pools: dict[str, NodePool], settings: HubSettings, cloud: Cloud) -> str:
-    """The ordinary user pool schedulers run on: on-demand, and not a GPU or high-memory one."""
-    ordinary = [
-        key
-        for key, pool in pools.items()
-        if pool.purpose == "user" and not pool.spot and not is_privileged(pool, settings, cloud)
-    ]
-    users = [key for key, pool in pools.items() if pool.purpose == "user"]
-    return (ordinary or users)[0]
-
-
 def gateway_settings(
     context: HubContext, settings: HubSettings, dask_pool: NodePool
 ) -> dict[str, Any]:
@@ -85,7 +79,7 @@ def dask_gateway_values(
 ) -> dict[str, Any]:
     """The whole values tree of the dask-gateway release for one cloud."""
     dask_key, dask_pool = next((k, p) for k, p in pools.items() if p.purpose == "dask")
-    scheduler_key = scheduler_pool(pools, settings, context.cloud)
+    scheduler_key = shared_pool(pools, settings, context.cloud)
     handler_settings = gateway_settings(context, settings, dask_pool)
     literal = json.dumps(json.dumps(handler_settings))
     settings_entry = f"import json\n\nPANGEO_BINDER_DASK = json.loads({literal})\n"
@@ -110,8 +104,8 @@ def dask_gateway_values(
                         "nodeSelector": {**PURPOSE_LABELS["user"], POOL_LABEL: scheduler_key},
                         "tolerations": [_toleration("user")],
                     },
-                    "cores": {"request": 1, "limit": 2},
-                    "memory": {"request": "2G", "limit": "4G"},
+                    "cores": {"request": SCHEDULER_REQUEST[0], "limit": 2},
+                    "memory": {"request": f"{int(SCHEDULER_REQUEST[1] * 1024)}M", "limit": "4G"},
                 },
                 "worker": {
                     "extraPodConfig": {

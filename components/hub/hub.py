@@ -153,7 +153,10 @@ class Hub(pulumi.ComponentResource):
                 DASK_GATEWAY_RELEASE,
                 settings.namespace,
                 context.apply(lambda c: dask_gateway_values(c, settings, pools)),
-                release_opts,
+                # After the hub release: the gateway reads its token from the hub's Secret.
+                pulumi.ResourceOptions.merge(
+                    release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
+                ),
             )
         if settings.binder.enabled:
             # After the hub release: BinderHub reads its token from the hub's Secret.

@@ -65,9 +65,10 @@ def user_environment(context: HubContext) -> dict[str, str]:
         "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{DASK_TRAEFIK_SERVICE}.{namespace}:80",
         "DASK_GATEWAY__PUBLIC_ADDRESS": f"https://{context.domain}/services/{DASK_GATEWAY_SERVICE}/",
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
-        # The dask-gateway client fills {JUPYTER_IMAGE_SPEC} from the notebook's environment:
-        # workers run the notebook's own image unless the user asks for another.
-        "DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE": "{JUPYTER_IMAGE_SPEC}",
+        # KubeSpawner formats every value with the user's name ({username}): doubled braces
+        # reach the pod as {JUPYTER_IMAGE_SPEC}, which the dask-gateway client then fills from
+        # the notebook's environment, so workers run the notebook's own image by default.
+        "DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE": "{{JUPYTER_IMAGE_SPEC}}",
     }
 
 
@@ -84,7 +85,9 @@ def user_network_policy(context: HubContext) -> dict[str, Any]:
                     }
                 }
             ],
-            "ports": [{"port": 8000, "protocol": "TCP"}, {"port": 8786, "protocol": "TCP"}],
+            # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port is
+            # `web`).
+            "ports": [{"port": 8000, "protocol": "TCP"}],
         }
     ]
     if gke:
@@ -232,12 +235,15 @@ def jupyterhub_values(
         "prePuller": {
             # The hook would block every upgrade until images are pulled on every node.
             "hook": {"enabled": False},
+            # The puller runs on every untainted-for-GPU user node: it pulls the CPU menu images
+            # there, not every image in the profile list (the multi-GB CUDA image would fill
+            # CPU nodes' disks). GPU nodes, one user each, would gain nothing from it.
             "continuous": {"enabled": True},
-            "extraTolerations": [GPU_TOLERATION],
+            "pullProfileListImages": False,
             "extraImages": {
                 f"menu-{slug}": {"name": split[0], "tag": split[1]}
                 for slug, image in settings.images.items()
-                if (split := _split_image(image.image))
+                if image.hardware in ("cpu", "any") and (split := _split_image(image.image))
             },
         },
         "cull": {"enabled": True, "timeout": settings.cull_idle_minutes * 60, "every": 300},

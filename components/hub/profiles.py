@@ -12,6 +12,7 @@ from typing import Any
 
 from components.config_shared import CloudHub, NodePool
 from components.hub.config import IMAGE_REF, HubSettings
+from components.hub.context import DOCKER_DAEMON_REQUEST, SCHEDULER_REQUEST
 from components.machines import Allocatable, Cloud, allocatable, shape
 from components.scheduling import POOL_LABEL
 
@@ -93,6 +94,28 @@ def allowed_groups(
     return None
 
 
+def shared_pool(pools: dict[str, NodePool], settings: HubSettings, cloud: Cloud) -> str:
+    """The ordinary user pool that also runs Dask schedulers and image builds: on-demand (a
+    lost scheduler loses its cluster), and not a GPU or high-memory one."""
+    ordinary = [
+        key
+        for key, pool in pools.items()
+        if pool.purpose == "user" and not pool.spot and not is_privileged(pool, settings, cloud)
+    ]
+    users = [key for key, pool in pools.items() if pool.purpose == "user"]
+    return (ordinary or users)[0]
+
+
+def shared_reserve(pools: dict[str, NodePool], settings: HubSettings) -> Allocatable:
+    """Per node of the shared pool, what schedulers and the docker daemon may take."""
+    cpu = memory = 0.0
+    if any(pool.purpose == "dask" for pool in pools.values()):
+        cpu, memory = cpu + SCHEDULER_REQUEST[0], memory + SCHEDULER_REQUEST[1]
+    if settings.binder.enabled:
+        cpu, memory = cpu + DOCKER_DAEMON_REQUEST[0], memory + DOCKER_DAEMON_REQUEST[1]
+    return Allocatable(cpu, memory)
+
+
 def image_option(settings: HubSettings, *, gpu: bool) -> dict[str, Any]:
     """The image menu for one kind of machine, plus bring-your-own with a tag or digest."""
     kind = "gpu" if gpu else "cpu"
@@ -136,10 +159,16 @@ def profile_list(
     profiles: list[dict[str, Any]] = []
     user_pools = [(key, pool) for key, pool in pools.items() if pool.purpose == "user"]
     user_pools.sort(key=lambda item: is_privileged(item[1], settings, cloud))
+    shared = shared_pool(pools, settings, cloud)
     for key, pool in user_pools:
         node = allocatable(cloud, pool.machine_type)
         if node is None:  # the config check refuses user pools of unknown shape
             raise ValueError(f"no machine shape for {pool.machine_type!r} (pool {key})")
+        if key == shared:
+            reserve = shared_reserve(pools, settings)
+            node = Allocatable(
+                round(node.cpu - reserve.cpu, 3), round(node.memory_gib - reserve.memory_gib, 3)
+            )
         gpus = pool.gpu.count if pool.gpu else 0
         sizes = node_sizes(node, gpus)
         nominal = shape(cloud, pool.machine_type)
