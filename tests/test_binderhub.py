@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from chart_render import find, merged_values, render, validate_objects, validate_values
+from conftest import HELM, release
 from harness import RecordingMonitor, Run, run_program, stack_config, with_value
 
 from components.charts import BINDERHUB_SERVICE
@@ -22,24 +23,12 @@ from components.hub.context import BINDER_POD_LABELS
 from components.hub.incluster import fancy_profiles, hub_access
 from components.scheduling import POOL_LABEL
 
-HELM = "kubernetes:helm.sh/v4:Chart"
-CASES = [(stack, cloud) for stack in ("staging", "prod") for cloud in ("gcp", "aws")]
 USER_TOLERATION = {
     "key": "hub.jupyter.org/dedicated",
     "operator": "Equal",
     "value": "user",
     "effect": "NoSchedule",
 }
-
-
-def release(run: Run, cloud: str, chart: str) -> dict[str, Any]:
-    return run.one(HELM, f"{cloud}-hub-{chart}").inputs
-
-
-@pytest.fixture(params=CASES, ids=[f"{s}-{c}" for s, c in CASES])
-def case(request: pytest.FixtureRequest, staging: Run, prod: Run) -> tuple[Run, str]:
-    stack, cloud = request.param
-    return (staging if stack == "staging" else prod), cloud
 
 
 def binder(run: Run, cloud: str) -> dict[str, Any]:

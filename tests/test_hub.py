@@ -7,28 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import pytest
 import yaml
 from chart_render import find, null_paths, render, validate_objects, validate_values
+from conftest import HELM, release
 from harness import PLANTED_SECRET, RecordingMonitor, Run, run_program, stack_config, with_value
 
 from components.charts import DASK_GATEWAY, JUPYTERHUB
 from components.scheduling import POOL_LABEL
-
-HELM = "kubernetes:helm.sh/v4:Chart"
-CASES = [(stack, cloud) for stack in ("staging", "prod") for cloud in ("gcp", "aws")]
-
-
-def release(run: Run, cloud: str, chart: str) -> dict[str, Any]:
-    return run.one(HELM, f"{cloud}-hub-{chart}").inputs
-
-
-@pytest.fixture(params=CASES, ids=[f"{s}-{c}" for s, c in CASES])
-def case(request: pytest.FixtureRequest, staging: Run, prod: Run) -> tuple[Run, str]:
-    stack, cloud = request.param
-    return (staging if stack == "staging" else prod), cloud
 
 
 def test_releases_are_pinned_with_explicit_names(case: tuple[Run, str]) -> None:

@@ -146,6 +146,10 @@ class Hub(pulumi.ComponentResource):
             context.apply(lambda c: jupyterhub_values(c, settings, cloud_hub, pools)),
             release_opts,
         )
+        # The gateway and BinderHub read their hub tokens from the hub release's Secret.
+        after_hub = pulumi.ResourceOptions.merge(
+            release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
+        )
         if any(pool.purpose == "dask" for pool in pools.values()):
             self._release(
                 f"{name}-dask-gateway",
@@ -153,22 +157,16 @@ class Hub(pulumi.ComponentResource):
                 DASK_GATEWAY_RELEASE,
                 settings.namespace,
                 context.apply(lambda c: dask_gateway_values(c, settings, pools)),
-                # After the hub release: the gateway reads its token from the hub's Secret.
-                pulumi.ResourceOptions.merge(
-                    release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
-                ),
+                after_hub,
             )
         if settings.binder.enabled:
-            # After the hub release: BinderHub reads its token from the hub's Secret.
             self._release(
                 f"{name}-binderhub-service",
                 BINDERHUB_SERVICE,
                 BINDER_RELEASE,
                 settings.namespace,
                 context.apply(lambda c: binderhub_values(c, settings, pools)),
-                pulumi.ResourceOptions.merge(
-                    release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
-                ),
+                after_hub,
             )
         self.address = jupyterhub.resources.apply(load_balancer_address)
         self.url = pulumi.Output.from_input(f"https://{cloud_hub.domain}")
