@@ -1,7 +1,11 @@
 # pangeo-binder: the commands an operator and a developer need.
 #   make up STACK=staging      set up the virtualenv, check the CLIs and logins the stack needs,
 #                              pick a state backend, deploy the stack
-#   make test                  set up the virtualenv, lint, run the test suite (what CI runs)
+#   make preview STACK=staging the same checks as up, then pulumi preview --diff
+#   make destroy STACK=staging pulumi destroy (prod's protect guards refuse)
+#   make prereqs STACK=staging only the check of the CLIs and logins
+#   make test                  set up the virtualenv, lint, run the test suite (what CI runs,
+#                              with the pinned charts beside the checkout)
 #   make lock                  re-resolve the hashed lock files after changing dependencies
 #   make plan STACK=staging    offline plan: resources, Helm values and monthly cost, no cloud
 #                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)

@@ -121,7 +121,8 @@ class NodePool(Model):
         min_length=1,
         description="Zones the pool's nodes run in, a subset of the cluster's. Unset: dask pools "
         "use one zone (worker-to-worker traffic across zones is billed per GB each way), GPU "
-        "pools the cluster's zones that offer their GPU, other pools the cloud's default.",
+        "pools the cluster's zones that offer their GPU, other pools the cluster's zones (GKE); "
+        "on EKS every group the VPC's first zone (EBS volumes are zonal; docs/howto/aws.md).",
     )
 
     @model_validator(mode="before")
