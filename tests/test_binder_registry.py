@@ -128,28 +128,45 @@ def closed_port_url() -> str:
 # --- GKE -----------------------------------------------------------------------------------------
 
 TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
+BUILDER = "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com"
+IAM_PATH = f"/v1/projects/-/serviceAccounts/{BUILDER}:generateAccessToken"
+METADATA_ANSWER = json.dumps(
+    {"access_token": "ya29.metadata", "expires_in": 299, "token_type": "Bearer"}
+).encode()
+IAM_ANSWER = json.dumps(
+    {"accessToken": "ya29.hour-long", "expireTime": "2026-11-26T15:00:00Z"}
+).encode()
 
 
-def test_gke_credentials_are_the_metadata_servers_access_token(server: FakeServer) -> None:
-    server.answers[TOKEN_PATH] = (
-        200,
-        json.dumps(
-            {"access_token": "ya29.fake", "expires_in": 3599, "token_type": "Bearer"}
-        ).encode(),
+def gke(server: FakeServer) -> dict[str, str]:
+    return br.google_credentials(
+        "us-central1-docker.pkg.dev", BUILDER, server.url + TOKEN_PATH, server.url
     )
-    found = br.google_credentials("us-central1-docker.pkg.dev", server.url + TOKEN_PATH)
-    assert found == {
+
+
+def test_gke_credentials_are_an_hour_long_token_of_the_builder(server: FakeServer) -> None:
+    server.answers[TOKEN_PATH] = (200, METADATA_ANSWER)
+    server.answers[IAM_PATH] = (200, IAM_ANSWER)
+    assert gke(server) == {
         "registry": "us-central1-docker.pkg.dev",
         "username": "oauth2accesstoken",
-        "password": "ya29.fake",
+        "password": "ya29.hour-long",  # IAM's token, not the metadata server's
     }
-    (request,) = server.seen
-    assert (request.method, request.path) == ("GET", TOKEN_PATH)
-    assert request.headers["metadata-flavor"] == "Google"
+    metadata, iam = server.seen
+    assert (metadata.method, metadata.path) == ("GET", TOKEN_PATH)
+    assert metadata.headers["metadata-flavor"] == "Google"
+    assert (iam.method, iam.path) == ("POST", IAM_PATH)
+    assert iam.headers["authorization"] == "Bearer ya29.metadata"
+    assert iam.headers["content-type"] == "application/json"
+    assert json.loads(iam.body) == {
+        "scope": ["https://www.googleapis.com/auth/cloud-platform"],
+        "lifetime": "3600s",
+    }
 
 
-def test_the_default_token_url_is_gkes_metadata_server() -> None:
+def test_the_default_endpoints_are_gkes_metadata_server_and_iam_credentials() -> None:
     assert f"http://metadata.google.internal{TOKEN_PATH}" == br.GKE_METADATA_TOKEN_URL
+    assert br.IAM_CREDENTIALS_URL == "https://iamcredentials.googleapis.com"
 
 
 @pytest.mark.parametrize(
@@ -162,17 +179,96 @@ def test_the_default_token_url_is_gkes_metadata_server() -> None:
         (200, b'{"access_token": ""}', "gave an empty token"),
     ],
 )
-def test_a_failing_metadata_server_gives_an_error_not_credentials(
+def test_a_failing_metadata_server_gives_an_error_and_no_iam_call(
     server: FakeServer, status: int, body: bytes, message: str
 ) -> None:
     server.answers[TOKEN_PATH] = (status, body)
+    server.answers[IAM_PATH] = (200, IAM_ANSWER)
     with pytest.raises(br.RegistryCredentialsError, match=message):
-        br.google_credentials("us-central1-docker.pkg.dev", server.url + TOKEN_PATH)
+        gke(server)
+    assert [seen.path for seen in server.seen] == [TOKEN_PATH]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (403, b'{"error": {"status": "PERMISSION_DENIED"}}',
+         r"403: .*needs roles/iam\.serviceAccountTokenCreator on itself"),
+        (500, b"internal", "generateAccessToken at .* answered 500"),
+        (200, b"not json", "gave no accessToken"),
+        (200, b'{"expireTime": "2026-11-26T15:00:00Z"}', "gave no accessToken"),
+        (200, b'{"accessToken": ""}', "gave an empty accessToken"),
+    ],
+)  # fmt: skip
+def test_iam_credentials_failing_gives_an_error_not_credentials(
+    server: FakeServer, status: int, body: bytes, message: str
+) -> None:
+    server.answers[TOKEN_PATH] = (200, METADATA_ANSWER)
+    server.answers[IAM_PATH] = (status, body)
+    with pytest.raises(br.RegistryCredentialsError, match=message):
+        gke(server)
+
+
+def test_without_the_builder_email_nothing_is_asked(server: FakeServer) -> None:
+    with pytest.raises(br.RegistryCredentialsError, match="builderEmail"):
+        br.google_credentials("r", "", server.url + TOKEN_PATH, server.url)
+    assert server.seen == []
 
 
 def test_an_unreachable_metadata_server_gives_an_error() -> None:
     with pytest.raises(br.RegistryCredentialsError, match="failed"):
-        br.google_credentials("us-central1-docker.pkg.dev", closed_port_url() + TOKEN_PATH)
+        br.google_credentials("r", BUILDER, closed_port_url() + TOKEN_PATH, closed_port_url())
+
+
+# --- what BinderHub shows for a build that gets no credentials ----------------------------------
+
+
+def extract_message(exception: Any) -> str:
+    """What BinderHub's BaseHandler.extract_message (binderhub/base.py at b9fad99) returns."""
+    try:
+        return exception.log_message % exception.args
+    except Exception:
+        return ""
+
+
+class FakeTornadoHTTPError(Exception):
+    """tornado.web.HTTPError's constructor: (status_code, log_message, *args, reason=...)."""
+
+    def __init__(self, status_code: int = 500, log_message: Any = None, *args: Any, **kw: Any):
+        super().__init__()
+        self.status_code, self.log_message, self.args = status_code, log_message, args
+        self.reason = kw.get("reason")
+
+
+def test_the_error_is_tornados_http_error_when_tornado_is_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tornado = types.ModuleType("tornado")
+    web = types.ModuleType("tornado.web")
+    web.HTTPError = FakeTornadoHTTPError  # type: ignore[attr-defined]
+    tornado.web = web  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tornado", tornado)
+    monkeypatch.setitem(sys.modules, "tornado.web", web)
+    error = br.credentials_unavailable(br.RegistryCredentialsError("STS answered 403: 100% no"))
+    assert isinstance(error, FakeTornadoHTTPError)
+    assert error.status_code == 500
+    assert error.reason == "Registry credentials unavailable"
+    assert extract_message(error) == (
+        "No registry credentials for the build: STS answered 403: 100% no"
+    )
+
+
+def test_without_tornado_the_error_still_carries_the_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "tornado", None)  # import tornado.web raises ImportError
+    monkeypatch.setitem(sys.modules, "tornado.web", None)
+    error = br.credentials_unavailable(br.RegistryCredentialsError("metadata answered 503"))
+    assert not isinstance(error, FakeTornadoHTTPError)
+    assert error.status_code == 500  # type: ignore[attr-defined]
+    assert extract_message(error) == "No registry credentials for the build: metadata answered 503"
+    # A plain RuntimeError, as raised before, gives BinderHub nothing to show.
+    assert extract_message(br.RegistryCredentialsError("x")) == ""
 
 
 # --- SigV4 against AWS's published vectors -------------------------------------------------------
@@ -457,7 +553,7 @@ def run_chart_config(
 
 
 @pytest.mark.usefixtures("chart_files", "binderhub_stand_in")
-def test_gke_binderhub_pushes_with_the_metadata_token(
+def test_gke_binderhub_pushes_with_an_hour_long_iam_token(
     server: FakeServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -465,22 +561,31 @@ def test_gke_binderhub_pushes_with_the_metadata_token(
 ) -> None:
     c = run_chart_config(binder_values["gcp"], tmp_path, monkeypatch)
     assert c.BinderHub.use_registry is True and c.BinderHub.auth_enabled is True
+    # What HubAuth (a parent of HubOAuth, jupyterhub services/auth.py) checks tokens against.
+    assert list(c.HubOAuth.access_scopes) == ["access:services!service=binder"]
     registry_class = c.BinderHub.registry_class
     assert issubclass(registry_class, GoogleArtifactRegistry)
-    server.answers[TOKEN_PATH] = (200, b'{"access_token": "ya29.per-build"}')
+    server.answers[TOKEN_PATH] = (200, METADATA_ANSWER)
+    server.answers[IAM_PATH] = (200, IAM_ANSWER)
     registry = registry_class(config=c, token_url=server.url + TOKEN_PATH)
+    registry.iam_credentials_url = server.url
     assert registry.url == "https://us-central1-docker.pkg.dev"  # DockerRegistry.url from values
     found = run_async(registry.get_credentials("pangeo-binder-staging/binder/build-x", "abc"))
     assert found == {
         "registry": "us-central1-docker.pkg.dev",
         "username": "oauth2accesstoken",
-        "password": "ya29.per-build",
+        "password": "ya29.hour-long",
     }
-    server.answers[TOKEN_PATH] = (503, b"unavailable")
-    with pytest.raises(RuntimeError, match="answered 503") as failed:
+    # The builder's email reached the class from the program's outputs, through the values.
+    assert server.seen[-1].path == IAM_PATH
+    server.answers[IAM_PATH] = (403, b"denied")
+    with pytest.raises(Exception) as failed:
         run_async(registry.get_credentials("pangeo-binder-staging/binder/build-x", "abc"))
-    # The class the chart's exec defined, not the one imported here: same name and meaning.
-    assert type(failed.value).__name__ == "RegistryCredentialsError"
+    # What BinderHub would show in the form, and the cause in its log. The class the chart's
+    # exec defined, not the one imported here: same name and meaning.
+    assert "roles/iam.serviceAccountTokenCreator" in extract_message(failed.value)
+    assert failed.value.status_code == 500  # type: ignore[attr-defined]
+    assert type(failed.value.__cause__).__name__ == "RegistryCredentialsError"
 
 
 @pytest.mark.usefixtures("chart_files", "binderhub_stand_in")
@@ -513,9 +618,32 @@ def test_eks_binderhub_looks_up_and_pushes_with_ecr_tokens(
     # creates it from the creation template).
     assert run_async(registry.get_image_manifest("pangeo-binder-staging/build-x", "abc")) is None
     server.answers["AssumeRoleWithWebIdentity"] = (403, b"<Error>AccessDenied</Error>")
-    with pytest.raises(RuntimeError, match="403") as failed:
+    with pytest.raises(Exception) as failed:
         run_async(registry.get_credentials("pangeo-binder-staging/build-x", "abc"))
-    assert type(failed.value).__name__ == "RegistryCredentialsError"
+    assert "STS AssumeRoleWithWebIdentity" in extract_message(failed.value)
+    assert "answered 403" in extract_message(failed.value)
+    assert type(failed.value.__cause__).__name__ == "RegistryCredentialsError"
+    # A lookup for a build still builds when STS fails; BinderHub's health probe's lookup
+    # (image_prefix + some-image-name:12345, binderhub/health.py) raises, so /health says so.
+    assert run_async(registry.get_image_manifest("pangeo-binder-staging/build-x", "abc")) is None
+    with pytest.raises(RuntimeError, match="403"):
+        run_async(registry.get_image_manifest("pangeo-binder-staging/some-image-name", "12345"))
+    server.answers["AssumeRoleWithWebIdentity"] = (200, STS_ANSWER)
+    server.answers[br.ECR_TARGET] = (400, b'{"__type":"AccessDeniedException"}')
+    with pytest.raises(RuntimeError, match="ECR GetAuthorizationToken"):
+        run_async(registry.get_image_manifest("pangeo-binder-staging/some-image-name", "12345"))
+    # ECR answering "not found" to the probe is a healthy registry.
+    server.answers[br.ECR_TARGET] = (200, ecr_answer())
+    assert (
+        run_async(registry.get_image_manifest("pangeo-binder-staging/some-image-name", "12345"))
+        is None
+    )
+
+
+def test_the_health_probe_is_recognised_by_binderhubs_name_and_tag() -> None:
+    assert br.is_health_probe("pangeo-binder-staging/some-image-name", "12345")
+    assert not br.is_health_probe("pangeo-binder-staging/some-image-name", "abc")
+    assert not br.is_health_probe("pangeo-binder-staging/build-x", "12345")
 
 
 def test_the_module_configures_nothing_when_imported() -> None:

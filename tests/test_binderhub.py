@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 from chart_render import find, merged_values, render, validate_objects, validate_values
 from conftest import HELM, release
 from harness import RecordingMonitor, Run, run_program, stack_config, with_value
@@ -96,9 +97,45 @@ def test_api_only_behind_the_hub_login_at_services_binder(case: tuple[Run, str])
     namespace: dict[str, Any] = {}
     exec(settings_entry, namespace)
     expected = {"cloud": cloud, "registryHost": outputs["registry"]}
+    if cloud == "gcp":  # push tokens are minted for the builder Google service account
+        expected["builderEmail"] = outputs["builderIdentity"]
+        assert outputs["builderIdentity"].endswith(".iam.gserviceaccount.com")
     if cloud == "aws":
         expected["region"] = "us-west-2"
     assert namespace["PANGEO_BINDER_REGISTRY"] == expected
+
+
+@pytest.mark.usefixtures("chart_files")
+def test_only_tokens_with_access_to_the_binder_service_pass(case: tuple[Run, str]) -> None:
+    """HubAuth.access_scopes is empty without JUPYTERHUB_SERVICE_NAME (jupyterhub
+    services/auth.py), and empty lets any hub token through: it is set explicitly."""
+    run, cloud = case
+    scopes = ["access:services!service=binder"]
+    assert binder(run, cloud)["config"]["HubOAuth"]["access_scopes"] == scopes
+    secret = find(rendered(run, cloud), "Secret", "binderhub")[0]
+    chart_config = yaml.safe_load(secret["stringData"]["chart-config.yaml"])
+    assert chart_config["config"]["HubOAuth"]["access_scopes"] == scopes
+    container = find(rendered(run, cloud), "Deployment", "binderhub")[0]["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    # Nor does the environment set other scopes (the env var would only be a default).
+    names = {variable["name"] for variable in container.get("env", [])}
+    assert not names & {"JUPYTERHUB_OAUTH_ACCESS_SCOPES", "JUPYTERHUB_OAUTH_SCOPES"}
+
+
+@pytest.mark.usefixtures("chart_files")
+def test_the_docker_daemon_uses_the_pod_networks_mtu(case: tuple[Run, str]) -> None:
+    """GKE's VPC (and so pod) MTU is 1460, dockerd's default 1500: without --mtu a build's
+    downloads hang. EKS pods get 9001, so 1500 fits and dockerd keeps its default."""
+    run, cloud = case
+    daemon = find(rendered(run, cloud), "DaemonSet", "docker-api")[0]["spec"]["template"]["spec"]
+    args = daemon["containers"][0]["args"]
+    assert args[0] == "dockerd"
+    mtu = [arg for arg in args if arg.startswith("--mtu")]
+    assert mtu == (["--mtu=1460"] if cloud == "gcp" else [])
+    if cloud == "gcp":  # the VPC keeps GCP's default MTU (1460): no other value is set
+        network = run.one("gcp:compute/network:Network").inputs
+        assert network.get("mtu") in (None, 1460)
 
 
 def test_registered_as_the_hub_service_binder(case: tuple[Run, str]) -> None:

@@ -55,7 +55,11 @@ def test_three_dedicated_service_accounts(run: Run, env: str) -> None:
 
 
 def test_workload_identity_members_name_one_service_account(run: Run) -> None:
-    bindings = [r.inputs for r in run.of_type("gcp:serviceaccount/iAMMember:IAMMember")]
+    bindings = [
+        r.inputs
+        for r in run.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if r.inputs["role"] == "roles/iam.workloadIdentityUser"
+    ]
     assert sorted(b["member"].split("[")[1] for b in bindings) == [
         "binder/binderhub]",
         "binder/user-sa]",

@@ -64,6 +64,24 @@ def test_builder_bound_to_binderhub_service_account(staging: Run) -> None:
     assert binding["role"] == "roles/iam.workloadIdentityUser"
 
 
+def test_builder_may_mint_its_own_tokens_and_nothing_else(staging: Run) -> None:
+    """BinderHub trades the metadata server's token for an hour-long one of the same account
+    (IAM Credentials generateAccessToken): token creator on itself, no one else's."""
+    builder = "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com"
+    grants = [
+        r.inputs
+        for r in staging.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if r.inputs["role"] == "roles/iam.serviceAccountTokenCreator"
+    ]
+    assert grants == [
+        {
+            "serviceAccountId": f"projects/pangeo-binder-staging/serviceAccounts/{builder}",
+            "role": "roles/iam.serviceAccountTokenCreator",
+            "member": f"serviceAccount:{builder}",
+        }
+    ]
+
+
 def test_prod_registry_protected_and_retained(staging: Run, prod: Run) -> None:
     assert (prod.one(REPOSITORY).protect, prod.one(REPOSITORY).retain_on_delete) == (True, True)
     assert (staging.one(REPOSITORY).protect, staging.one(REPOSITORY).retain_on_delete) == (

@@ -101,6 +101,18 @@ class ImageRegistry(pulumi.ComponentResource):
             **repo_binding,
             opts=child,
         )
+        # BinderHub's registry class swaps the metadata server's token, which may have only
+        # minutes left, for an hour-long one of this same account (IAM Credentials
+        # generateAccessToken needs iam.serviceAccounts.getAccessToken on the account, which
+        # roles/iam.serviceAccountTokenCreator grants; an account has no such right on itself
+        # by default).
+        gcp.serviceaccount.IAMMember(
+            f"{name}-builder-token-creator",
+            service_account_id=builder.name,
+            role="roles/iam.serviceAccountTokenCreator",
+            member=builder.member,
+            opts=child,
+        )
         workload_identity_binding(
             f"{name}-builder-wi",
             account=builder,

@@ -21,7 +21,7 @@ APIS = {
     "container.googleapis.com": "the GKE cluster and its pools",
     "containerfilesystem.googleapis.com": "image streaming on user and dask pools",
     "iam.googleapis.com": "service accounts for nodes, users and builds",
-    "iamcredentials.googleapis.com": "workload identity tokens",
+    "iamcredentials.googleapis.com": "workload identity tokens, BinderHub's hour-long push tokens",
     "cloudresourcemanager.googleapis.com": "project IAM bindings and the project lookup",
     "storage.googleapis.com": "scratch and persistent buckets",
     "artifactregistry.googleapis.com": "the image registry",

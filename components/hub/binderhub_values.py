@@ -26,6 +26,12 @@ from components.scheduling import POOL_LABEL, PURPOSE_LABELS, PURPOSE_TAINTS
 
 # The hub's Service in the namespace (z2jh names it `hub` with fullnameOverride "").
 HUB_API = "http://hub:8081"
+# The MTU of GKE pods: the VPC network's default (see docker_daemon_args).
+GKE_POD_MTU = 1460
+# Only users the hub lets use the service may call BinderHub. HubAuth.access_scopes is empty
+# unless JUPYTERHUB_SERVICE_NAME or JUPYTERHUB_OAUTH_ACCESS_SCOPES is set (jupyterhub
+# services/auth.py, main at 2841153, 2026-08-20), and empty means any hub token passes.
+BINDER_ACCESS_SCOPE = f"access:services!service={BINDER_SERVICE}"
 
 
 class RegistryMissing(ValueError):
@@ -44,12 +50,25 @@ def _user_toleration() -> dict[str, str]:
 
 
 def registry_settings(context: HubContext) -> dict[str, Any]:
-    """What the registry class reads (PANGEO_BINDER_REGISTRY): the cloud, the registry host
-    and, on AWS, the region (from the ECR host name `<account>.dkr.ecr.<region>.amazonaws.com`)."""
+    """What the registry class reads (PANGEO_BINDER_REGISTRY): the cloud, the registry host;
+    on GCP the builder service account's email (push tokens are minted for it), on AWS the
+    region (from the ECR host name `<account>.dkr.ecr.<region>.amazonaws.com`)."""
     found: dict[str, Any] = {"cloud": context.cloud, "registryHost": context.registry_host}
+    if context.cloud == "gcp":
+        found["builderEmail"] = context.builder_email
     if context.cloud == "aws":
         found["region"] = context.registry_host.split(".")[3]
     return found
+
+
+def docker_daemon_args(cloud: str) -> list[str]:
+    """dockerd's extra arguments. On GKE the pod network's MTU is the VPC's, 1460 (the default
+    of a VPC network, which components/gcp/cluster.py keeps; Google Cloud "Maximum transmission
+    unit", read 2026-11-26), and dockerd's bridge defaults to 1500: packets of a build's
+    downloads above 1460 are dropped and the download hangs. On EKS the VPC CNI gives pods 9001
+    (POD_MTU defaults to AWS_VPC_ENI_MTU, 9001; amazon-vpc-cni-k8s README), so dockerd's 1500
+    already fits and stays the default."""
+    return [f"--mtu={GKE_POD_MTU}"] if cloud == "gcp" else []
 
 
 def binderhub_values(
@@ -89,6 +108,8 @@ def binderhub_values(
                 "base_url": base_url,
                 "hub_prefix": "/hub/",
                 "oauth_client_id": f"service-{BINDER_SERVICE}",
+                # HubOAuth subclasses HubAuth, which defines the trait.
+                "access_scopes": [BINDER_ACCESS_SCOPE],
             },
             "KubernetesBuildExecutor": {
                 "build_image": binder.build_image,
@@ -141,5 +162,6 @@ def binderhub_values(
                 "limits": {"memory": f"{binder.build_memory_gb}Gi"},
             },
             "storage": {"emptyDir": {"sizeLimit": f"{binder.docker_disk_gb}Gi"}},
+            "extraArgs": docker_daemon_args(context.cloud),
         },
     }

@@ -63,3 +63,6 @@ class HubContext:
     registry_host: str = ""
     image_prefix: str = ""
     builder_annotations: dict[str, str] = field(default_factory=dict)
+    # GKE: the builder Google service account's email (CloudOutputs.identities["builder"]), which
+    # BinderHub's registry class asks IAM Credentials for push tokens of; empty elsewhere.
+    builder_email: str = ""

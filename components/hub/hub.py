@@ -133,6 +133,8 @@ class Hub(pulumi.ComponentResource):
                 # The BinderHub pod's account is bound to the builder identity; no other
                 # account (the namespace's `default` above all) gets this annotation.
                 builder_annotations={cloud.identity_annotation: v[6]} if v[6] else {},
+                # On GKE the builder identity is the Google service account's email.
+                builder_email=(v[6] or "") if cloud.cloud == "gcp" else "",
             )
         )
         release_opts = pulumi.ResourceOptions.merge(

@@ -11,8 +11,11 @@ BinderHub (jupyterhub/binderhub `binderhub/registry.py` and `builder.py`, main a
 and passes a non-empty answer to the build pod as `CONTAINER_ENGINE_REGISTRY_CREDENTIALS`;
 repo2docker (2026.04.0, `engine.py`) requires exactly the keys `registry`, `username` and
 `password` and runs `docker login` with them. An empty answer would make BinderHub fall back to
-the chart's static docker config, which holds no password here: so a failure raises
-`RegistryCredentialsError` with the reason, and never returns partial credentials.
+the chart's static docker config, which holds no password here: so a failure raises with the
+reason, and never returns partial credentials. What BinderHub shows the user for a failed
+request is `exception.log_message % exception.args` (`BaseHandler.extract_message`,
+binderhub/base.py), which only tornado's `HTTPError` has: so `get_credentials` raises one
+(`credentials_unavailable`) carrying the reason, with `RegistryCredentialsError` as its cause.
 
 Only the standard library: the binderhub-service image (requirements.txt at chart commit
 ca79dc0) has neither boto3 nor botocore, so the two AWS calls are made here: STS
@@ -44,13 +47,56 @@ GKE_METADATA_TOKEN_URL = (
 # Artifact Registry's docker login user for an OAuth access token (Google Cloud docs,
 # "Configure authentication to Artifact Registry for Docker": access token).
 GOOGLE_TOKEN_USERNAME = "oauth2accesstoken"
+# IAM Service Account Credentials API, projects.serviceAccounts.generateAccessToken (Google Cloud
+# IAM REST reference, read 2026-11-26): POST {base}/v1/projects/-/serviceAccounts/{email}
+# :generateAccessToken with {"scope": [...], "lifetime": "<n>s"} (at most 3600s by default),
+# answering {"accessToken": ..., "expireTime": ...}; the caller needs
+# iam.serviceAccounts.getAccessToken on the account (roles/iam.serviceAccountTokenCreator).
+IAM_CREDENTIALS_URL = "https://iamcredentials.googleapis.com"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+PUSH_TOKEN_LIFETIME = "3600s"
+TOKEN_CREATOR_ROLE = "roles/iam.serviceAccountTokenCreator"
 ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
 STS_VERSION = "2011-06-15"
 TIMEOUT_SECONDS = 10
+# BinderHub's registry health check (binderhub/health.py, check_docker_registry) looks up
+# image_prefix + "some-image-name:12345" and counts the registry healthy unless that raises.
+HEALTH_PROBE_IMAGE = "some-image-name"
+HEALTH_PROBE_TAG = "12345"
+# The HTTP reason phrase of a build refused for want of credentials (one header-safe line).
+CREDENTIALS_REASON = "Registry credentials unavailable"
 
 
 class RegistryCredentialsError(RuntimeError):
     """No push credentials: the build must not start with none (or half of them)."""
+
+
+def _http_error_base() -> type[Exception]:
+    """tornado's HTTPError where tornado is installed (BinderHub's image), else a stand-in
+    with the same `log_message`, `args` and `reason`, so the module imports without tornado."""
+    try:
+        from tornado.web import HTTPError
+    except ImportError:
+
+        class HTTPError(Exception):  # type: ignore[no-redef]
+            def __init__(
+                self, status_code: int = 500, log_message: str | None = None, *args: Any, **kw: Any
+            ) -> None:
+                super().__init__(status_code, log_message, *args)
+                self.status_code = status_code
+                self.log_message = log_message
+                self.args = args
+                self.reason = kw.get("reason")
+
+    return HTTPError
+
+
+def credentials_unavailable(error: RegistryCredentialsError) -> Exception:
+    """A 500 whose message BinderHub's `extract_message` shows in the form: the reason passed
+    as the argument of "%s", so a `%` in it cannot break the formatting. Raise it `from error`."""
+    return _http_error_base()(
+        500, "%s", f"No registry credentials for the build: {error}", reason=CREDENTIALS_REASON
+    )
 
 
 @dataclass(frozen=True)
@@ -78,13 +124,15 @@ def _ok(response: Response, what: str, url: str) -> bytes:
     return response.body
 
 
-# --- GKE: an access token of the pod's Google service account -----------------------------------
+# --- GKE: the metadata token buys a fresh hour-long token from IAM Credentials -------------------
 
 
-def google_credentials(registry: str, token_url: str = GKE_METADATA_TOKEN_URL) -> dict[str, str]:
-    """Push credentials for Artifact Registry from the metadata server. Under workload identity
-    the token is the Google service account's that the pod's Kubernetes account is bound to
-    (an hour's lifetime)."""
+def metadata_token(token_url: str = GKE_METADATA_TOKEN_URL) -> str:
+    """The pod's Google access token from the metadata server (under workload identity, the
+    builder service account's). The server hands out one cached token until shortly before it
+    expires (googleapis/google-auth-library-python#581, maintainers: the same token until
+    about 30 s before expiry), so it may be nearly spent: good for the next call, not for a
+    build that logs in first and pushes up to half an hour later."""
     body = _ok(
         http("GET", token_url, {"Metadata-Flavor": "Google"}), "the metadata server", token_url
     )
@@ -96,6 +144,46 @@ def google_credentials(registry: str, token_url: str = GKE_METADATA_TOKEN_URL) -
         ) from error
     if not isinstance(token, str) or not token:
         raise RegistryCredentialsError(f"the metadata server at {token_url} gave an empty token")
+    return token
+
+
+def generate_access_token(
+    builder_email: str, bearer: str, iam_url: str = IAM_CREDENTIALS_URL
+) -> str:
+    """A new access token of `builder_email` with a full hour to live (IAM Credentials
+    generateAccessToken), asked for with the metadata server's token: repo2docker logs in
+    before a build that may take half an hour and pushes at its end."""
+    url = f"{iam_url.rstrip('/')}/v1/projects/-/serviceAccounts/{builder_email}:generateAccessToken"
+    body = json.dumps({"scope": [CLOUD_PLATFORM_SCOPE], "lifetime": PUSH_TOKEN_LIFETIME})
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+    response = http("POST", url, headers, body.encode("utf-8"))
+    if response.status == 403:
+        raise RegistryCredentialsError(
+            f"IAM Credentials generateAccessToken at {url} answered 403: {builder_email} needs "
+            f"{TOKEN_CREATOR_ROLE} on itself (components/gcp/registry.py grants it)"
+        )
+    answer = _ok(response, "IAM Credentials generateAccessToken", url)
+    try:
+        token = json.loads(answer)["accessToken"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise RegistryCredentialsError(f"IAM Credentials at {url} gave no accessToken") from error
+    if not isinstance(token, str) or not token:
+        raise RegistryCredentialsError(f"IAM Credentials at {url} gave an empty accessToken")
+    return token
+
+
+def google_credentials(
+    registry: str,
+    builder_email: str,
+    token_url: str = GKE_METADATA_TOKEN_URL,
+    iam_url: str = IAM_CREDENTIALS_URL,
+) -> dict[str, str]:
+    """Push credentials for Artifact Registry: an hour-long token of the builder account."""
+    if not builder_email:
+        raise RegistryCredentialsError(
+            "no builder service account email in the registry settings (builderEmail)"
+        )
+    token = generate_access_token(builder_email, metadata_token(token_url), iam_url)
     return {"registry": registry, "username": GOOGLE_TOKEN_USERNAME, "password": token}
 
 
@@ -292,6 +380,11 @@ def ecr_manifest(registry_url: str, image: str, tag: str, login: dict[str, str])
     return json.loads(_ok(response, "ECR image lookup", url))
 
 
+def is_health_probe(image: str, tag: str) -> bool:
+    """BinderHub's health check's lookup: image_prefix + some-image-name, tag 12345."""
+    return tag == HEALTH_PROBE_TAG and image.endswith(HEALTH_PROBE_IMAGE)
+
+
 # --- wiring into BinderHub ---------------------------------------------------------------------
 
 
@@ -303,10 +396,22 @@ def registry_classes(settings: dict[str, Any]) -> dict[str, type]:
 
     class PangeoArtifactRegistry(GoogleArtifactRegistry):
         """GoogleArtifactRegistry looks images up with the metadata server's token; this adds
-        the same token as push credentials for each build."""
+        push credentials: a fresh hour-long token of the builder account for each build."""
+
+        # IAM Credentials API base; the tests point it at a fake.
+        iam_credentials_url = IAM_CREDENTIALS_URL
 
         async def get_credentials(self, image: str, tag: str) -> dict[str, str]:
-            return await asyncio.to_thread(google_credentials, host, self.token_url)
+            try:
+                return await asyncio.to_thread(
+                    google_credentials,
+                    host,
+                    settings.get("builderEmail", ""),
+                    self.token_url,
+                    self.iam_credentials_url,
+                )
+            except RegistryCredentialsError as error:
+                raise credentials_unavailable(error) from error
 
     class PangeoEcrRegistry(DockerRegistry):
         """ECR with a login token minted under IRSA, for lookups and for each build's push.
@@ -320,13 +425,19 @@ def registry_classes(settings: dict[str, Any]) -> dict[str, type]:
                 login = await self._login()
                 return await asyncio.to_thread(ecr_manifest, self.url, image, tag, login)
             except (RegistryCredentialsError, ValueError) as error:
+                if is_health_probe(image, tag):
+                    # /health must report the registry down, not "found nothing".
+                    raise
                 # As BinderHub does for a failed lookup: build (the push then needs
                 # credentials, and get_credentials fails the build with the reason).
                 self.log.error("ECR lookup of %s:%s failed: %s", image, tag, error)
                 return None
 
         async def get_credentials(self, image: str, tag: str) -> dict[str, str]:
-            return await self._login()
+            try:
+                return await self._login()
+            except RegistryCredentialsError as error:
+                raise credentials_unavailable(error) from error
 
     return {"gcp": PangeoArtifactRegistry, "aws": PangeoEcrRegistry}
 
