@@ -105,6 +105,26 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
 AWS_ACCOUNT = "123456789012"
 AWS_REGION = "us-west-2"  # the region of the stack files; invokes do not see the provider's
 AWS_DEPLOYER_ROLE = f"arn:aws:iam::{AWS_ACCOUNT}:role/pangeo-deployer"
+# CI's preview role with the name ci-identities gives it by default.
+AWS_PREVIEW_ROLE = f"arn:aws:iam::{AWS_ACCOUNT}:role/pangeo-binder-ci-preview"
+
+
+@dataclass(frozen=True)
+class AwsCaller:
+    """Who runs the program: the role behind the session `aws sts get-caller-identity`
+    reports. The default is the deploy role that the stack files' tests run as."""
+
+    role_arn: str = AWS_DEPLOYER_ROLE
+    session: str = "ci"
+
+    @property
+    def session_arn(self) -> str:
+        """The assumed-role ARN STS reports, which names the role without its path."""
+        account = self.role_arn.split(":")[4]
+        name = self.role_arn.rsplit("/", 1)[-1]
+        return f"arn:aws:sts::{account}:assumed-role/{name}/{self.session}"
+
+
 EKS_ISSUER = f"https://oidc.eks.{AWS_REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 
 
@@ -170,7 +190,9 @@ class LiveEks:
     clusters: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _aws_call(token: str, call_args: dict[str, Any], live: LiveEks) -> dict[str, Any]:
+def _aws_call(
+    token: str, call_args: dict[str, Any], live: LiveEks, caller: AwsCaller
+) -> dict[str, Any]:
     if token == "aws:eks/getAddonVersion:getAddonVersion":
         version = call_args["kubernetesVersion"]
         return {
@@ -197,18 +219,20 @@ def _aws_call(token: str, call_args: dict[str, Any], live: LiveEks) -> dict[str,
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {
             "accountId": AWS_ACCOUNT,
-            "arn": f"arn:aws:sts::{AWS_ACCOUNT}:assumed-role/pangeo-deployer/ci",
-            "userId": "AROAEXAMPLEEXAMPLE:ci",
+            "arn": caller.session_arn,
+            "userId": f"AROAEXAMPLEEXAMPLE:{caller.session}",
             "id": AWS_ACCOUNT,
         }
     if token == "aws:iam/getSessionContext:getSessionContext":
+        # The provider looks the role up (iam:GetRole) to give its ARN with the path.
+        assert call_args.get("arn") == caller.session_arn, call_args
         return {
-            "arn": call_args.get("arn"),
-            "issuerArn": AWS_DEPLOYER_ROLE,
-            "issuerName": "pangeo-deployer",
+            "arn": call_args["arn"],
+            "issuerArn": caller.role_arn,
+            "issuerName": caller.role_arn.rsplit("/", 1)[-1],
             "issuerId": "AROAEXAMPLEEXAMPLE",
-            "sessionName": "ci",
-            "id": call_args.get("arn"),
+            "sessionName": caller.session,
+            "id": call_args["arn"],
         }
     if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
         return {
@@ -220,9 +244,10 @@ def _aws_call(token: str, call_args: dict[str, Any], live: LiveEks) -> dict[str,
 
 
 class Mocks(pulumi.runtime.Mocks):
-    def __init__(self, live: LiveEks | None = None) -> None:
+    def __init__(self, live: LiveEks | None = None, caller: AwsCaller | None = None) -> None:
         self.calls: list[mocks.MockCallArgs] = []
         self.live = live or LiveEks()
+        self.caller = caller or AwsCaller()
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return _mock_outputs(args)
@@ -232,7 +257,7 @@ class Mocks(pulumi.runtime.Mocks):
         if args.token == "gcp:organizations/getProject:getProject":
             return {"number": "123456789012", "projectId": args.args.get("projectId")}, []
         if args.token.startswith("aws:"):
-            return _aws_call(args.token, dict(args.args), self.live), []
+            return _aws_call(args.token, dict(args.args), self.live, self.caller), []
         return {}, []
 
 
@@ -257,8 +282,8 @@ def unwrap_secrets(value: Any) -> Any:
 class RecordingMonitor(mocks.MockMonitor):
     """The mock monitor, keeping each request's options as well as its inputs."""
 
-    def __init__(self, live: LiveEks | None = None) -> None:
-        super().__init__(Mocks(live))
+    def __init__(self, live: LiveEks | None = None, caller: AwsCaller | None = None) -> None:
+        super().__init__(Mocks(live, caller))
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
         self.secret_outputs: set[str] = set()

@@ -38,6 +38,8 @@ def test_every_aws_rule_has_a_failing_case() -> None:
         "natGateways",
         "kubernetesVersion",
         "adminRoleArns",
+        "deployerRoleArn",
+        "viewerRoleArns",
         "controlPlaneAccess",
         "noncurrentVersionDays",
         "vpcCidr",
@@ -73,6 +75,8 @@ def test_defaults() -> None:
     assert cloud.availability_zones is None
     assert cloud.kubernetes_version == "1.35"
     assert cloud.admin_role_arns == []
+    assert cloud.deployer_role_arn is None
+    assert cloud.viewer_role_arns == []
     assert cloud.node_pools["user"].all_instance_types == ["r5.xlarge"]
     assert cloud.node_pools["core"].min_nodes == 1
     assert cloud.node_pools["dask"].spot is True

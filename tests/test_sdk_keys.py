@@ -7,7 +7,7 @@ recorded inputs against the SDKs' `*Args` classes makes that failure happen here
 from __future__ import annotations
 
 import pytest
-from harness import Run, run_program, stack_config, with_value
+from harness import AWS_DEPLOYER_ROLE, AWS_PREVIEW_ROLE, Run, run_program, stack_config, with_value
 from sdk_schema import args_class, unknown_keys
 
 
@@ -23,6 +23,8 @@ def full_config(stack: str) -> dict:
             "pubsubTopic": "projects/pangeo-ops/topics/budget",
         },
     )
+    config = with_value(config, "clouds.aws.deployerRoleArn", AWS_DEPLOYER_ROLE)
+    config = with_value(config, "clouds.aws.viewerRoleArns", [AWS_PREVIEW_ROLE])
     return with_value(
         config,
         "clouds.gcp.maintenance.exclusions",

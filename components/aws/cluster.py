@@ -10,7 +10,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.aws import addons
-from components.aws.config import AwsCloud, role_name, role_path
+from components.aws.config import AwsCloud, role_name, role_path, same_role
 from components.aws.identity import (
     STS_AUDIENCE,
     Oidc,
@@ -36,6 +36,8 @@ NODE_POLICIES = [
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
 ]
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+# Read-only, cluster wide, like Kubernetes' `view` role (no Secrets): what a preview reads.
+VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
 
 
 def cluster_args(
@@ -112,6 +114,35 @@ def admin_principals(admin_role_arns: list[str], deployer_arn: str) -> AdminPrin
     suffix = _suffix(deployer_arn) if _suffix(deployer_arn) not in entries else "deployer"
     entries[suffix] = deployer_arn
     return AdminPrincipals(entries, suffix)
+
+
+def viewer_principals(viewer_role_arns: list[str], deployer_arn: str) -> dict[str, str]:
+    """Read-only entries by resource-name suffix (`viewer-<name>`). The config keeps them
+    apart from adminRoleArns and deployerRoleArn; a viewer running the program without
+    deployerRoleArn would be the deployer too, and EKS keeps one entry per principal."""
+    for arn in viewer_role_arns:
+        if same_role(arn, deployer_arn):
+            raise ValueError(
+                f"clouds.aws.viewerRoleArns lists {arn}, the role running the program, which "
+                "would make it the deploying role (cluster admin) as well: set "
+                "clouds.aws.deployerRoleArn to the role that deploys"
+            )
+    return {f"viewer-{role_name(arn).lower()}": arn for arn in viewer_role_arns}
+
+
+def caller_without_access(
+    caller_arn: str, admin_role_arns: list[str], viewer_role_arns: list[str], deployer_arn: str
+) -> str | None:
+    """Why the Kubernetes part of this run will be refused by the cluster, if it will: the
+    program reads the cluster as the caller, whose role then needs an access entry."""
+    if caller_arn in [deployer_arn, *admin_role_arns, *viewer_role_arns]:
+        return None
+    return (
+        f"{caller_arn} runs the program but has no access entry on the cluster (it is not "
+        "clouds.aws.deployerRoleArn, nor in adminRoleArns or viewerRoleArns): reading the "
+        "cluster's Kubernetes resources will be refused; list it in adminRoleArns to deploy, "
+        "in viewerRoleArns to preview"
+    )
 
 
 def _suffix(arn: str) -> str:
@@ -215,6 +246,7 @@ class EksCluster(pulumi.ComponentResource):
             ),
         )
         admin_access = self._access_entries(name, cluster, cloud.admin_role_arns, deployer_arn)
+        self._viewer_entries(name, cluster, viewer_principals(cloud.viewer_role_arns, deployer_arn))
 
         issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc_provider = aws.iam.OpenIdConnectProvider(
@@ -343,6 +375,26 @@ class EksCluster(pulumi.ComponentResource):
                 )
             )
         return associations
+
+    def _viewer_entries(self, name: str, cluster: aws.eks.Cluster, viewers: dict[str, str]) -> None:
+        """Read-only access for each viewer role, cluster wide, named after its role."""
+        opts = pulumi.ResourceOptions(parent=self)
+        for suffix, arn in viewers.items():
+            entry = aws.eks.AccessEntry(
+                f"{name}-{suffix}",
+                cluster_name=cluster.name,
+                principal_arn=arn,
+                type="STANDARD",
+                opts=opts,
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-{suffix}",
+                cluster_name=cluster.name,
+                principal_arn=entry.principal_arn,
+                policy_arn=VIEW_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=opts,
+            )
 
     def _addon(
         self,

@@ -76,6 +76,33 @@ def sso_role_without_path(arn: str) -> bool:
     )
 
 
+def same_role(a: str, b: str) -> bool:
+    """Two ARNs for one role: IAM role names are unique in an account, whatever the path."""
+    return a.split(":")[4] == b.split(":")[4] and role_name(a) == role_name(b)
+
+
+def _role_arns(arns: list[str]) -> list[str]:
+    """IAM role ARNs as EKS accepts them in access entries (Identity Center roles with their
+    path), each role name once: entries are named after the role."""
+    bad = [arn for arn in arns if not re.fullmatch(ROLE_ARN_PATTERN, arn)]
+    if bad:
+        raise ValueError(
+            f"not IAM role ARNs: {', '.join(bad)}; accepted: arn:aws:iam::<12-digit "
+            "account>:role/<name> (for an SSO user, its AWSReservedSSO_... role)"
+        )
+    pathless = [arn for arn in arns if sso_role_without_path(arn)]
+    if pathless:
+        raise ValueError(
+            f"IAM Identity Center roles need their full path, which EKS requires: "
+            f"{', '.join(pathless)}; write arn:aws:iam::<account>:role/aws-reserved/"
+            "sso.amazonaws.com/<region>/AWSReservedSSO_<permission set>_<id> (`aws iam "
+            "get-role --role-name AWSReservedSSO_...` prints it)"
+        )
+    if len({role_name(arn) for arn in arns}) != len(arns):
+        raise ValueError("two ARNs name the same role name; list each role once")
+    return arns
+
+
 def _known_instance_type(instance_type: str) -> str:
     families = catalog.aws().families
     if "." not in instance_type or instance_family(instance_type) not in families:
@@ -228,11 +255,27 @@ class AwsCloud(Model):
     admin_role_arns: list[str] = Field(
         default_factory=list,
         description="IAM roles given cluster-admin access entries besides the deploying "
-        "role, which always keeps its own. Empty: the only admin is whoever ran the last "
+        "role (deployerRoleArn, else the role that runs the program), which always keeps "
+        "its own. Empty without deployerRoleArn: the only admin is whoever ran the last "
         "`pulumi up` (each deploy by another role moves the entry to it), so list every "
-        "role that deploys (CI, operators). Identity Center roles with their full path "
+        "role that deploys or runs kubectl (operators). Identity Center roles with their full path "
         "(aws-reserved/sso.amazonaws.com/<region>/AWSReservedSSO_...): EKS refuses them "
         "without it.",
+    )
+    deployer_role_arn: str | None = Field(
+        None,
+        description="The role whose access entry is the deployer's, whoever runs the program: "
+        "CI's deploy role from `ci-identities`, so that a preview under another role (CI's "
+        "preview role) plans no change to it. Whoever runs `pulumi up` by hand then needs "
+        "to be in adminRoleArns. Unset: the role that runs the program, so the entry "
+        "follows whoever ran the last `pulumi up`. Written like adminRoleArns.",
+    )
+    viewer_role_arns: list[str] = Field(
+        default_factory=list,
+        description="IAM roles given read-only access entries (AmazonEKSViewPolicy, cluster "
+        "wide; no Secrets): CI's preview role from `ci-identities`, so the Kubernetes part "
+        "of a pull request's preview can read the cluster. Empty: nobody reads without "
+        "being admin. Written like adminRoleArns; a role is listed here or there, not both.",
     )
     control_plane_access: list[Cidr] = Field(
         default_factory=lambda: list(OPEN_TO_ALL),
@@ -291,23 +334,43 @@ class AwsCloud(Model):
 
     @field_validator("admin_role_arns")
     @classmethod
-    def _role_arns(cls, arns: list[str]) -> list[str]:
-        bad = [arn for arn in arns if not re.fullmatch(ROLE_ARN_PATTERN, arn)]
-        if bad:
+    def _admin_roles(cls, arns: list[str]) -> list[str]:
+        return _role_arns(arns)
+
+    @field_validator("deployer_role_arn")
+    @classmethod
+    def _deployer_role(cls, arn: str | None, info: ValidationInfo) -> str | None:
+        """A role ARN, and not an admin role's name under another path: IAM role names are
+        unique in an account, so one of the two names a role that does not exist."""
+        if arn is None:
+            return arn
+        _role_arns([arn])
+        for admin in info.data.get("admin_role_arns") or []:
+            if admin != arn and same_role(admin, arn):
+                raise ValueError(
+                    f"adminRoleArns lists {admin}, the same role under another path: write "
+                    "the role's ARN (`aws iam get-role --role-name NAME`) in both places"
+                )
+        return arn
+
+    @field_validator("viewer_role_arns")
+    @classmethod
+    def _viewer_roles(cls, arns: list[str], info: ValidationInfo) -> list[str]:
+        """Role ARNs, none an admin's or the deployer's: EKS keeps one access entry per
+        principal, and an admin needs no read-only entry."""
+        _role_arns(arns)
+        admins = info.data.get("admin_role_arns") or []
+        deployer = info.data.get("deployer_role_arn")
+        both = [arn for arn in arns if any(same_role(arn, admin) for admin in admins)]
+        if both:
             raise ValueError(
-                f"not IAM role ARNs: {', '.join(bad)}; accepted: arn:aws:iam::<12-digit "
-                "account>:role/<name> (for an SSO user, its AWSReservedSSO_... role)"
+                f"listed in adminRoleArns too: {', '.join(both)}; an admin reads the cluster "
+                "already, and EKS allows one access entry per role: list each role once"
             )
-        pathless = [arn for arn in arns if sso_role_without_path(arn)]
-        if pathless:
+        if deployer is not None and any(same_role(arn, deployer) for arn in arns):
             raise ValueError(
-                f"IAM Identity Center roles need their full path, which EKS requires: "
-                f"{', '.join(pathless)}; write arn:aws:iam::<account>:role/aws-reserved/"
-                "sso.amazonaws.com/<region>/AWSReservedSSO_<permission set>_<id> (`aws iam "
-                "get-role --role-name AWSReservedSSO_...` prints it)"
+                f"{deployer} is deployerRoleArn, which is cluster admin; list it only there"
             )
-        if len({role_name(arn) for arn in arns}) != len(arns):
-            raise ValueError("two ARNs name the same role name; list each role once")
         return arns
 
     @field_validator("kubernetes_version")

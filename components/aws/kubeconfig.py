@@ -2,7 +2,8 @@
 
 Only the endpoint and CA certificate go into it, so nothing short-lived is stored in state:
 each use asks the AWS CLI for a fresh 15-minute token from the operator's (or CI's) AWS
-credentials, which need an access entry on the cluster (`adminRoleArns`).
+credentials, which need an access entry on the cluster (`adminRoleArns`; `viewerRoleArns`
+to read only).
 """
 
 from __future__ import annotations

@@ -8,7 +8,12 @@ import pulumi_aws as aws
 
 from components.aws.autoscaler import ClusterAutoscaler
 from components.aws.budget import create_budget
-from components.aws.cluster import EksCluster, admin_principals
+from components.aws.cluster import (
+    EksCluster,
+    admin_principals,
+    caller_without_access,
+    viewer_principals,
+)
 from components.aws.config import AwsCloud
 from components.aws.identity import ROLE_ARN_ANNOTATION
 from components.aws.network import Network
@@ -55,13 +60,22 @@ class AwsStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, providers=[provider])
         on_provider = pulumi.InvokeOptions(provider=provider)
         # Plain values, not outputs: names, ARNs in policies and the admin entries depend on
-        # them. The deployer's role ARN (not its assumed-role session ARN) is what EKS needs.
+        # them. The caller's role ARN (not its assumed-role session ARN) is what EKS needs.
+        # The deployer's entry is for deployerRoleArn when set, so a preview under another
+        # role (CI's preview role) plans the same entry as the deploy that follows it.
         caller = aws.get_caller_identity(opts=on_provider)
-        deployer_arn = aws.iam.get_session_context(arn=caller.arn, opts=on_provider).issuer_arn
+        caller_arn = aws.iam.get_session_context(arn=caller.arn, opts=on_provider).issuer_arn
+        deployer_arn = cloud.deployer_role_arn or caller_arn
         account_id = caller.account_id
-        # Refuse an admin list that would stand in for the deployer before anything is
+        # Refuse access lists that would stand in for the deployer before anything is
         # registered: the engine starts creating resources as soon as they are.
         admin_principals(cloud.admin_role_arns, deployer_arn)
+        viewer_principals(cloud.viewer_role_arns, deployer_arn)
+        problem = caller_without_access(
+            caller_arn, cloud.admin_role_arns, cloud.viewer_role_arns, deployer_arn
+        )
+        if problem:
+            pulumi.log.warn(problem, resource=self)
         zones = cloud.availability_zones or default_zones(
             aws.get_availability_zones(
                 state="available",
