@@ -357,44 +357,35 @@ class EksCluster(pulumi.ComponentResource):
                 opts = pulumi.ResourceOptions(
                     parent=self, aliases=[pulumi.Alias(name=f"{name}-deployer")]
                 )
-            entry = aws.eks.AccessEntry(
-                f"{name}-{suffix}",
-                cluster_name=cluster.name,
-                principal_arn=arn,
-                type="STANDARD",
-                opts=opts,
-            )
-            associations.append(
-                aws.eks.AccessPolicyAssociation(
-                    f"{name}-{suffix}",
-                    cluster_name=cluster.name,
-                    principal_arn=entry.principal_arn,
-                    policy_arn=ADMIN_POLICY,
-                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                    opts=opts,
-                )
-            )
+            associations.append(self._entry(f"{name}-{suffix}", cluster, arn, ADMIN_POLICY, opts))
         return associations
 
     def _viewer_entries(self, name: str, cluster: aws.eks.Cluster, viewers: dict[str, str]) -> None:
         """Read-only access for each viewer role, cluster wide, named after its role."""
-        opts = pulumi.ResourceOptions(parent=self)
         for suffix, arn in viewers.items():
-            entry = aws.eks.AccessEntry(
-                f"{name}-{suffix}",
-                cluster_name=cluster.name,
-                principal_arn=arn,
-                type="STANDARD",
-                opts=opts,
-            )
-            aws.eks.AccessPolicyAssociation(
-                f"{name}-{suffix}",
-                cluster_name=cluster.name,
-                principal_arn=entry.principal_arn,
-                policy_arn=VIEW_POLICY,
-                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                opts=opts,
-            )
+            opts = pulumi.ResourceOptions(parent=self)
+            self._entry(f"{name}-{suffix}", cluster, arn, VIEW_POLICY, opts)
+
+    @staticmethod
+    def _entry(
+        name: str,
+        cluster: aws.eks.Cluster,
+        principal_arn: str,
+        policy_arn: str,
+        opts: pulumi.ResourceOptions,
+    ) -> aws.eks.AccessPolicyAssociation:
+        """One access entry and its cluster-wide access policy."""
+        entry = aws.eks.AccessEntry(
+            name, cluster_name=cluster.name, principal_arn=principal_arn, type="STANDARD", opts=opts
+        )
+        return aws.eks.AccessPolicyAssociation(
+            name,
+            cluster_name=cluster.name,
+            principal_arn=entry.principal_arn,
+            policy_arn=policy_arn,
+            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+            opts=opts,
+        )
 
     def _addon(
         self,
