@@ -148,12 +148,12 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
                 f"pulumi config rm secrets, then {secret_command('<cloud>')} for each cloud",
             )
         )
-    clouds = raw.get("clouds") if isinstance(raw.get("clouds"), dict) else {}
-    secrets = raw.get("secrets") if isinstance(raw.get("secrets"), dict) else {}
+    clouds = _section(raw, "clouds")
+    secrets = _section(raw, "secrets")
     for cloud, settings in clouds.items():
         if not isinstance(settings, dict) or cloud not in ("gcp", "aws"):
             continue
-        cloud_secrets = secrets.get(cloud) if isinstance(secrets.get(cloud), dict) else {}
+        cloud_secrets = _section(secrets, cloud)
         if not cloud_secrets.get("githubClientSecret"):
             problems.append(
                 Problem(
@@ -171,12 +171,12 @@ def _shape_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Proble
     """User and dask pools need a known machine shape: profiles and worker sizes are cut
     from it (components/data/machine_shapes.yaml). Pools with a problem of their own are
     skipped: a machine type the cloud's rules refuse is reported once, by them."""
-    clouds = raw.get("clouds") if isinstance(raw.get("clouds"), dict) else {}
+    clouds = _section(raw, "clouds")
     problems = []
     for cloud, settings in clouds.items():
         if cloud not in ("gcp", "aws") or not isinstance(settings, dict):
             continue
-        pools = settings.get("nodePools") if isinstance(settings.get("nodePools"), dict) else {}
+        pools = _section(settings, "nodePools")
         for key, pool in pools.items():
             path = f"clouds.{cloud}.nodePools.{key}"
             machine = pool.get("machineType") if isinstance(pool, dict) else None
@@ -188,7 +188,7 @@ def _shape_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Proble
             ):
                 problems.append(
                     Problem(
-                        f"clouds.{cloud}.nodePools.{key}.machineType",
+                        f"{path}.machineType",
                         f"the hub cannot size servers or Dask workers for {machine!r}: its "
                         "vCPUs and memory are not in components/data/machine_shapes.yaml; "
                         "choose a listed family or add the type there",
@@ -199,14 +199,10 @@ def _shape_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Proble
 
 def _pool_group_problems(cloud: str, settings: dict[str, Any]) -> list[Problem]:
     """`hub.poolGroups` may only name user pools of the same cloud."""
-    hub = settings.get("hub") if isinstance(settings.get("hub"), dict) else {}
-    pools = settings.get("nodePools") if isinstance(settings.get("nodePools"), dict) else {}
-    groups = hub.get("poolGroups") if isinstance(hub.get("poolGroups"), dict) else {}
-    user_pools = sorted(
-        key
-        for key, pool in pools.items()
-        if isinstance(pool, dict) and pool.get("purpose") == "user"
-    )
+    hub = _section(settings, "hub")
+    pools = _section(settings, "nodePools")
+    groups = _section(hub, "poolGroups")
+    user_pools = sorted(key for key, pool in pools.items() if _purpose(pool) == "user")
     problems = []
     for key in groups:
         if key not in user_pools:
@@ -225,16 +221,15 @@ def _binder_disk_problems(raw: dict[str, Any], reported: list[Problem]) -> list[
     the notebook images and the system: it may take at most half of the smallest user
     pool's disk (builds run on one user pool; which one may change with the pools). A pool
     disk with a problem of its own is reported once, by its own rule."""
-    hub = raw.get("hub") if isinstance(raw.get("hub"), dict) else {}
-    binder = hub.get("binder") if isinstance(hub.get("binder"), dict) else {}
+    hub = _section(raw, "hub")
+    binder = _section(hub, "binder")
     disk = binder.get("dockerDiskGb", BinderSettings.model_fields["docker_disk_gb"].default)
     if binder.get("enabled") is False or not isinstance(disk, int):
         return []
-    clouds = raw.get("clouds") if isinstance(raw.get("clouds"), dict) else {}
+    clouds = _section(raw, "clouds")
     small = []
     for cloud, settings in sorted(clouds.items()):
-        pools = settings.get("nodePools") if isinstance(settings, dict) else None
-        for key, pool in (pools if isinstance(pools, dict) else {}).items():
+        for key, pool in _section(settings, "nodePools").items():
             pool_disk = pool.get("diskSizeGb", 100) if _purpose(pool) == "user" else None
             path = f"clouds.{cloud}.nodePools.{key}"
             if any(p.path.startswith(f"{path}.") for p in reported):
@@ -250,6 +245,13 @@ def _binder_disk_problems(raw: dict[str, Any], reported: list[Problem]) -> list[
             "the images users run need the rest; lower it or give those pools bigger disks",
         )
     ]
+
+
+def _section(parent: Any, key: str) -> dict[str, Any]:
+    """The mapping under `key` of a raw config mapping; empty when either is not a mapping
+    (the model's own rules report that shape problem)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _purpose(pool: Any) -> Any:
