@@ -65,6 +65,11 @@ DEFAULT_IMAGES: dict[str, MenuImage] = {
 }
 
 
+def images_for(images: dict[str, MenuImage], kind: Literal["cpu", "gpu"]) -> dict[str, MenuImage]:
+    """The menu images a kind of machine offers, in menu order (the first is its default)."""
+    return {slug: image for slug, image in images.items() if image.hardware in (kind, "any")}
+
+
 class DaskSettings(Model):
     """Dask Gateway: limits per cluster, so one notebook cannot fill the dask pool."""
 
@@ -188,6 +193,10 @@ class HubSettings(Model):
         "and push it to the cloud's registry.",
     )
 
+    def default_image(self, kind: Literal["cpu", "gpu"] = "cpu") -> str:
+        """The image a kind of machine starts by default (and Dask workers fall back to)."""
+        return next(iter(images_for(self.images, kind).values())).image
+
     @field_validator("allowed_organizations")
     @classmethod
     def _someone_can_log_in(cls, value: list[str]) -> list[str]:
@@ -202,7 +211,7 @@ class HubSettings(Model):
     @classmethod
     def _menu_per_machine(cls, images: dict[str, MenuImage]) -> dict[str, MenuImage]:
         for kind in ("cpu", "gpu"):
-            if not any(image.hardware in (kind, "any") for image in images.values()):
+            if not images_for(images, kind):
                 raise ValueError(
                     f"no image for {kind} machines; give at least one image with "
                     f"hardware: {kind} or any"

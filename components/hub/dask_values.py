@@ -60,7 +60,7 @@ def gateway_settings(
     node = allocatable(context.cloud, dask_pool.machine_type)
     if node is None:  # the config check refuses dask pools of unknown shape
         raise ValueError(f"no machine shape for {dask_pool.machine_type!r}")
-    default_image = next(i.image for i in settings.images.values() if i.hardware in ("cpu", "any"))
+    default_image = settings.default_image()
     return {
         "workerSizes": worker_sizes(node),
         "privilegedGroups": list(settings.privileged_groups),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.config_shared import CloudHub, NodePool
-from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings
+from components.hub.config import USER_SERVICE_ACCOUNT, HubSettings, images_for
 from components.hub.context import (
     BINDER_K8S_SERVICE,
     BINDER_POD_LABELS,
@@ -116,7 +116,7 @@ def jupyterhub_values(
     """The whole values tree of the jupyterhub release for one cloud."""
     url = f"https://{context.domain}"
     tokens = context.tokens
-    cpu_image = next(i.image for i in settings.images.values() if i.hardware in ("cpu", "any"))
+    cpu_image = settings.default_image()
     name, tag = _split_image(cpu_image) or (cpu_image.split("@")[0], "")
     user_taint_key, user_taint_value = PURPOSE_TAINTS["user"]  # type: ignore[misc]
     storage: dict[str, Any] = (
@@ -242,8 +242,8 @@ def jupyterhub_values(
             "pullProfileListImages": False,
             "extraImages": {
                 f"menu-{slug}": {"name": split[0], "tag": split[1]}
-                for slug, image in settings.images.items()
-                if image.hardware in ("cpu", "any") and (split := _split_image(image.image))
+                for slug, image in images_for(settings.images, "cpu").items()
+                if (split := _split_image(image.image))
             },
         },
         "cull": {"enabled": True, "timeout": settings.cull_idle_minutes * 60, "every": 300},

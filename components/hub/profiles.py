@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.config_shared import CloudHub, NodePool
-from components.hub.config import IMAGE_REF, HubSettings
+from components.hub.config import IMAGE_REF, HubSettings, images_for
 from components.hub.context import DOCKER_DAEMON_REQUEST, SCHEDULER_REQUEST
 from components.machines import Allocatable, Cloud, allocatable, shape
 from components.scheduling import POOL_LABEL
@@ -119,9 +119,7 @@ def shared_reserve(pools: dict[str, NodePool], settings: HubSettings) -> Allocat
 def image_option(settings: HubSettings, *, gpu: bool) -> dict[str, Any]:
     """The image menu for one kind of machine, plus bring-your-own with a tag or digest."""
     kind = "gpu" if gpu else "cpu"
-    images = {
-        slug: image for slug, image in settings.images.items() if image.hardware in (kind, "any")
-    }
+    images = images_for(settings.images, kind)
     choices = {
         slug: {
             "display_name": image.display_name,
