@@ -6,7 +6,6 @@ every problem, before a single resource is registered.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
@@ -14,6 +13,7 @@ from pulumi.runtime import config as runtime_config
 
 from components.config import NAMESPACE, ConfigError, StackConfig, load_config
 from components.hub.hub import Hub
+from components.raw_config import namespace_keys
 
 
 def raw_config() -> tuple[dict[str, Any], set[str]]:
@@ -23,20 +23,10 @@ def raw_config() -> tuple[dict[str, Any], set[str]]:
     Read as a whole (not key by key) so that unknown keys are reported, not ignored.
     """
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    marked = set(runtime_config.get_config_secret_keys_env())
-    raw: dict[str, Any] = {}
-    secret_keys: set[str] = set()
-    for full_key, value in values.items():
-        namespace, _, key = full_key.partition(":")
-        if namespace != NAMESPACE:
-            continue
-        if full_key in marked or runtime_config.is_config_secret(full_key):
-            secret_keys.add(key)
-        try:
-            raw[key] = json.loads(value) if isinstance(value, str) else value
-        except json.JSONDecodeError:
-            raw[key] = value
-    return raw, secret_keys
+    marked = set(runtime_config.get_config_secret_keys_env()) | {
+        key for key in values if runtime_config.is_config_secret(key)
+    }
+    return namespace_keys(values, marked, NAMESPACE)
 
 
 def _stack_class(cloud: str) -> type:

@@ -6,27 +6,19 @@ resource is registered, listing every problem with its key path.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.ci_identities.config import NAMESPACE, CiConfigError, load_ci_config
+from components.raw_config import namespace_keys
 
 
 def raw_config() -> dict[str, Any]:
     """Every `pangeo-binder-ci-identities:*` key, objects parsed from their JSON form."""
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    raw: dict[str, Any] = {}
-    for full_key, value in values.items():
-        namespace, _, key = full_key.partition(":")
-        if namespace != NAMESPACE:
-            continue
-        try:
-            raw[key] = json.loads(value) if isinstance(value, str) else value
-        except json.JSONDecodeError:
-            raw[key] = value
+    raw, _ = namespace_keys(values, (), NAMESPACE)
     return raw
 
 
