@@ -64,7 +64,7 @@ test: lint
 
 # No credentials, no network: the program runs under Pulumi's mock engine.
 plan: venv
-	$(BIN)/python -m components.plan --stack "$(STACK)" \
+	$(BIN)/python -m pangeo_binder.plan --stack "$(STACK)" \
 		$(if $(COMPARE),--compare "$(COMPARE)") --format "$(or $(FORMAT),text)"
 
 bench: venv
@@ -73,7 +73,7 @@ bench: venv
 # The Pulumi CLI, and the cloud CLIs, auth plugin and logged-in identities of the clouds the
 # stack file configures: each missing one is named with the command that fixes it.
 prereqs: venv
-	@$(BIN)/python -m components.prereqs --stack "$(STACK)"
+	@$(BIN)/python -m pangeo_binder.prereqs --stack "$(STACK)"
 
 login: prereqs
 	@if [ -n "$$PULUMI_BACKEND_URL" ] || pulumi whoami >/dev/null 2>&1; then \

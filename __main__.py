@@ -6,14 +6,23 @@ every problem, before a single resource is registered.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
-import pulumi
-from pulumi.runtime import config as runtime_config
+# The library's source root, first on the path: a plain `pulumi up` (Pulumi's pip toolchain
+# installs only the hashed requirements.txt, which cannot name a local directory) finds the
+# package from this checkout, and `make up` (an editable install of the same folder) agrees.
+_SOURCE_ROOT = str(Path(__file__).resolve().parent / "components")
+if _SOURCE_ROOT not in sys.path:
+    sys.path.insert(0, _SOURCE_ROOT)
 
-from components.config import NAMESPACE, ConfigError, StackConfig, load_config
-from components.hub.hub import Hub
-from components.raw_config import namespace_keys
+import pulumi  # noqa: E402
+from pulumi.runtime import config as runtime_config  # noqa: E402
+
+from pangeo_binder.config import NAMESPACE, ConfigError, StackConfig, load_config  # noqa: E402
+from pangeo_binder.hub.hub import Hub  # noqa: E402
+from pangeo_binder.raw_config import namespace_keys  # noqa: E402
 
 
 def raw_config() -> tuple[dict[str, Any], set[str]]:
@@ -32,10 +41,10 @@ def raw_config() -> tuple[dict[str, Any], set[str]]:
 def _stack_class(cloud: str) -> type:
     """Imported on demand: a stack with one cloud never loads the other cloud's SDK."""
     if cloud == "gcp":
-        from components.gcp.stack import GcpStack
+        from pangeo_binder.gcp.stack import GcpStack
 
         return GcpStack
-    from components.aws.stack import AwsStack
+    from pangeo_binder.aws.stack import AwsStack
 
     return AwsStack
 

@@ -6,13 +6,24 @@ resource is registered, listing every problem with its key path.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
-import pulumi
-from pulumi.runtime import config as runtime_config
+# The library's source root in this checkout, as in the main program's __main__.py.
+_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent / "components")
+if _SOURCE_ROOT not in sys.path:
+    sys.path.insert(0, _SOURCE_ROOT)
 
-from components.ci_identities.config import NAMESPACE, CiConfigError, load_ci_config
-from components.raw_config import namespace_keys
+import pulumi  # noqa: E402
+from pulumi.runtime import config as runtime_config  # noqa: E402
+
+from pangeo_binder.ci_identities.config import (  # noqa: E402
+    NAMESPACE,
+    CiConfigError,
+    load_ci_config,
+)
+from pangeo_binder.raw_config import namespace_keys  # noqa: E402
 
 
 def raw_config() -> dict[str, Any]:
@@ -30,7 +41,7 @@ def main() -> None:
     if config.gcp is not None:
         import pulumi_gcp as gcp
 
-        from components.ci_identities.gcp import GcpCiIdentitiesStack
+        from pangeo_binder.ci_identities.gcp import GcpCiIdentitiesStack
 
         provider = gcp.Provider("gcp-provider", project=config.gcp.project)
         identities = GcpCiIdentitiesStack(
@@ -48,7 +59,7 @@ def main() -> None:
     if config.aws is not None:
         import pulumi_aws as aws
 
-        from components.ci_identities.aws import AwsCiIdentitiesStack
+        from pangeo_binder.ci_identities.aws import AwsCiIdentitiesStack
 
         provider = aws.Provider("aws-provider", region=config.aws.region)
         identities = AwsCiIdentitiesStack(

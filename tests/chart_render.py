@@ -37,7 +37,7 @@ import yaml
 from kubernetes_validate import utils as kv
 from referencing import Registry, Resource
 
-from components.charts import (
+from pangeo_binder.charts import (
     FETCH_COMMAND,
     PINS,
     ChartPin,
@@ -240,7 +240,7 @@ def validate_values(pin: ChartPin, values: dict) -> None:
 
 
 KUBERNETES_VERSION = "1.33"
-"""The oldest minor our clusters may run (EKS allows 1.34 and 1.35 in components/data/aws.yaml;
+"""The oldest minor our clusters may run (EKS allows 1.34 and 1.35 in components/pangeo_binder/data/aws.yaml;
 GKE follows its release channel): the schemas of the newest version kubernetes-validate ships not
 newer than this are used, so a field only newer Kubernetes knows is an error."""
 

@@ -8,6 +8,7 @@ import logging
 import re
 
 import pytest
+
 from harness import (
     AWS_DEPLOYER_ROLE,
     AWS_PREVIEW_ROLE,
@@ -18,8 +19,7 @@ from harness import (
     stack_config,
     with_value,
 )
-
-from components.aws.cluster import caller_without_access, viewer_principals
+from pangeo_binder.aws.cluster import caller_without_access, viewer_principals
 
 ENTRY = "aws:eks/accessEntry:AccessEntry"
 ASSOCIATION = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"

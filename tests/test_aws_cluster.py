@@ -8,6 +8,7 @@ from ipaddress import IPv4Network
 
 import pulumi
 import pytest
+
 from harness import (
     AWS_DEPLOYER_ROLE,
     EKS_ISSUER,
@@ -20,12 +21,11 @@ from harness import (
     stack_config,
     with_value,
 )
-
-from components.aws.cluster import admin_principals
-from components.aws.network import plan_subnets
-from components.aws.stack import AwsStack
-from components.config import load_config
-from components.outputs import CloudOutputs
+from pangeo_binder.aws.cluster import admin_principals
+from pangeo_binder.aws.network import plan_subnets
+from pangeo_binder.aws.stack import AwsStack
+from pangeo_binder.config import load_config
+from pangeo_binder.outputs import CloudOutputs
 
 CLUSTER = "aws:eks/cluster:Cluster"
 ADDON = "aws:eks/addon:Addon"

@@ -10,9 +10,9 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from harness import DELETE, SECRET_KEYS, RecordingMonitor, run_program, stack_config, with_value
 
-from components.config import load_config
+from harness import DELETE, SECRET_KEYS, RecordingMonitor, run_program, stack_config, with_value
+from pangeo_binder.config import load_config
 
 CASES_FILE = Path(__file__).parent / "config_cases" / "aws.yaml"
 

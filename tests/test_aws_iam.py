@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from harness import EKS_ISSUER, Run, run_program, stack_config, with_value
 
-from components.aws.identity import irsa_trust_policy
+from harness import EKS_ISSUER, Run, run_program, stack_config, with_value
+from pangeo_binder.aws.identity import irsa_trust_policy
 
 ROLE = "aws:iam/role:Role"
 ISSUER = EKS_ISSUER.removeprefix("https://")

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+
 from harness import (
     SECRET_KEYS,
     LiveEks,
@@ -16,9 +17,8 @@ from harness import (
     stack_config,
     with_value,
 )
-
-from components.aws.node_groups import ScalingPlan, scaling_plan
-from components.config import load_config
+from pangeo_binder.aws.node_groups import ScalingPlan, scaling_plan
+from pangeo_binder.config import load_config
 
 AWS_NG = "aws:eks/nodeGroup:NodeGroup"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"

@@ -1,4 +1,4 @@
-"""BinderHub's push credentials (`components/hub/incluster/binder_registry.py`) against fakes.
+"""BinderHub's push credentials (`pangeo_binder/hub/incluster/binder_registry.py`) against fakes.
 
 A real HTTP server on 127.0.0.1 stands in for GKE's metadata server, STS and ECR: the tests
 check what the code asks (URL, headers, form, signature) and what it hands BinderHub, and that
@@ -28,14 +28,14 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_render import find, render
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 from traitlets.config.loader import PyFileConfigLoader
 
-from components.charts import BINDERHUB_SERVICE, chart_dir
-from components.hub.incluster import binder_registry as br
-from components.hub.incluster import source
+from chart_render import find, render
+from pangeo_binder.charts import BINDERHUB_SERVICE, chart_dir
+from pangeo_binder.hub.incluster import binder_registry as br
+from pangeo_binder.hub.incluster import source
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/pangeo-binder-staging-builder"
 ECR_HOST = "123456789012.dkr.ecr.us-west-2.amazonaws.com"

@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 import yaml
+
 from chart_render import find, merged_values, render, validate_objects, validate_values
 from conftest import HELM, release
 from harness import RecordingMonitor, Run, run_program, stack_config, with_value
-
-from components.charts import BINDERHUB_SERVICE
-from components.config import load_config
-from components.hub.binderhub_values import RegistryMissing, binderhub_values
-from components.hub.config import DEFAULT_BUILD_IMAGE
-from components.hub.context import BINDER_POD_LABELS
-from components.hub.incluster import fancy_profiles, hub_access
-from components.scheduling import POOL_LABEL
+from pangeo_binder.charts import BINDERHUB_SERVICE
+from pangeo_binder.config import load_config
+from pangeo_binder.hub.binderhub_values import RegistryMissing, binderhub_values
+from pangeo_binder.hub.config import DEFAULT_BUILD_IMAGE
+from pangeo_binder.hub.context import BINDER_POD_LABELS
+from pangeo_binder.hub.incluster import fancy_profiles, hub_access
+from pangeo_binder.scheduling import POOL_LABEL
 
 USER_TOLERATION = {
     "key": "hub.jupyter.org/dedicated",
@@ -159,7 +159,7 @@ def test_registered_as_the_hub_service_binder(case: tuple[Run, str]) -> None:
 
 @pytest.mark.usefixtures("chart_files")
 def test_the_hub_secret_holds_the_key_binderhub_reads(case: tuple[Run, str]) -> None:
-    from components.charts import JUPYTERHUB
+    from pangeo_binder.charts import JUPYTERHUB
 
     run, cloud = case
     values = release(run, cloud, "jupyterhub")["values"]

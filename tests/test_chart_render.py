@@ -1,6 +1,6 @@
 """The chart machinery the hub tests rely on: real templates rendered offline, values checked
 against the charts' schemas with Helm's merge, every object checked against Kubernetes' schemas
-(custom resources against their CRDs). `python -m components.charts fetch` is tested in
+(custom resources against their CRDs). `python -m pangeo_binder.charts fetch` is tested in
 tests/test_charts_fetch.py.
 """
 
@@ -14,10 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-import chart_render
 import helm_python
 import pytest
 import yaml
+
+import chart_render
 from chart_render import (
     ObjectsInvalid,
     RenderError,
@@ -35,9 +36,8 @@ from chart_render import (
     validate_values,
     values_errors,
 )
-
-from components import charts
-from components.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB, PINS, ChartPin
+from pangeo_binder import charts
+from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB, PINS, ChartPin
 
 ROOT = Path(__file__).resolve().parent.parent
 

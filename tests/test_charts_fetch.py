@@ -1,4 +1,4 @@
-"""`python -m components.charts fetch`: the pinned charts into both folder layouts, with
+"""`python -m pangeo_binder.charts fetch`: the pinned charts into both folder layouts, with
 helm-python-sdk (no helm binary) or the helm binary, never half-done.
 
 No network here: helm-python-sdk's `pull` is replaced by a fake that writes what the real one
@@ -22,8 +22,8 @@ import helm_python
 import pytest
 import yaml
 
-from components import charts
-from components.charts import PINS, ChartPin
+from pangeo_binder import charts
+from pangeo_binder.charts import PINS, ChartPin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def _fake_helm(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 def _run_fetch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "components.charts", "fetch", *args],
+        [sys.executable, "-m", "pangeo_binder.charts", "fetch", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -345,7 +345,7 @@ LOCAL_REPOSITORY = textwrap.dedent(
     import functools, http.server, json, sys, threading
     from pathlib import Path
     import helm_python
-    from components import charts
+    from pangeo_binder import charts
     repo, out, versions = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):

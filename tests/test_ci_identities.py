@@ -16,15 +16,15 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from harness import ROOT, Mocks, RecordingMonitor, Run
 from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
-from sdk_schema import args_class, unknown_keys
 
-from components.ci_identities import trust
-from components.ci_identities.config import NAMESPACE, CiConfigError, load_ci_config
-from components.ci_identities.reference import render as render_reference
+from harness import ROOT, Mocks, RecordingMonitor, Run
+from pangeo_binder.ci_identities import trust
+from pangeo_binder.ci_identities.config import NAMESPACE, CiConfigError, load_ci_config
+from pangeo_binder.ci_identities.reference import render as render_reference
+from sdk_schema import args_class, unknown_keys
 
 PROGRAM = ROOT / "ci-identities" / "__main__.py"
 REPO = "pangeo-data/pangeo-binder"
@@ -389,7 +389,7 @@ def test_the_example_stack_file_is_valid() -> None:
 def test_the_config_reference_is_generated_from_the_model() -> None:
     page = (ROOT / "docs" / "reference" / "ci-identities.md").read_text()
     assert page == render_reference(), (
-        "run: .venv/bin/python -m components.ci_identities.reference"
+        "run: .venv/bin/python -m pangeo_binder.ci_identities.reference"
         " > docs/reference/ci-identities.md"
     )
     assert "`deployPolicyArns`" in page and "`repositoryId`" in page

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import DELETE, SECRET_KEYS, stack_config, with_value
 
-from components import catalog
-from components.config import ConfigError, StackConfig, load_config
+from harness import DELETE, SECRET_KEYS, stack_config, with_value
+from pangeo_binder import catalog
+from pangeo_binder.config import ConfigError, StackConfig, load_config
 
 CASES_DIR = Path(__file__).parent / "config_cases"
 

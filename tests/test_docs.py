@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.reference import render
+from pangeo_binder.reference import render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_config_reference_is_generated_from_the_model() -> None:
     page = (ROOT / "docs" / "reference" / "config.md").read_text()
     assert page == render(), (
-        "run: .venv/bin/python -m components.reference > docs/reference/config.md"
+        "run: .venv/bin/python -m pangeo_binder.reference > docs/reference/config.md"
     )
 
 

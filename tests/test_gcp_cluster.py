@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from harness import Run, run_program, stack_config, with_value
 
 CLUSTER = "gcp:container/cluster:Cluster"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from harness import Run
 
 PRIMITIVE = {"roles/owner", "roles/editor", "roles/viewer"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from harness import Run, run_program, stack_config, with_value
 
 BUCKET = "gcp:storage/bucket:Bucket"

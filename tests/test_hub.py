@@ -10,12 +10,12 @@ import json
 
 import pytest
 import yaml
+
 from chart_render import find, null_paths, render, validate_objects, validate_values
 from conftest import HELM, release
 from harness import PLANTED_SECRET, RecordingMonitor, Run, run_program, stack_config, with_value
-
-from components.charts import DASK_GATEWAY, JUPYTERHUB
-from components.scheduling import POOL_LABEL
+from pangeo_binder.charts import DASK_GATEWAY, JUPYTERHUB
+from pangeo_binder.scheduling import POOL_LABEL
 
 
 def test_releases_are_pinned_with_explicit_names(case: tuple[Run, str]) -> None:
@@ -212,7 +212,7 @@ def test_the_shared_pool_sizes_leave_room_for_schedulers_and_the_docker_daemon(
 ) -> None:
     """The largest size of the pool that also runs schedulers and builds fits beside one
     scheduler and the docker daemon: sizes + their requests <= the node's allocatable."""
-    from components.machines import allocatable
+    from pangeo_binder.machines import allocatable
 
     run, cloud = case
     values = release(run, cloud, "jupyterhub")["values"]
@@ -357,9 +357,9 @@ def test_the_load_balancer_address_is_read_from_proxy_public() -> None:
     """The `hubLoadBalancer` output: the proxy-public Service's address, not another one's."""
     import pulumi
     import pulumi_kubernetes as k8s
-    from harness import run_function
 
-    from components.hub.hub import load_balancer_address
+    from harness import run_function
+    from pangeo_binder.hub.hub import load_balancer_address
 
     def program() -> None:
         services = [

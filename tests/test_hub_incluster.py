@@ -1,4 +1,4 @@
-"""The Python that runs inside the cluster (`components/hub/incluster`), run here as Python.
+"""The Python that runs inside the cluster (`pangeo_binder/hub/incluster`), run here as Python.
 
 JupyterHub and Dask Gateway are not installed; what they hand our code is faked with the same
 attributes (a spawner's user and groups, a GitHub auth state as oauthenticator stores it, the
@@ -25,17 +25,17 @@ import pytest
 from dask_gateway_server.backends.base import Backend, PublicException
 from dask_gateway_server.models import User
 from dask_gateway_server.options import Options
-from harness import SECRET_KEYS, stack_config, with_value
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from components.config import StackConfig, load_config
-from components.hub.config import DEFAULT_IMAGES, IMAGE_REF
-from components.hub.context import BINDER_SERVICE, DASK_GATEWAY_SERVICE, HubContext, HubTokens
-from components.hub.dask_values import dask_gateway_values, gateway_settings
-from components.hub.incluster import gateway_options, hub_access, source
-from components.hub.jupyterhub_values import jupyterhub_values
-from components.hub.profiles import profile_list
+from harness import SECRET_KEYS, stack_config, with_value
+from pangeo_binder.config import StackConfig, load_config
+from pangeo_binder.hub.config import DEFAULT_IMAGES, IMAGE_REF
+from pangeo_binder.hub.context import BINDER_SERVICE, DASK_GATEWAY_SERVICE, HubContext, HubTokens
+from pangeo_binder.hub.dask_values import dask_gateway_values, gateway_settings
+from pangeo_binder.hub.incluster import gateway_options, hub_access, source
+from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
+from pangeo_binder.hub.profiles import profile_list
 
 PRIVILEGED = "pangeo-data:gpu-users"  # hub.privilegedGroups of both stack files
 # The stack files keep the default menu: its cpu image is the workers' default image.

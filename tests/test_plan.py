@@ -1,6 +1,6 @@
 """The offline plan: tree, redaction, cost arithmetic, --compare, unpriced items, Markdown.
 
-The program runs in a subprocess (as `python -m components.plan` runs it), so each
+The program runs in a subprocess (as `python -m pangeo_binder.plan` runs it), so each
 evaluation takes seconds: the staging one is shared by the module.
 """
 
@@ -17,14 +17,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
-from harness import ROOT, RecordingMonitor, run_function
 from markdown_it import MarkdownIt
 
-from components.plan import __main__ as cli
-from components.plan import build, runtime
-from components.plan import docs as plan_docs
-from components.plan.cost import Prices
-from components.plan.render import RENDERERS
+from harness import ROOT, RecordingMonitor, run_function
+from pangeo_binder.plan import __main__ as cli
+from pangeo_binder.plan import build, runtime
+from pangeo_binder.plan import docs as plan_docs
+from pangeo_binder.plan.cost import Prices
+from pangeo_binder.plan.render import RENDERERS
 
 HOURS = 730
 # Figures for the tests alone: round numbers, so the arithmetic is checked, not the data.
@@ -381,7 +381,9 @@ def real_documents() -> dict[str, dict[str, Any]]:
 def test_cost_page_quotes_the_plans_own_figures(real_documents: dict[str, Any]) -> None:
     page = (ROOT / "docs" / "topics" / "cost.md").read_text()
     generated = plan_docs.section(real_documents)
-    assert generated in page, "docs/topics/cost.md is stale: run `python -m components.plan.docs`"
+    assert generated in page, (
+        "docs/topics/cost.md is stale: run `python -m pangeo_binder.plan.docs`"
+    )
 
 
 # What the real price file still leaves out, per stack and cloud. Each has no dated public
@@ -436,7 +438,9 @@ def test_the_real_plans_leave_exactly_the_known_items_unpriced(
 
 
 def test_every_price_on_file_names_a_dated_source() -> None:
-    data = yaml.safe_load((ROOT / "components" / "data" / "prices.yaml").read_text())
+    data = yaml.safe_load(
+        (ROOT / "components" / "pangeo_binder" / "data" / "prices.yaml").read_text()
+    )
     sources = data["sources"]
     for source in sources.values():
         assert source["url"].startswith("https://") and source["read"] and source["note"]

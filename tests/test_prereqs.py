@@ -1,4 +1,4 @@
-"""`make up` / `make preview` check the CLIs and logins first (components/prereqs.py).
+"""`make up` / `make preview` check the CLIs and logins first (pangeo_binder/prereqs.py).
 
 Run as the Makefile runs it, as a subprocess, with a PATH holding only fake CLIs: each fake
 exits as the test says (logged in or not), so no real CLI or account is needed.
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import ROOT
 
-from components.prereqs import configured_clouds
+from harness import ROOT
+from pangeo_binder.prereqs import configured_clouds
 
 FAKES = {
     "pulumi": "exit 0",
@@ -48,7 +48,7 @@ def check(
         }
         (tmp_path / "Pulumi.test.yaml").write_text(yaml.safe_dump(config))
     return subprocess.run(
-        [sys.executable, "-m", "components.prereqs", "--stack", "test", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "pangeo_binder.prereqs", "--stack", "test", "--dir", str(tmp_path)],
         cwd=ROOT,
         env={"PATH": fake_path(tmp_path, *tools), "PYTHONPATH": str(ROOT), **env},
         capture_output=True,
@@ -140,7 +140,7 @@ def test_make_checks_before_any_pulumi_command(target: str) -> None:
         check=True,
         env={**os.environ},
     ).stdout.splitlines()
-    check_line = next(i for i, line in enumerate(plan) if "-m components.prereqs" in line)
+    check_line = next(i for i, line in enumerate(plan) if "-m pangeo_binder.prereqs" in line)
     first_pulumi = next(
         i for i, line in enumerate(plan) if "pulumi " in line and "prereqs" not in line
     )

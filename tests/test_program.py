@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+
 from harness import (
     SECRET_KEYS,
     RecordingMonitor,
@@ -17,11 +18,10 @@ from harness import (
     stack_config,
     with_value,
 )
+from pangeo_binder.config import load_config
+from pangeo_binder.gcp.stack import GcpStack
+from pangeo_binder.outputs import CloudOutputs
 from test_config import CASES, case_config
-
-from components.config import load_config
-from components.gcp.stack import GcpStack
-from components.outputs import CloudOutputs
 
 ERROR_CASES = [case for case in CASES if case.values[0]["errors"]]
 

@@ -7,6 +7,7 @@ recorded inputs against the SDKs' `*Args` classes makes that failure happen here
 from __future__ import annotations
 
 import pytest
+
 from harness import AWS_DEPLOYER_ROLE, AWS_PREVIEW_ROLE, Run, run_program, stack_config, with_value
 from sdk_schema import args_class, unknown_keys
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from harness import ROOT
 
-from components.smoke import SmokeError, hub_urls, main
+from harness import ROOT
+from pangeo_binder.smoke import SmokeError, hub_urls, main
 
 CONFIG = {
     "pangeo-binder:clouds": {

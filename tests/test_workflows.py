@@ -217,7 +217,7 @@ def test_the_plan_compares_with_the_base_and_publishes_summary_and_artifact() ->
     job = ALL["pull-request.yml"]["jobs"]["plan"]
     (checkout,) = steps_using(job, "actions/checkout")
     assert checkout["with"]["fetch-depth"] == 0  # the base commit must be there to compare
-    run = next(s for s in job["steps"] if "components.plan" in s.get("run", ""))
+    run = next(s for s in job["steps"] if "pangeo_binder.plan" in s.get("run", ""))
     assert run["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
     script = run["run"]
     assert '--compare "$BASE_SHA"' in script
@@ -269,12 +269,12 @@ def test_deploys_are_ordered_and_never_overlap() -> None:
         steps = job["steps"]
         smoke = steps[steps.index(up) + 1]["run"]
         assert f"pulumi stack output --stack {stack} --json" in smoke
-        assert f"components.smoke --stack {stack}" in smoke
+        assert f"pangeo_binder.smoke --stack {stack}" in smoke
         assert "--fail" in smoke and re.search(r"--retry \d+ ", smoke)
         assert "/hub/health" in smoke
 
 
-FETCH_CHARTS = ".venv/bin/python -m components.charts fetch"
+FETCH_CHARTS = ".venv/bin/python -m pangeo_binder.charts fetch"
 
 
 def test_the_charts_are_fetched_before_every_make_test() -> None:

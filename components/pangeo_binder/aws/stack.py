@@ -1,0 +1,167 @@
+"""One stack's AWS side: provider, VPC, EKS, autoscaler, buckets, registry, budget; typed
+outputs for the hub in the same shape as on GCP."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from pangeo_binder.aws.autoscaler import ClusterAutoscaler
+from pangeo_binder.aws.budget import create_budget
+from pangeo_binder.aws.cluster import (
+    EksCluster,
+    admin_principals,
+    caller_without_access,
+    viewer_principals,
+)
+from pangeo_binder.aws.config import AwsCloud
+from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION
+from pangeo_binder.aws.network import Network
+from pangeo_binder.aws.registry import ImageRegistry
+from pangeo_binder.aws.storage import HubStorage
+from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
+from pangeo_binder.outputs import CloudOutputs
+
+
+def default_zones(names: list[str]) -> list[str]:
+    """The first three zones the account sees (two where a region offers only two)."""
+    return list(names[:3])
+
+
+class AwsStack(pulumi.ComponentResource):
+    """Everything one environment needs on AWS, with its own explicit provider (one region).
+
+    Resource names derive from `deployment` (e.g. `pangeo-binder-staging`), so two
+    environments can share an account; bucket names add the account id, as S3 names are global.
+    """
+
+    outputs: CloudOutputs
+
+    def __init__(
+        self,
+        name: str,
+        cloud: AwsCloud,
+        *,
+        deployment: str,
+        environment: str,
+        hub: HubSettings,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("pangeo-binder:aws:Stack", name, None, opts)
+        prod = environment == "prod"
+        provider = aws.Provider(
+            f"{name}-provider",
+            region=cloud.region,
+            default_tags=aws.ProviderDefaultTagsArgs(
+                tags={"managed-by": "pulumi", "deployment": deployment}
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, providers=[provider])
+        on_provider = pulumi.InvokeOptions(provider=provider)
+        # Plain values, not outputs: names, ARNs in policies and the admin entries depend on
+        # them. The caller's role ARN (not its assumed-role session ARN) is what EKS needs.
+        # The deployer's entry is for deployerRoleArn when set, so a preview under another
+        # role (CI's preview role) plans the same entry as the deploy that follows it.
+        caller = aws.get_caller_identity(opts=on_provider)
+        caller_arn = aws.iam.get_session_context(arn=caller.arn, opts=on_provider).issuer_arn
+        deployer_arn = cloud.deployer_role_arn or caller_arn
+        account_id = caller.account_id
+        # Refuse access lists that would stand in for the deployer before anything is
+        # registered: the engine starts creating resources as soon as they are.
+        admin_principals(cloud.admin_role_arns, deployer_arn)
+        viewer_principals(cloud.viewer_role_arns, deployer_arn)
+        problem = caller_without_access(
+            caller_arn, cloud.admin_role_arns, cloud.viewer_role_arns, deployer_arn
+        )
+        if problem:
+            pulumi.log.warn(problem, resource=self)
+        zones = cloud.availability_zones or default_zones(
+            aws.get_availability_zones(
+                state="available",
+                filters=[
+                    aws.GetAvailabilityZonesFilterArgs(
+                        name="opt-in-status", values=["opt-in-not-required"]
+                    )
+                ],
+                opts=on_provider,
+            ).names
+        )
+
+        network = Network(
+            f"{name}-network",
+            cluster_name=deployment,
+            region=cloud.region,
+            vpc_cidr=cloud.vpc_cidr,
+            zones=zones,
+            nat=cloud.nat_mode(environment),
+            opts=child,
+        )
+        cluster = EksCluster(
+            f"{name}-eks",
+            cloud,
+            cluster_name=deployment,
+            network=network,
+            zones=zones,
+            deployer_arn=deployer_arn,
+            prod=prod,
+            aws_provider=provider,
+            opts=child,
+        )
+        ClusterAutoscaler(
+            f"{name}-autoscaler",
+            cluster_name=deployment,
+            region=cloud.region,
+            account_id=account_id,
+            kubernetes_version=cloud.kubernetes_version,
+            oidc=cluster.oidc,
+            group_names=[group.autoscaling_group_name for group in cluster.node_groups.values()],
+            provider=cluster.provider,
+            opts=child,
+        )
+        storage = HubStorage(
+            f"{name}-storage",
+            bucket_prefix=f"{deployment}-{account_id}",
+            role_name=f"{deployment}-users",
+            delete_after_days=cloud.storage.delete_after_days,
+            noncurrent_version_days=cloud.storage.noncurrent_version_days,
+            oidc=cluster.oidc,
+            kubernetes_service_account=f"{hub.namespace}/{USER_SERVICE_ACCOUNT}",
+            prod=prod,
+            opts=child,
+        )
+        registry = ImageRegistry(
+            f"{name}-registry",
+            settings=cloud.registry,
+            prefix=deployment,
+            region=cloud.region,
+            account_id=account_id,
+            role_name=f"{deployment}-builder",
+            oidc=cluster.oidc,
+            kubernetes_service_account=f"{hub.namespace}/{hub.builder_service_account}",
+            scan_on_push=cloud.scan_on_push,
+            prod=prod,
+            opts=child,
+        )
+        if cloud.budget is not None:
+            create_budget(
+                f"{name}-budget",
+                cloud.budget,
+                budget_name=f"{deployment} ({cloud.region})",
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+
+        identities = {"users": storage.users_role_arn, "builder": registry.builder_role_arn}
+        self.outputs = CloudOutputs(
+            cloud="aws",
+            cluster_name=cluster.cluster_name,
+            kubernetes_provider=cluster.provider,
+            kubeconfig=cluster.kubeconfig,
+            scratch_bucket_url=storage.scratch_bucket_url,
+            persistent_bucket_url=storage.persistent_bucket_url,
+            registry_host=registry.host,
+            image_prefix=registry.image_prefix,
+            identity_annotation=ROLE_ARN_ANNOTATION,
+            identities=identities,
+        )
+        self.register_outputs(self.outputs.exports())

@@ -1,0 +1,236 @@
+"""S3 buckets for hub users and the IRSA role that reaches them."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from pangeo_binder.aws.identity import Oidc, irsa_role, policy_document
+from pangeo_binder.guards import guarded
+
+OBJECT_ACTIONS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
+BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]
+
+
+def tls_only_policy(bucket_arn: str) -> str:
+    """Deny every request not made over TLS 1.2 or later, whoever makes it."""
+    resources = [bucket_arn, f"{bucket_arn}/*"]
+    return policy_document(
+        [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": resources,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "DenyOldTls",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": resources,
+                "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+            },
+        ]
+    )
+
+
+def users_policy(bucket_arns: list[str]) -> str:
+    """Objects of the two hub buckets, nothing else: no bucket settings, no other bucket."""
+    return policy_document(
+        [
+            {
+                "Sid": "ListHubBuckets",
+                "Effect": "Allow",
+                "Action": BUCKET_ACTIONS,
+                "Resource": bucket_arns,
+            },
+            {
+                "Sid": "HubObjects",
+                "Effect": "Allow",
+                "Action": OBJECT_ACTIONS,
+                "Resource": [f"{arn}/*" for arn in bucket_arns],
+            },
+        ]
+    )
+
+
+def lifecycle_rules(
+    *, scratch: bool, delete_after_days: int, noncurrent_version_days: int
+) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    """Scratch objects expire; every bucket drops abandoned multipart uploads (billed but
+    invisible); the versioned persistent bucket forgets old versions after
+    `noncurrentVersionDays`, and drops the delete markers left once they are gone."""
+    rule = aws.s3.BucketLifecycleConfigurationRuleArgs
+    everything = aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="")
+    rules = [
+        rule(
+            id="abort-incomplete-uploads",
+            status="Enabled",
+            filter=everything,
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=1 if scratch else 7
+            ),
+        )
+    ]
+    if scratch:
+        rules.append(
+            rule(
+                id="expire-scratch",
+                status="Enabled",
+                filter=everything,
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    days=delete_after_days
+                ),
+            )
+        )
+    else:
+        rules.append(
+            rule(
+                id="expire-noncurrent-versions",
+                status="Enabled",
+                filter=everything,
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=noncurrent_version_days
+                ),
+            )
+        )
+        rules.append(
+            rule(
+                id="remove-expired-delete-markers",
+                status="Enabled",
+                filter=everything,
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    expired_object_delete_marker=True
+                ),
+            )
+        )
+    return rules
+
+
+class HubStorage(pulumi.ComponentResource):
+    """A scratch and a persistent bucket, and an IRSA role for `<namespace>/user-sa` with
+    object access to those two buckets only.
+
+    The persistent bucket is versioned in every environment, so one `rm -r` is not final
+    anywhere: deleted and overwritten objects stay recoverable for `noncurrentVersionDays`.
+
+    Every public access block is on, ACLs are disabled (the bucket owner owns every object),
+    objects are encrypted with S3-managed keys, and only TLS requests are allowed. Only
+    staging's scratch bucket can be destroyed while it holds objects.
+    """
+
+    scratch_bucket_url: pulumi.Output[str]
+    persistent_bucket_url: pulumi.Output[str]
+    users_role_arn: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        bucket_prefix: str,
+        role_name: str,
+        delete_after_days: int,
+        noncurrent_version_days: int,
+        oidc: Oidc,
+        kubernetes_service_account: str,
+        prod: bool,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("pangeo-binder:aws:HubStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        urls: dict[str, pulumi.Output[str]] = {}
+        arns: list[pulumi.Output[str]] = []
+        for kind in ("scratch", "persistent"):
+            scratch = kind == "scratch"
+            bucket = aws.s3.Bucket(
+                f"{name}-{kind}",
+                bucket=f"{bucket_prefix}-{kind}",
+                force_destroy=scratch and not prod,
+                opts=guarded(child, prod=prod, holds_data=True),
+            )
+            aws.s3.BucketPublicAccessBlock(
+                f"{name}-{kind}-public-access",
+                bucket=bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+                opts=child,
+            )
+            aws.s3.BucketOwnershipControls(
+                f"{name}-{kind}-ownership",
+                bucket=bucket.id,
+                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+                opts=child,
+            )
+            aws.s3.BucketServerSideEncryptionConfiguration(
+                f"{name}-{kind}-encryption",
+                bucket=bucket.id,
+                rules=[
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                        apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                            sse_algorithm="AES256"
+                        )
+                    )
+                ],
+                opts=child,
+            )
+            versioning = None
+            if not scratch:
+                versioning = aws.s3.BucketVersioning(
+                    f"{name}-{kind}-versioning",
+                    bucket=bucket.id,
+                    versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                        status="Enabled"
+                    ),
+                    opts=child,
+                )
+            aws.s3.BucketLifecycleConfiguration(
+                f"{name}-{kind}-lifecycle",
+                bucket=bucket.id,
+                rules=lifecycle_rules(
+                    scratch=scratch,
+                    delete_after_days=delete_after_days,
+                    noncurrent_version_days=noncurrent_version_days,
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[versioning] if versioning is not None else []
+                ),
+            )
+            aws.s3.BucketPolicy(
+                f"{name}-{kind}-tls-only",
+                bucket=bucket.id,
+                policy=bucket.arn.apply(tls_only_policy),
+                opts=child,
+            )
+            urls[kind] = pulumi.Output.concat("s3://", bucket.bucket)
+            arns.append(bucket.arn)
+
+        role = irsa_role(
+            f"{name}-users",
+            role_name=role_name,
+            oidc=oidc,
+            service_account=kubernetes_service_account,
+            description="Hub users: scratch and persistent buckets",
+            policy=pulumi.Output.all(*arns).apply(lambda values: users_policy(list(values))),
+            opts=child,
+        )
+        self.scratch_bucket_url = urls["scratch"]
+        self.persistent_bucket_url = urls["persistent"]
+        self.users_role_arn = role.arn
+        self.register_outputs(
+            {
+                "scratchBucketUrl": self.scratch_bucket_url,
+                "persistentBucketUrl": self.persistent_bucket_url,
+                "usersRoleArn": self.users_role_arn,
+            }
+        )

@@ -1,0 +1,282 @@
+"""The stack config interface: a typed, validated model of `pangeo-binder:*` keys.
+
+`load_config` turns the raw config mapping into a `StackConfig` or raises `ConfigError` naming
+every problem at once, each with its key path, the value given and what is accepted. Nothing
+here calls a cloud API, so a mistake is caught before anything is registered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from pangeo_binder import machines
+from pangeo_binder.aws.config import AwsCloud
+from pangeo_binder.config_shared import Model
+from pangeo_binder.gcp.config import GcpCloud
+from pangeo_binder.hub.config import BinderSettings, HubSettings, Secrets, secret_command
+
+NAMESPACE = "pangeo-binder"
+
+
+class Clouds(Model):
+    """Which clouds this stack deploys to; each is its own component tree."""
+
+    gcp: GcpCloud | None = None
+    aws: AwsCloud | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Clouds:
+        if self.gcp is None and self.aws is None:
+            raise ValueError("configure at least one cloud; accepted keys: gcp, aws")
+        return self
+
+
+class StackConfig(Model):
+    """Everything under the `pangeo-binder:` namespace of a stack file."""
+
+    environment: Literal["staging", "prod"] = Field(
+        description="prod turns on every deletion guard; staging can be destroyed and rebuilt."
+    )
+    clouds: Clouds
+    hub: HubSettings
+    secrets: Secrets = Field(
+        default_factory=Secrets,
+        description="Secret values, each set with `pulumi config set --secret --path` (the "
+        "GitHub client secret of each cloud's hub); never written in plain text.",
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One config mistake: where it is and what to do about it."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """Every problem in a stack config, reported together."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{len(problems)} problem(s) in the {NAMESPACE} stack config:\n{lines}")
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _accepted_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a model accepts at `loc` (the parent of an unknown key)."""
+    model: type[BaseModel] | None = StackConfig
+    fields_by_alias: dict[str, Any] = {}
+    for part in loc:
+        if model is None:
+            return []
+        fields_by_alias = {f.alias or n: f for n, f in model.model_fields.items()}
+        field = fields_by_alias.get(str(part))
+        if field is None:  # a mapping key such as a pool name: stay on the value model
+            continue
+        model = _model_of(field.annotation)
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside `X | None` or `dict[str, X]`, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _problem(error: dict[str, Any]) -> Problem:
+    loc = tuple(error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        accepted = ", ".join(_accepted_keys(loc[:-1]))
+        message = f"unknown key; accepted: {accepted}"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind not in {"value_error", "core_pool_count", "user_pool_missing", "pool_zones"}:
+        given = (
+            "(a secret value, not shown)"
+            if loc[:1] == ("secrets",)
+            else json.dumps(error["input"], default=str)
+        )
+        message = f"{message}; got {given}"
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "[key]":
+        if "images" in loc:
+            message = f"image slugs are lowercase letters, digits or hyphens; {message}"
+        else:
+            message = f"pool names are 1-13 lowercase letters, digits or hyphens; {message}"
+    return Problem(_path(loc), message)
+
+
+def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[Problem]:
+    """Rules across sections, read from the raw mapping so they are reported even when a
+    section has mistakes of its own (every problem at once)."""
+    problems: list[Problem] = []
+    for key in sorted(set(secret_keys) - {"secrets"}):
+        if key in raw:
+            problems.append(
+                Problem(
+                    key,
+                    "is set as a secret, but only `secrets` holds secret values; "
+                    f"set it in plain text (pulumi config set --path '{key}' ...)",
+                )
+            )
+    if "secrets" in raw and "secrets" not in secret_keys:
+        problems.append(
+            Problem(
+                "secrets",
+                "holds secret values but was not set with --secret: run "
+                f"pulumi config rm secrets, then {secret_command('<cloud>')} for each cloud",
+            )
+        )
+    clouds = _section(raw, "clouds")
+    secrets = _section(raw, "secrets")
+    for cloud, settings in clouds.items():
+        if not isinstance(settings, dict) or cloud not in ("gcp", "aws"):
+            continue
+        cloud_secrets = _section(secrets, cloud)
+        if not cloud_secrets.get("githubClientSecret"):
+            problems.append(
+                Problem(
+                    f"secrets.{cloud}.githubClientSecret",
+                    "missing: the hub on "
+                    f"{cloud} needs its GitHub OAuth app's client secret; set it with "
+                    f"{secret_command(cloud)}",
+                )
+            )
+        problems += _pool_group_problems(cloud, settings)
+    return problems
+
+
+def _shape_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Problem]:
+    """User and dask pools need a known machine shape: profiles and worker sizes are cut
+    from it (pangeo_binder/data/machine_shapes.yaml). Pools with a problem of their own are
+    skipped: a machine type the cloud's rules refuse is reported once, by them."""
+    clouds = _section(raw, "clouds")
+    problems = []
+    for cloud, settings in clouds.items():
+        if cloud not in ("gcp", "aws") or not isinstance(settings, dict):
+            continue
+        pools = _section(settings, "nodePools")
+        for key, pool in pools.items():
+            path = f"clouds.{cloud}.nodePools.{key}"
+            machine = pool.get("machineType") if isinstance(pool, dict) else None
+            if (
+                _purpose(pool) in ("user", "dask")
+                and isinstance(machine, str)
+                and not any(p.path.startswith(f"{path}.") for p in reported)
+                and machines.shape(cloud, machine) is None
+            ):
+                problems.append(
+                    Problem(
+                        f"{path}.machineType",
+                        f"the hub cannot size servers or Dask workers for {machine!r}: its "
+                        "vCPUs and memory are not in pangeo_binder/data/machine_shapes.yaml; "
+                        "choose a listed family or add the type there",
+                    )
+                )
+    return problems
+
+
+def _pool_group_problems(cloud: str, settings: dict[str, Any]) -> list[Problem]:
+    """`hub.poolGroups` may only name user pools of the same cloud."""
+    hub = _section(settings, "hub")
+    pools = _section(settings, "nodePools")
+    groups = _section(hub, "poolGroups")
+    user_pools = sorted(key for key, pool in pools.items() if _purpose(pool) == "user")
+    problems = []
+    for key in groups:
+        if key not in user_pools:
+            kind = "is not a user pool" if key in pools else "is not a pool of this cloud"
+            problems.append(
+                Problem(
+                    f"clouds.{cloud}.hub.poolGroups.{key}",
+                    f"{key!r} {kind}; accepted: {', '.join(user_pools) or 'none'}",
+                )
+            )
+    return problems
+
+
+def _binder_disk_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Problem]:
+    """BinderHub's docker cache (`hub.binder.dockerDiskGb`) shares a user node's disk with
+    the notebook images and the system: it may take at most half of the smallest user
+    pool's disk (builds run on one user pool; which one may change with the pools). A pool
+    disk with a problem of its own is reported once, by its own rule."""
+    hub = _section(raw, "hub")
+    binder = _section(hub, "binder")
+    disk = binder.get("dockerDiskGb", BinderSettings.model_fields["docker_disk_gb"].default)
+    if binder.get("enabled") is False or not isinstance(disk, int):
+        return []
+    clouds = _section(raw, "clouds")
+    small = []
+    for cloud, settings in sorted(clouds.items()):
+        for key, pool in _section(settings, "nodePools").items():
+            pool_disk = pool.get("diskSizeGb", 100) if _purpose(pool) == "user" else None
+            path = f"clouds.{cloud}.nodePools.{key}"
+            if any(p.path.startswith(f"{path}.") for p in reported):
+                continue
+            if isinstance(pool_disk, int) and disk > pool_disk // 2:
+                small.append(f"{path} ({pool_disk} GB)")
+    if not small:
+        return []
+    return [
+        Problem(
+            "hub.binder.dockerDiskGb",
+            f"{disk} GB of build cache is more than half the disk of {', '.join(small)}: "
+            "the images users run need the rest; lower it or give those pools bigger disks",
+        )
+    ]
+
+
+def _section(parent: Any, key: str) -> dict[str, Any]:
+    """The mapping under `key` of a raw config mapping; empty when either is not a mapping
+    (the model's own rules report that shape problem)."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _purpose(pool: Any) -> Any:
+    return pool.get("purpose") if isinstance(pool, dict) else None
+
+
+def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackConfig:
+    """Validate raw stack config (keys without the namespace) into a `StackConfig`.
+
+    `secret_keys`: the keys Pulumi marks secret (set with --secret). Secret values are only
+    accepted under `secrets`, and only when marked.
+    """
+    problems: list[Problem] = []
+    config = None
+    try:
+        config = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_problem(e) for e in exc.errors()]
+    cross = _cross_problems(raw, secret_keys)
+    # One message per key: the cross rule's (with the command to run) wins.
+    problems = [p for p in problems if p.path not in {c.path for c in cross}] + cross
+    problems += _shape_problems(raw, problems)
+    problems += [
+        p for p in _binder_disk_problems(raw, problems) if p.path not in {q.path for q in problems}
+    ]
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config

@@ -1,0 +1,302 @@
+"""Config pieces shared by every cloud section: node pools, storage, registry, per-cloud hub.
+
+The cloud modules (`gcp/config.py`, `aws/config.py`) subclass these and add
+the rules that need that cloud's catalog. Keys are camelCase in YAML, snake_case in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from ipaddress import IPv4Network
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+Purpose = Literal["core", "user", "dask"]
+
+# Pool keys become cloud resource names with a generated suffix (GKE: 40 characters in all,
+# with 26 taken by the suffix), so they are short DNS labels.
+POOL_KEY_PATTERN = r"^[a-z]([a-z0-9-]{0,11}[a-z0-9])?$"
+PoolKey = Annotated[str, StringConstraints(pattern=POOL_KEY_PATTERN)]
+
+# GitHub logins and organizations: alphanumerics and single inner hyphens.
+GITHUB_NAME = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
+# Team slugs are lowercase: GitHub derives them from the team name.
+TEAM_SLUG = r"[a-z0-9](?:[a-z0-9_-]{0,98}[a-z0-9])?"
+GitHubLogin = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}$")]
+Team = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}:{TEAM_SLUG}$")]
+OrgOrTeam = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}(:{TEAM_SLUG})?$")]
+
+
+# Anyone may reach the control plane's API endpoint unless the operator narrows it: GitHub-hosted
+# runners deploy from addresses that change with every job. Authentication still applies.
+OPEN_TO_ALL = [IPv4Network("0.0.0.0/0")]
+CONTROL_PLANE_ACCESS = (
+    "CIDR ranges (a.b.c.d/n) that may reach the Kubernetes API endpoint from the internet. "
+    "Default: anyone (authentication still applies), because GitHub-hosted runners deploy "
+    "from addresses that change with every job; narrow it to your offices, VPN and "
+    "self-hosted runners if you deploy only from those. Nodes reach the API internally."
+)
+
+
+def _cidr(value: Any) -> Any:
+    """A CIDR range as written in a stack file, with a message saying what is wrong."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return IPv4Network(value)
+    except ValueError:
+        pass
+    try:
+        network = IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IPv4 CIDR range; accepted: a.b.c.d/n, as in 192.0.2.0/24"
+        ) from None
+    raise ValueError(f"{value!r} has host bits set; the range is {network}")
+
+
+Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
+
+
+class Model(BaseModel):
+    """Base for every config model: camelCase keys, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        validate_default=True,
+    )
+
+
+class Gpu(Model):
+    """GPUs attached to each node of a pool."""
+
+    type: str = Field(description="Accelerator type, in the cloud's own naming (nvidia-tesla-t4).")
+    count: int = Field(1, ge=1, description="GPUs per node; 1 suits one notebook per node.")
+
+
+class NodePool(Model):
+    """One autoscaled node pool. Field order matters: later validators read earlier fields."""
+
+    purpose: Purpose = Field(
+        description="core: hub, proxy and controllers; user: notebook servers; dask: workers."
+    )
+    machine_type: str = Field(description="Machine or instance type, e.g. n2-highmem-4.")
+    gpu: Gpu | None = Field(None, description="GPUs per node; only on GPU-capable machines.")
+    spot: bool = Field(
+        False,
+        description="Spot capacity. Defaults to true for dask pools (workers are restartable) "
+        "and false otherwise; never allowed on the core pool.",
+    )
+    min_nodes: int = Field(
+        0,
+        ge=0,
+        description="Lower autoscaling bound. 0 lets the pool cost nothing when idle; the core "
+        "pool defaults to 1 because the hub must always run somewhere.",
+    )
+    max_nodes: int = Field(ge=1, description="Upper autoscaling bound (a cost ceiling).")
+    disk_size_gb: int = Field(
+        100,
+        ge=30,
+        description="Boot disk per node. Defaults to 30 GB on core (system images only) and 100 "
+        "GB elsewhere, where large user images are pulled and cached.",
+    )
+    zones: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Zones the pool's nodes run in, a subset of the cluster's. Unset: dask pools "
+        "use one zone (worker-to-worker traffic across zones is billed per GB each way), GPU "
+        "pools the cluster's zones that offer their GPU, other pools the cluster's zones (GKE); "
+        "on EKS every group the VPC's first zone (EBS volumes are zonal; docs/howto/aws.md).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _purpose_defaults(cls, data: Any) -> Any:
+        """Fill the defaults that depend on `purpose` before the fields are validated."""
+        if not isinstance(data, dict):
+            return data
+        purpose = data.get("purpose")
+        filled = dict(data)
+        if "minNodes" not in data and "min_nodes" not in data:
+            filled["minNodes"] = 1 if purpose == "core" else 0
+        if "spot" not in data:
+            filled["spot"] = purpose == "dask"
+        if "diskSizeGb" not in data and "disk_size_gb" not in data:
+            filled["diskSizeGb"] = 30 if purpose == "core" else 100
+        return filled
+
+    @field_validator("spot")
+    @classmethod
+    def _core_not_spot(cls, spot: bool, info: ValidationInfo) -> bool:
+        if spot and info.data.get("purpose") == "core":
+            raise ValueError(
+                "the core pool cannot be spot: a reclaimed node takes the hub and proxy down; "
+                "accepted: false"
+            )
+        return spot
+
+    @field_validator("max_nodes")
+    @classmethod
+    def _max_not_below_min(cls, max_nodes: int, info: ValidationInfo) -> int:
+        min_nodes = info.data.get("min_nodes")
+        if min_nodes is not None and max_nodes < min_nodes:
+            raise ValueError(f"must be at least minNodes ({min_nodes}); got {max_nodes}")
+        return max_nodes
+
+    @field_validator("zones")
+    @classmethod
+    def _distinct_zones(cls, zones: list[str] | None) -> list[str] | None:
+        if zones is not None and len(set(zones)) != len(zones):
+            raise ValueError(f"list each zone once; got {zones}")
+        return zones
+
+
+def pool_error(key: str, field: str, kind: str, message: str, value: Any) -> InitErrorDetails:
+    """A problem with one pool's key, reported at `nodePools.<key>.<field>`."""
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=(key, field), input=value)
+
+
+def _role_errors(pools: Any) -> list[InitErrorDetails]:
+    """Exactly one core pool and at least one user pool, read from the raw mapping."""
+    if not isinstance(pools, dict):
+        return []
+    purposes = {key: pool.get("purpose") for key, pool in pools.items() if isinstance(pool, dict)}
+    cores = sorted(key for key, purpose in purposes.items() if purpose == "core")
+    users = [key for key, purpose in purposes.items() if purpose == "user"]
+    errors: list[InitErrorDetails] = []
+    if len(cores) != 1:
+        found = ", ".join(cores) if cores else "none"
+        errors.append(
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "core_pool_count",
+                    "exactly one pool must have purpose core (it runs the hub); found: {found}",
+                    {"found": found},
+                ),
+                loc=(),
+                input=sorted(pools),
+            )
+        )
+    if not users:
+        errors.append(
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "user_pool_missing",
+                    "at least one pool must have purpose user (notebook servers run there)",
+                ),
+                loc=(),
+                input=sorted(pools),
+            )
+        )
+    return errors
+
+
+def validate_pools(
+    value: Any,
+    handler: Callable[[Any], Any],
+    cloud_rules: Callable[[dict[str, Any]], list[InitErrorDetails]] | None = None,
+) -> Any:
+    """Wrap validator for `nodePools`: the pools' own errors, the role rules and the cloud's
+    rules that need the rest of its section (`cloud_rules`, given the raw mapping), all at once.
+
+    A plain after-validator would only run once every pool is valid, hiding the role problems.
+    """
+    errors: list[InitErrorDetails] = []
+    result = None
+    try:
+        result = handler(value)
+    except ValidationError as exc:
+        errors = [
+            InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e.get("ctx", {}))
+            for e in exc.errors()
+        ]
+    errors += _role_errors(value)
+    if cloud_rules is not None and isinstance(value, dict):
+        errors += cloud_rules(value)
+    if errors:
+        raise ValidationError.from_exception_data("nodePools", errors)
+    return result
+
+
+class GitHubApp(Model):
+    """The GitHub OAuth app of one hub (an app has one callback URL, so one app per hub)."""
+
+    client_id: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{8,64}$",
+        description="Client ID of the OAuth app whose callback URL is "
+        "https://<domain>/hub/oauth_callback. Its secret is set with pulumi config set "
+        "--secret --path 'secrets.<cloud>.githubClientSecret'.",
+    )
+
+
+class CloudHub(Model):
+    """Per-cloud hub settings (`clouds.<cloud>.hub`)."""
+
+    domain: str = Field(
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="DNS name the hub is served at (hub.example.org); you point it at the "
+        "load balancer after the first deploy.",
+    )
+    contact_email: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Email of the Let's Encrypt account that issues the hub's certificate "
+        "(z2jh's autohttps refuses to render without one).",
+    )
+    github: GitHubApp
+    pool_groups: dict[PoolKey, list[Team]] = Field(
+        default_factory=dict,
+        description="Per user pool, the teams (`org:team`) that may use it, overriding the "
+        "default (everyone for ordinary pools, hub.privilegedGroups for GPU and high-memory "
+        "pools). An empty list: admins only.",
+    )
+
+
+class StorageSettings(Model):
+    """Object storage that replaces home directories for data."""
+
+    delete_after_days: int = Field(
+        7,
+        ge=1,
+        le=3650,
+        description="Scratch objects are deleted this many days after creation: scratch is for "
+        "intermediate results, and a week bounds its cost.",
+    )
+
+
+class RegistrySettings(Model):
+    """Cleanup of images BinderHub builds and pushes."""
+
+    delete_untagged_after_days: int = Field(
+        1,
+        ge=1,
+        description="Untagged images (superseded layers of a rebuilt tag) are removed after this "
+        "many days; nothing pulls them.",
+    )
+    keep_recent_versions: int = Field(
+        10,
+        ge=1,
+        description="Per image, this many most recent versions are always kept; older ones are "
+        "removed once older than deleteAfterDays.",
+    )
+    delete_after_days: int = Field(
+        30,
+        ge=1,
+        description="Tagged versions older than this (beyond the recent ones kept) are removed; "
+        "BinderHub rebuilds an image on demand if a repository is launched again.",
+    )

@@ -1,0 +1,132 @@
+"""One stack's GCP side: provider, GKE, buckets, registry, budget; typed outputs for the hub."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from pangeo_binder.gcp.budget import create_budget
+from pangeo_binder.gcp.cluster import GkeCluster
+from pangeo_binder.gcp.config import GcpCloud
+from pangeo_binder.gcp.registry import ImageRegistry
+from pangeo_binder.gcp.services import ProjectApis, after_apis
+from pangeo_binder.gcp.storage import HubStorage
+from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
+from pangeo_binder.outputs import CloudOutputs
+
+WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
+
+
+class GcpStack(pulumi.ComponentResource):
+    """Everything one environment needs on GCP, with its own explicit provider.
+
+    Resource names derive from `deployment` (e.g. `pangeo-binder-staging`), so two
+    environments can share a project without colliding.
+    """
+
+    outputs: CloudOutputs
+
+    def __init__(
+        self,
+        name: str,
+        cloud: GcpCloud,
+        *,
+        deployment: str,
+        environment: str,
+        hub: HubSettings,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("pangeo-binder:gcp:Stack", name, None, opts)
+        prod = environment == "prod"
+        provider = gcp.Provider(
+            f"{name}-provider",
+            project=cloud.project,
+            region=cloud.region,
+            zone=cloud.zone,
+            default_labels={"managed-by": "pulumi", "deployment": deployment},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        apis = ProjectApis(
+            f"{name}-apis", cloud, opts=pulumi.ResourceOptions(parent=self, providers=[provider])
+        )
+        # Everything below waits for the APIs it calls (see pangeo_binder/gcp/services.py).
+        needs_apis = [after_apis(list(apis.services.values()))]
+        child = pulumi.ResourceOptions(
+            parent=self, providers=[provider], transformations=needs_apis
+        )
+        short = deployment.removeprefix("pangeo-binder-")
+        # Bucket names are global; the project id is too. Add the environment unless the
+        # project already names it (pangeo-binder-staging), so staging and prod can share one.
+        bucket_prefix = (
+            cloud.project if cloud.project.endswith(f"-{short}") else f"{cloud.project}-{short}"
+        )
+
+        cluster = GkeCluster(
+            f"{name}-gke",
+            cloud,
+            cluster_name=deployment,
+            node_account_id=f"pb-{short}-nodes",
+            prod=prod,
+            opts=child,
+        )
+        storage = HubStorage(
+            f"{name}-storage",
+            cloud,
+            bucket_prefix=bucket_prefix,
+            account_id=f"pb-{short}-users",
+            kubernetes_service_account=f"{hub.namespace}/{USER_SERVICE_ACCOUNT}",
+            prod=prod,
+            depends_on=[cluster],
+            opts=child,
+        )
+        registry = ImageRegistry(
+            f"{name}-registry",
+            cloud,
+            repository_id=f"{deployment}-images",
+            account_id=f"pb-{short}-builder",
+            kubernetes_service_account=f"{hub.namespace}/{hub.builder_service_account}",
+            node_service_account_email=cluster.node_service_account_email,
+            prod=prod,
+            depends_on=[cluster],
+            opts=child,
+        )
+        if cloud.budget is not None:
+            # The budgets API needs a quota project when called with user credentials. Only
+            # the budget's own provider bills calls to the project: on the main provider it
+            # would make every call need Service Usage Consumer.
+            billing = gcp.Provider(
+                f"{name}-billing-provider",
+                project=cloud.project,
+                region=cloud.region,
+                user_project_override=True,
+                billing_project=cloud.project,
+                opts=pulumi.ResourceOptions(parent=self, transformations=needs_apis),
+            )
+            create_budget(
+                f"{name}-budget",
+                cloud.budget,
+                project=cloud.project,
+                display_name=f"{deployment} ({cloud.project})",
+                after=list(apis.services.values()),
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=billing, transformations=needs_apis
+                ),
+            )
+
+        identities = {
+            "users": storage.user_service_account_email,
+            "builder": registry.builder_service_account_email,
+        }
+        self.outputs = CloudOutputs(
+            cloud="gcp",
+            cluster_name=cluster.cluster_name,
+            kubernetes_provider=cluster.provider,
+            kubeconfig=cluster.kubeconfig,
+            scratch_bucket_url=storage.scratch_bucket_url,
+            persistent_bucket_url=storage.persistent_bucket_url,
+            registry_host=registry.host,
+            image_prefix=registry.image_prefix,
+            identity_annotation=WORKLOAD_IDENTITY_ANNOTATION,
+            identities=identities,
+        )
+        self.register_outputs(self.outputs.exports())

@@ -1,0 +1,115 @@
+"""GCS buckets for hub users and the keyless identity that reaches them."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from pangeo_binder.gcp.config import GcpCloud
+from pangeo_binder.gcp.identity import workload_identity_binding
+from pangeo_binder.guards import guarded
+
+# Read, write, delete and list objects; nothing about the bucket itself (no IAM, no deletion).
+OBJECT_ROLE = "roles/storage.objectUser"
+SOFT_DELETE_KEPT_SECONDS = 7 * 24 * 3600  # GCS's own default, stated so it is visible
+
+
+def bucket_args(
+    cloud: GcpCloud, *, bucket_name: str, scratch: bool, prod: bool
+) -> gcp.storage.BucketArgs:
+    """One bucket: uniform access, never public, Google-managed encryption at rest.
+
+    Scratch objects expire after `deleteAfterDays` and skip soft delete (it would bill deleted
+    temporary data for another week); persistent buckets keep GCS's 7-day soft delete so a
+    mistaken `rm` can be undone. Only staging's scratch bucket can be destroyed while it holds
+    objects: users' persistent data is never deleted by a `pulumi destroy`.
+    """
+    return gcp.storage.BucketArgs(
+        name=bucket_name,
+        project=cloud.project,
+        location=cloud.region.upper(),
+        storage_class="STANDARD",
+        uniform_bucket_level_access=True,
+        public_access_prevention="enforced",
+        force_destroy=scratch and not prod,
+        lifecycle_rules=[
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    age=cloud.storage.delete_after_days
+                ),
+            )
+        ]
+        if scratch
+        else [],
+        soft_delete_policy=gcp.storage.BucketSoftDeletePolicyArgs(
+            retention_duration_seconds=0 if scratch else SOFT_DELETE_KEPT_SECONDS
+        ),
+    )
+
+
+class HubStorage(pulumi.ComponentResource):
+    """A scratch and a persistent bucket, and a Google service account for notebook servers
+    with object access to those two buckets only, bound to `<namespace>/user-sa`."""
+
+    scratch_bucket_url: pulumi.Output[str]
+    persistent_bucket_url: pulumi.Output[str]
+    user_service_account_email: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        cloud: GcpCloud,
+        *,
+        bucket_prefix: str,
+        account_id: str,
+        kubernetes_service_account: str,
+        prod: bool,
+        depends_on: list[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("pangeo-binder:gcp:HubStorage", name, None, opts)
+        users = gcp.serviceaccount.Account(
+            f"{name}-users",
+            account_id=account_id,
+            project=cloud.project,
+            display_name="Hub users: scratch and persistent buckets",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        urls: dict[str, pulumi.Output[str]] = {}
+        for kind in ("scratch", "persistent"):
+            bucket = gcp.storage.Bucket(
+                f"{name}-{kind}",
+                bucket_args(
+                    cloud,
+                    bucket_name=f"{bucket_prefix}-{kind}",
+                    scratch=kind == "scratch",
+                    prod=prod,
+                ),
+                opts=guarded(pulumi.ResourceOptions(parent=self), prod=prod, holds_data=True),
+            )
+            gcp.storage.BucketIAMMember(
+                f"{name}-{kind}-users",
+                bucket=bucket.name,
+                role=OBJECT_ROLE,
+                member=users.member,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            urls[kind] = bucket.url
+        workload_identity_binding(
+            f"{name}-users-wi",
+            account=users,
+            project=cloud.project,
+            kubernetes_service_account=kubernetes_service_account,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        self.scratch_bucket_url = urls["scratch"]
+        self.persistent_bucket_url = urls["persistent"]
+        self.user_service_account_email = users.email
+        self.register_outputs(
+            {
+                "scratchBucketUrl": self.scratch_bucket_url,
+                "persistentBucketUrl": self.persistent_bucket_url,
+                "userServiceAccountEmail": self.user_service_account_email,
+            }
+        )

@@ -1,0 +1,240 @@
+"""Hub settings: who may log in, what they may start, and where their data goes.
+
+Below both cloud rooms: the cloud stacks read the namespace and service-account names from
+here, the hub layer reads the rest. Nothing here reads Pulumi config.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, StringConstraints, field_validator
+
+from pangeo_binder.config_shared import GitHubLogin, Model, OrgOrTeam, Team
+
+K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+# Kubernetes service account of notebook servers and Dask pods, bound to the bucket identity.
+USER_SERVICE_ACCOUNT = "user-sa"
+
+# registry/path/name:tag or ...@sha256:digest. A bare name would float on `latest`.
+# Hyphens escaped: browsers compile the form's `pattern` with the `v` flag, which refuses an
+# unescaped `-` in a class and then skips the check (the server's `re.match` still runs).
+IMAGE_REF = (
+    r"^[a-z0-9]+([._\-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._\-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}|@sha256:[a-f0-9]{64})$"
+)
+ImageRef = Annotated[str, StringConstraints(pattern=IMAGE_REF)]
+# The hub image as z2jh's hub.image takes it: name and tag (no digest form).
+HUB_IMAGE_REF = IMAGE_REF.replace(r"|@sha256:[a-f0-9]{64}", "")
+HubImage = Annotated[str, StringConstraints(pattern=HUB_IMAGE_REF)]
+
+
+class MenuImage(Model):
+    """One image of the spawn form's menu."""
+
+    display_name: str = Field(min_length=1, description="What users see in the menu.")
+    image: ImageRef = Field(
+        description="Image reference with a tag or digest (quay.io/pangeo/pangeo-notebook:"
+        "2026.06.04): a floating `latest` changes under running users."
+    )
+    hardware: Literal["cpu", "gpu", "any"] = Field(
+        "cpu",
+        description="Which profiles offer it: cpu images on CPU machines, gpu images (CUDA "
+        "builds) on GPU machines, any on both. The first image listed for a kind of machine "
+        "is that machine's default.",
+    )
+
+
+# Pangeo's images, pinned. pangeo-docker-images publishes every tag to quay.io/pangeo and
+# Docker Hub; ml-notebook is pangeo-notebook plus CUDA builds of TensorFlow and JAX, for GPU
+# machines. 2026.06.04 is the newest tag we found in use (2i2c's LEAP hub config, July 2026);
+# check quay.io/pangeo for a newer one when you bump it. Its dask-gateway client should match
+# the gateway server (2026.3.0): a notebook image with an older client may not connect.
+DEFAULT_IMAGES: dict[str, MenuImage] = {
+    "pangeo": MenuImage(
+        display_name="Pangeo notebook",
+        image="quay.io/pangeo/pangeo-notebook:2026.06.04",
+        hardware="cpu",
+    ),
+    "ml": MenuImage(
+        display_name="Pangeo ML (GPU)",
+        image="quay.io/pangeo/ml-notebook:2026.06.04",
+        hardware="gpu",
+    ),
+}
+
+
+def images_for(images: dict[str, MenuImage], kind: Literal["cpu", "gpu"]) -> dict[str, MenuImage]:
+    """The menu images a kind of machine offers, in menu order (the first is its default)."""
+    return {slug: image for slug, image in images.items() if image.hardware in (kind, "any")}
+
+
+class DaskSettings(Model):
+    """Dask Gateway: limits per cluster, so one notebook cannot fill the dask pool."""
+
+    idle_timeout_minutes: int = Field(
+        30,
+        ge=1,
+        description="A cluster with no client connected for this long is shut down (the chart "
+        "default never stops one, and forgotten clusters keep spot nodes up).",
+    )
+    max_workers: int = Field(
+        50, ge=1, description="Workers per cluster, for everyone; a cost ceiling per user."
+    )
+    max_cores: int = Field(
+        200, ge=1, description="Cores per cluster (scheduler and workers), for everyone."
+    )
+    max_memory_gb: int = Field(
+        1600, ge=1, description="Memory per cluster in GiB (scheduler and workers), for everyone."
+    )
+
+
+# repo2docker 2026.04.0 (git tag 2026-04-22; its release workflow pushes every tag to
+# quay.io/jupyterhub/repo2docker:<version>), the newest release on 2026-11-26. BinderHub's default
+# build image is 2024.07.0 (binderhub/build.py at b9fad99).
+DEFAULT_BUILD_IMAGE = "quay.io/jupyterhub/repo2docker:2026.04.0"
+
+
+class BinderSettings(Model):
+    """BinderHub: images built from a repository in the spawn form, in the cloud's registry."""
+
+    enabled: bool = Field(
+        True,
+        description='Offer "build from a repository" in the spawn form (binderhub-service as '
+        "the hub service `binder`). On by default: both clouds' stacks create a registry and "
+        "a keyless builder identity.",
+    )
+    build_image: ImageRef = Field(
+        DEFAULT_BUILD_IMAGE,
+        description="repo2docker image of the build pods, pinned (BinderHub's own default is "
+        "from 2024).",
+    )
+    build_memory_gb: int = Field(
+        8,
+        ge=1,
+        description="Memory limit of the docker daemon that runs the builds on a user node; "
+        "a build that needs more fails instead of starving the notebooks beside it.",
+    )
+    docker_disk_gb: int = Field(
+        50,
+        ge=10,
+        description="Disk of the docker daemon's layer cache (an emptyDir with this size "
+        "limit): beyond it the daemon is evicted and restarts with an empty cache, so builds "
+        "never fill a user node's disk (100 GB by default).",
+    )
+
+
+class HubSettings(Model):
+    """Hub settings shared by every cloud (`pangeo-binder:hub`)."""
+
+    namespace: str = Field(
+        "binder",
+        pattern=K8S_NAME,
+        description="Kubernetes namespace of JupyterHub, BinderHub and Dask Gateway; the "
+        "bucket identity is bound to <namespace>/user-sa.",
+    )
+    builder_service_account: str = Field(
+        "binderhub",
+        pattern=K8S_NAME,
+        description="Kubernetes service account the BinderHub pod runs as; the cloud layer binds "
+        "it to the registry-writer identity, and BinderHub mints each build's push credentials "
+        "under it (build pods and the docker daemon run as the namespace's default account, "
+        "which carries no identity).",
+    )
+    allowed_organizations: list[OrgOrTeam] = Field(
+        description="GitHub organizations (`org`) or teams (`org:team`, the team's slug) whose "
+        "members may log in; nobody else can. Required: with none, nobody could log in.",
+    )
+    admin_users: list[GitHubLogin] = Field(
+        default_factory=list,
+        description="GitHub logins of hub admins (they still need to be in an allowed "
+        "organization). None by default: admin is a deliberate grant.",
+    )
+    privileged_groups: list[Team] = Field(
+        default_factory=list,
+        description="GitHub teams (`org:team`) that may start GPU and high-memory servers and "
+        "the largest Dask workers. Empty by default: those machines cost the most, so only "
+        "admins see them until a team is named. A cloud's `hub.poolGroups` overrides this "
+        "per pool.",
+    )
+    high_memory_gb: int = Field(
+        64,
+        ge=1,
+        description="A user pool whose machine has more memory than this (GiB) is high-memory, "
+        "and its profiles are for privileged groups only.",
+    )
+    images: dict[Annotated[str, StringConstraints(pattern=K8S_NAME)], MenuImage] = Field(
+        default_factory=lambda: dict(DEFAULT_IMAGES),
+        description="The image menu, by slug. Defaults: a Pangeo notebook image for CPU "
+        "machines and the Pangeo ML image for GPU machines, tags pinned. Users can also give "
+        "their own image (with a tag or digest) in the spawn form.",
+    )
+    cull_idle_minutes: int = Field(
+        60,
+        ge=5,
+        description="Servers idle this long are stopped, so their nodes can scale down.",
+    )
+    home_volume_gb: int | None = Field(
+        None,
+        ge=1,
+        description="Per-user volume mounted as the home directory. Unset: no home volume; "
+        "data lives in the buckets ($SCRATCH_BUCKET, $PERSISTENT_BUCKET), which nobody has to "
+        "resize or back up.",
+    )
+    dask: DaskSettings = Field(default_factory=DaskSettings)
+    binder: BinderSettings = Field(default_factory=BinderSettings)
+    hub_image: HubImage | None = Field(
+        None,
+        description="The hub's own image, name:tag. Unset: the chart's k8s-hub image, which "
+        "lacks jupyterhub-fancy-profiles, so users get KubeSpawner's plain form and cannot "
+        "build from a repository. Build it with docs/howto/binderhub.md's two-line Dockerfile "
+        "(FROM quay.io/jupyterhub/k8s-hub:4.4.0, pip install jupyterhub-fancy-profiles==0.7.0) "
+        "and push it to the cloud's registry.",
+    )
+
+    def default_image(self, kind: Literal["cpu", "gpu"] = "cpu") -> str:
+        """The image a kind of machine starts by default (and Dask workers fall back to)."""
+        return next(iter(images_for(self.images, kind).values())).image
+
+    @field_validator("allowed_organizations")
+    @classmethod
+    def _someone_can_log_in(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(
+                "name at least one GitHub organization or org:team: nobody else can log in, "
+                "so with none nobody can"
+            )
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _menu_per_machine(cls, images: dict[str, MenuImage]) -> dict[str, MenuImage]:
+        for kind in ("cpu", "gpu"):
+            if not images_for(images, kind):
+                raise ValueError(
+                    f"no image for {kind} machines; give at least one image with "
+                    f"hardware: {kind} or any"
+                )
+        return images
+
+
+class CloudSecrets(Model):
+    """Secret values of one cloud's hub, set only with `pulumi config set --secret`."""
+
+    github_client_secret: SecretStr = Field(
+        min_length=1, description="Client secret of the cloud's GitHub OAuth app."
+    )
+
+
+class Secrets(Model):
+    """`pangeo-binder:secrets`: secret values only, each set with --secret."""
+
+    gcp: CloudSecrets | None = None
+    aws: CloudSecrets | None = None
+
+
+def secret_command(cloud: str, stack: str | None = None) -> str:
+    """The exact command that sets a cloud's client secret."""
+    target = f" --stack {stack}" if stack else ""
+    return f"pulumi config set --secret --path 'secrets.{cloud}.githubClientSecret' VALUE{target}"

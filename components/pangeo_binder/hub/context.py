@@ -1,0 +1,68 @@
+"""What the values builders need from the cloud stack, resolved to plain strings.
+
+The hub component resolves `CloudOutputs` and the generated secrets into one `HubContext`
+(inside an `apply`), so the builders stay pure functions that tests call with literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pangeo_binder.machines import Cloud
+
+# Chart release names and the service names they give (fullnameOverride pins them).
+JUPYTERHUB_RELEASE = "jupyterhub"
+DASK_GATEWAY_RELEASE = "dask-gateway"
+DASK_GATEWAY_SERVICE = "dask-gateway"  # the JupyterHub service name and its URL path
+DASK_TRAEFIK_SERVICE = f"traefik-{DASK_GATEWAY_RELEASE}"
+BINDER_RELEASE = "binderhub-service"
+BINDER_SERVICE = (
+    "binder"  # the JupyterHub service name; jupyterhub-fancy-profiles calls /services/binder
+)
+# binderhub-service with fullnameOverride "" names its Deployment, Service and Secret this.
+BINDER_K8S_SERVICE = "binderhub"
+# The BinderHub pod's labels (binderhub-service templates/deployment.yaml: appLabels + component).
+BINDER_POD_LABELS = {
+    "app.kubernetes.io/name": "binderhub-service",
+    "app.kubernetes.io/component": "binderhub",
+}
+
+
+# What runs beside notebooks on the shared user pool (see profiles.shared_pool): a Dask
+# scheduler per cluster and, with BinderHub, the docker daemon on every node. Their requests
+# are taken off that pool's sizes, so the largest size still fits next to them.
+SCHEDULER_REQUEST = (0.5, 1.0)  # CPU, GiB
+DOCKER_DAEMON_REQUEST = (0.5, 1.0)  # CPU, GiB
+
+
+@dataclass(frozen=True)
+class HubTokens:
+    """Generated secrets: random once, kept in Pulumi state, so they never rotate."""
+
+    proxy_token: str
+    cookie_secret: str
+    crypt_key: str
+    service_tokens: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HubContext:
+    """One cloud's facts for the hub: where it runs, its buckets, its secrets."""
+
+    cloud: Cloud
+    namespace: str
+    domain: str
+    scratch_bucket: str
+    persistent_bucket: str
+    github_client_id: str
+    github_client_secret: str
+    contact_email: str
+    tokens: HubTokens
+    # The cloud's registry (CloudOutputs.registry_host, image_prefix) and the annotation that
+    # binds a Kubernetes service account to the builder identity; empty when the cloud has none.
+    registry_host: str = ""
+    image_prefix: str = ""
+    builder_annotations: dict[str, str] = field(default_factory=dict)
+    # GKE: the builder Google service account's email (CloudOutputs.identities["builder"]), which
+    # BinderHub's registry class asks IAM Credentials for push tokens of; empty elsewhere.
+    builder_email: str = ""

@@ -1,0 +1,127 @@
+"""Values for the `dask-gateway` chart: a pure function of the config and `HubContext`.
+
+Behind JupyterHub auth (the gateway is the hub service `dask-gateway` and accepts only tokens
+with access to it); Traefik stays inside the cluster (the hub's proxy routes
+/services/dask-gateway to it); workers on the dask pool, schedulers on an ordinary user pool
+(never spot: a lost scheduler loses the whole cluster); everything runs as `user-sa`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pangeo_binder.config_shared import NodePool
+from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
+from pangeo_binder.hub.context import (
+    DASK_GATEWAY_RELEASE,
+    DASK_GATEWAY_SERVICE,
+    SCHEDULER_REQUEST,
+    HubContext,
+)
+from pangeo_binder.hub.incluster import source
+from pangeo_binder.hub.profiles import shared_pool
+from pangeo_binder.machines import Allocatable, allocatable
+from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, PURPOSE_TAINTS
+
+# Worker sizes as shares of a dask node, smallest first; the largest two are privileged.
+WORKER_SHARES = (8, 4, 2, 1)
+PRIVILEGED_SHARES = (2, 1)
+CORE_SELECTOR = PURPOSE_LABELS["core"]
+
+
+def _toleration(purpose: str) -> dict[str, str]:
+    key, value = PURPOSE_TAINTS[purpose]  # type: ignore[misc]
+    return {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
+
+
+def worker_sizes(node: Allocatable) -> list[dict[str, Any]]:
+    """Worker sizes cut from one dask node's allocatable CPU and memory."""
+    sizes = []
+    for share in WORKER_SHARES:
+        cores = round(node.cpu / share, 3)
+        memory_mib = int(node.memory_gib * 1024 / share)
+        sizes.append(
+            {
+                "name": f"{memory_mib // 1024}GiB-{cores:g}cpu",
+                "cores": cores,
+                "coresLimit": cores,
+                "memoryMib": memory_mib,
+                "privileged": share in PRIVILEGED_SHARES,
+            }
+        )
+    return sizes
+
+
+def gateway_settings(
+    context: HubContext, settings: HubSettings, dask_pool: NodePool
+) -> dict[str, Any]:
+    """What the options handler (incluster/gateway_options.py) reads, as plain data."""
+    node = allocatable(context.cloud, dask_pool.machine_type)
+    if node is None:  # the config check refuses dask pools of unknown shape
+        raise ValueError(f"no machine shape for {dask_pool.machine_type!r}")
+    default_image = settings.default_image()
+    return {
+        "workerSizes": worker_sizes(node),
+        "privilegedGroups": list(settings.privileged_groups),
+        "defaultImage": default_image,
+        "scratchBucket": context.scratch_bucket,
+        "persistentBucket": context.persistent_bucket,
+        "idleTimeoutSeconds": settings.dask.idle_timeout_minutes * 60,
+        "maxWorkers": settings.dask.max_workers,
+        "maxCores": settings.dask.max_cores,
+        "maxMemoryGib": settings.dask.max_memory_gb,
+    }
+
+
+def dask_gateway_values(
+    context: HubContext, settings: HubSettings, pools: dict[str, NodePool]
+) -> dict[str, Any]:
+    """The whole values tree of the dask-gateway release for one cloud."""
+    dask_key, dask_pool = next((k, p) for k, p in pools.items() if p.purpose == "dask")
+    scheduler_key = shared_pool(pools, settings, context.cloud)
+    handler_settings = gateway_settings(context, settings, dask_pool)
+    literal = json.dumps(json.dumps(handler_settings))
+    settings_entry = f"import json\n\nPANGEO_BINDER_DASK = json.loads({literal})\n"
+    return {
+        "fullnameOverride": DASK_GATEWAY_RELEASE,
+        "gateway": {
+            "prefix": f"/services/{DASK_GATEWAY_SERVICE}",
+            "auth": {
+                "type": "jupyterhub",
+                "jupyterhub": {
+                    # The token is read from z2jh's `hub` Secret (the chart's default source),
+                    # where the hub's values put the generated one.
+                    "apiUrl": f"http://hub.{context.namespace}:8081/hub/api",
+                    "jupyterhubServiceName": DASK_GATEWAY_SERVICE,
+                },
+            },
+            "nodeSelector": CORE_SELECTOR,
+            "backend": {
+                "scheduler": {
+                    "extraPodConfig": {
+                        "serviceAccountName": USER_SERVICE_ACCOUNT,
+                        "nodeSelector": {**PURPOSE_LABELS["user"], POOL_LABEL: scheduler_key},
+                        "tolerations": [_toleration("user")],
+                    },
+                    "cores": {"request": SCHEDULER_REQUEST[0], "limit": 2},
+                    "memory": {"request": f"{int(SCHEDULER_REQUEST[1] * 1024)}M", "limit": "4G"},
+                },
+                "worker": {
+                    "extraPodConfig": {
+                        "serviceAccountName": USER_SERVICE_ACCOUNT,
+                        "nodeSelector": {**PURPOSE_LABELS["dask"], POOL_LABEL: dask_key},
+                        "tolerations": [_toleration("dask")],
+                    },
+                },
+            },
+            "extraConfig": {
+                "00-settings": settings_entry,
+                "10-options": source("gateway_options"),
+            },
+        },
+        "controller": {"nodeSelector": CORE_SELECTOR},
+        # Inside the cluster only: the hub's proxy is the way in (the chart's default would
+        # be a second load balancer).
+        "traefik": {"service": {"type": "ClusterIP"}, "nodeSelector": CORE_SELECTOR},
+    }

@@ -1,0 +1,201 @@
+"""The hub on one cluster: namespace, user service account, generated secrets, and the
+jupyterhub, dask-gateway and binderhub-service releases, with values from the pure builders
+beside this file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB, ChartPin
+from pangeo_binder.config_shared import CloudHub, NodePool
+from pangeo_binder.hub.binderhub_values import binderhub_values
+from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
+from pangeo_binder.hub.context import (
+    BINDER_RELEASE,
+    BINDER_SERVICE,
+    DASK_GATEWAY_RELEASE,
+    DASK_GATEWAY_SERVICE,
+    JUPYTERHUB_RELEASE,
+    HubContext,
+    HubTokens,
+)
+from pangeo_binder.hub.dask_values import dask_gateway_values
+from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
+from pangeo_binder.outputs import CloudOutputs
+
+# Every output of a RandomId carries the value in some encoding.
+RANDOM_ID_OUTPUTS = ["hex", "b64Std", "b64Url", "dec", "id"]
+
+
+def _field(value: Any, name: str) -> Any:
+    """A field of a provider output type (attribute access), or of a plain dict."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and name in value:
+        return value[name]
+    return getattr(value, name, None)
+
+
+def proxy_address(items: list[tuple[Any, Any]]) -> str:
+    """From (metadata, status) pairs of Services: the load balancer IP (GKE) or host name (EKS)
+    of `proxy-public`; empty until the cloud assigns one."""
+    for metadata, status in items:
+        if _field(metadata, "name") != "proxy-public":
+            continue
+        for ingress in _field(_field(status, "load_balancer"), "ingress") or []:
+            return _field(ingress, "ip") or _field(ingress, "hostname") or ""
+    return ""
+
+
+def load_balancer_address(resources: list[Any] | None) -> pulumi.Output[str]:
+    """The address to point the hub's DNS name at, read from the jupyterhub chart's objects."""
+    services = [r for r in resources or [] if isinstance(r, k8s.core.v1.Service)]
+    return pulumi.Output.all(*[pulumi.Output.all(s.metadata, s.status) for s in services]).apply(
+        proxy_address
+    )
+
+
+class Hub(pulumi.ComponentResource):
+    """JupyterHub with GitHub login and Dask Gateway in `settings.namespace` of one cluster."""
+
+    address: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        cloud: CloudOutputs,
+        *,
+        pools: dict[str, NodePool],
+        settings: HubSettings,
+        cloud_hub: CloudHub,
+        github_client_secret: pulumi.Output[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("pangeo-binder:hub:Hub", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=cloud.kubernetes_provider)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata={"name": settings.namespace}, opts=k8s_opts
+        )
+        user_sa = k8s.core.v1.ServiceAccount(
+            f"{name}-user-sa",
+            metadata={
+                "name": USER_SERVICE_ACCOUNT,
+                "namespace": namespace.metadata["name"],
+                "annotations": cloud.service_account_annotations["users"],
+            },
+            opts=k8s_opts,
+        )
+        secret_opts = pulumi.ResourceOptions(
+            parent=self, additional_secret_outputs=RANDOM_ID_OUTPUTS
+        )
+
+        def token(key: str) -> pulumi.Output[str]:
+            generated = random.RandomId(f"{name}-{key}", byte_length=32, opts=secret_opts)
+            return pulumi.Output.secret(generated.hex)
+
+        services = [DASK_GATEWAY_SERVICE] + ([BINDER_SERVICE] if settings.binder.enabled else [])
+        tokens = pulumi.Output.all(
+            token("proxy-token"),
+            token("cookie-secret"),
+            token("crypt-key"),
+            *[token(f"{service}-token") for service in services],
+        ).apply(
+            lambda t: HubTokens(
+                t[0], t[1], t[2], service_tokens=dict(zip(services, t[3:], strict=True))
+            )
+        )
+        builder = cloud.identities.get("builder", "")
+        context = pulumi.Output.all(
+            cloud.scratch_bucket_url,
+            cloud.persistent_bucket_url,
+            github_client_secret,
+            tokens,
+            cloud.registry_host,
+            cloud.image_prefix,
+            builder,
+        ).apply(
+            lambda v: HubContext(
+                cloud=cloud.cloud,
+                namespace=settings.namespace,
+                domain=cloud_hub.domain,
+                scratch_bucket=v[0],
+                persistent_bucket=v[1],
+                github_client_id=cloud_hub.github.client_id,
+                github_client_secret=v[2],
+                tokens=v[3],
+                contact_email=cloud_hub.contact_email,
+                registry_host=v[4] or "",
+                image_prefix=v[5] or "",
+                # The BinderHub pod's account is bound to the builder identity; no other
+                # account (the namespace's `default` above all) gets this annotation.
+                builder_annotations={cloud.identity_annotation: v[6]} if v[6] else {},
+                # On GKE the builder identity is the Google service account's email.
+                builder_email=(v[6] or "") if cloud.cloud == "gcp" else "",
+            )
+        )
+        release_opts = pulumi.ResourceOptions.merge(
+            k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, user_sa])
+        )
+        jupyterhub = self._release(
+            f"{name}-jupyterhub",
+            JUPYTERHUB,
+            JUPYTERHUB_RELEASE,
+            settings.namespace,
+            context.apply(lambda c: jupyterhub_values(c, settings, cloud_hub, pools)),
+            release_opts,
+        )
+        # The gateway and BinderHub read their hub tokens from the hub release's Secret.
+        after_hub = pulumi.ResourceOptions.merge(
+            release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
+        )
+        if any(pool.purpose == "dask" for pool in pools.values()):
+            self._release(
+                f"{name}-dask-gateway",
+                DASK_GATEWAY,
+                DASK_GATEWAY_RELEASE,
+                settings.namespace,
+                context.apply(lambda c: dask_gateway_values(c, settings, pools)),
+                after_hub,
+            )
+        if settings.binder.enabled:
+            self._release(
+                f"{name}-binderhub-service",
+                BINDERHUB_SERVICE,
+                BINDER_RELEASE,
+                settings.namespace,
+                context.apply(lambda c: binderhub_values(c, settings, pools)),
+                after_hub,
+            )
+        self.address = jupyterhub.resources.apply(load_balancer_address)
+        self.url = pulumi.Output.from_input(f"https://{cloud_hub.domain}")
+        self.register_outputs(self.exports())
+
+    def _release(
+        self,
+        name: str,
+        pin: ChartPin,
+        release: str,
+        namespace: str,
+        values: pulumi.Output[dict[str, Any]],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.helm.v4.Chart:
+        """One chart at its pinned version, with an explicit release name. Values carry
+        generated secrets, so Pulumi keeps the whole tree secret."""
+        return k8s.helm.v4.Chart(
+            name,
+            chart=pin.name,
+            version=pin.version,
+            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repository),
+            name=release,
+            namespace=namespace,
+            values=pulumi.Output.secret(values),
+            opts=opts,
+        )
+
+    def exports(self) -> dict[str, pulumi.Output[str]]:
+        """Stack outputs: where the hub is, and the address its DNS name must point at."""
+        return {"hubUrl": self.url, "hubLoadBalancer": self.address}

@@ -1,0 +1,250 @@
+"""Values for the z2jh `jupyterhub` chart: a pure function of the config and `HubContext`.
+
+Everything a user touches is decided here: GitHub login with nobody in by default, the
+profile list, bucket environment, network reach, HTTPS, culling and the Dask Gateway client
+settings. Chart value names follow z2jh 4.4.0's values.schema.yaml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pangeo_binder.config_shared import CloudHub, NodePool
+from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings, images_for
+from pangeo_binder.hub.context import (
+    BINDER_K8S_SERVICE,
+    BINDER_POD_LABELS,
+    BINDER_SERVICE,
+    DASK_GATEWAY_SERVICE,
+    DASK_TRAEFIK_SERVICE,
+    HubContext,
+)
+from pangeo_binder.hub.incluster import source
+from pangeo_binder.hub.profiles import GPU_RESOURCE, profile_list
+from pangeo_binder.scheduling import PURPOSE_TAINTS
+
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+# GKE's metadata server for workload identity, as network policies must allow it under
+# Dataplane V2 (GKE docs, "Use Workload Identity Federation for GKE": 169.254.169.252:988).
+GKE_METADATA_EGRESS = {
+    "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
+    "ports": [{"port": 988, "protocol": "TCP"}],
+}
+DASK_LABELS = {"app.kubernetes.io/name": "dask-gateway"}
+
+
+def _split_image(ref: str) -> tuple[str, str] | None:
+    """`name:tag` -> (name, tag); None for digests, which the pre-puller cannot name."""
+    if "@" in ref:
+        return None
+    name, _, tag = ref.rpartition(":")
+    return name, tag
+
+
+def server_token_scopes() -> list[str]:
+    """Scopes of the token each notebook gets: JupyterHub's defaults plus Dask Gateway access
+    and the user's own name and groups. The `user` role below holds all of them (`self`)."""
+    return [
+        "users:activity!user",
+        "access:servers!server",
+        f"access:services!service={DASK_GATEWAY_SERVICE}",
+        "read:users:name!user",
+        "read:users:groups!user",
+    ]
+
+
+def user_environment(context: HubContext) -> dict[str, str]:
+    """Environment of every notebook: per-user bucket prefixes and the Dask Gateway client
+    settings, so `Gateway()` needs no arguments."""
+    namespace = context.namespace
+    return {
+        "SCRATCH_BUCKET": f"{context.scratch_bucket}/$(JUPYTERHUB_USER)",
+        "PERSISTENT_BUCKET": f"{context.persistent_bucket}/$(JUPYTERHUB_USER)",
+        "DASK_GATEWAY__ADDRESS": f"http://{DASK_TRAEFIK_SERVICE}.{namespace}/services/"
+        f"{DASK_GATEWAY_SERVICE}",
+        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{DASK_TRAEFIK_SERVICE}.{namespace}:80",
+        "DASK_GATEWAY__PUBLIC_ADDRESS": f"https://{context.domain}/services/{DASK_GATEWAY_SERVICE}/",
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+        # KubeSpawner formats every value with the user's name ({username}): doubled braces
+        # reach the pod as {JUPYTER_IMAGE_SPEC}, which the dask-gateway client then fills from
+        # the notebook's environment, so workers run the notebook's own image by default.
+        "DASK_GATEWAY__CLUSTER__OPTIONS__IMAGE": "{{JUPYTER_IMAGE_SPEC}}",
+    }
+
+
+def user_network_policy(context: HubContext) -> dict[str, Any]:
+    """Notebooks reach the internet and Dask Gateway's proxy, not the rest of the cluster.
+    GKE workload identity needs the metadata server; EKS (IRSA) does not, so it stays blocked."""
+    gke = context.cloud == "gcp"
+    egress: list[dict[str, Any]] = [
+        {
+            "to": [
+                {
+                    "podSelector": {
+                        "matchLabels": {**DASK_LABELS, "app.kubernetes.io/component": "traefik"}
+                    }
+                }
+            ],
+            # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port is
+            # `web`).
+            "ports": [{"port": 8000, "protocol": "TCP"}],
+        }
+    ]
+    if gke:
+        egress.append(GKE_METADATA_EGRESS)
+    return {
+        "enabled": True,
+        "egressAllowRules": {"cloudMetadataServer": gke},
+        "egress": egress,
+    }
+
+
+def _ingress_from(labels: dict[str, str]) -> dict[str, Any]:
+    """A hub network policy rule: pods with `labels` may reach the hub API (8081)."""
+    return {
+        "from": [{"podSelector": {"matchLabels": dict(labels)}}],
+        "ports": [{"port": 8081, "protocol": "TCP"}],
+    }
+
+
+def jupyterhub_values(
+    context: HubContext,
+    settings: HubSettings,
+    cloud_hub: CloudHub,
+    pools: dict[str, NodePool],
+) -> dict[str, Any]:
+    """The whole values tree of the jupyterhub release for one cloud."""
+    url = f"https://{context.domain}"
+    tokens = context.tokens
+    cpu_image = settings.default_image()
+    name, tag = _split_image(cpu_image) or (cpu_image.split("@")[0], "")
+    user_taint_key, user_taint_value = PURPOSE_TAINTS["user"]  # type: ignore[misc]
+    storage: dict[str, Any] = (
+        {"type": "dynamic", "capacity": f"{settings.home_volume_gb}Gi"}
+        if settings.home_volume_gb
+        else {"type": "none"}
+    )
+    services = {
+        DASK_GATEWAY_SERVICE: {
+            "apiToken": tokens.service_tokens[DASK_GATEWAY_SERVICE],
+            "url": f"http://{DASK_TRAEFIK_SERVICE}",
+            "display": False,
+        }
+    }
+    user_scopes = ["self", f"access:services!service={DASK_GATEWAY_SERVICE}"]
+    hub_ingress = [_ingress_from(DASK_LABELS | {"app.kubernetes.io/component": "gateway"})]
+    if settings.binder.enabled:
+        # The spawn form's build requests reach BinderHub through the proxy at
+        # /services/binder, with a token the form mints from the user's own (`self`).
+        services[BINDER_SERVICE] = {
+            "apiToken": tokens.service_tokens[BINDER_SERVICE],
+            "url": f"http://{BINDER_K8S_SERVICE}",
+            "display": False,
+        }
+        user_scopes.append(f"access:services!service={BINDER_SERVICE}")
+        hub_ingress.append(_ingress_from(BINDER_POD_LABELS))
+    hub_image: dict[str, str] = {}
+    if settings.hub_image:
+        image_name, _, image_tag = settings.hub_image.rpartition(":")
+        hub_image = {"name": image_name, "tag": image_tag}
+    return {
+        # z2jh's default names (hub, proxy-public, autohttps) without a release prefix.
+        "fullnameOverride": "",
+        "hub": {
+            "config": {
+                "JupyterHub": {"authenticator_class": "github", "admin_access": False},
+                "Authenticator": {
+                    "admin_users": list(settings.admin_users),
+                    "enable_auth_state": True,
+                    "manage_groups": True,
+                },
+                "GitHubOAuthenticator": {
+                    "client_id": context.github_client_id,
+                    "client_secret": context.github_client_secret,
+                    "oauth_callback_url": f"{url}/hub/oauth_callback",
+                    "allowed_organizations": list(settings.allowed_organizations),
+                    "populate_teams_in_auth_state": True,
+                    # Teams are only readable with read:org.
+                    "scope": ["read:org"],
+                },
+                "CryptKeeper": {"keys": [tokens.crypt_key]},
+                # A notebook's own token must reach Dask Gateway (which accepts only tokens
+                # with access to its service) and tell it the user's groups (bigger workers
+                # for privileged ones). JupyterHub 5's default server token has neither.
+                "KubeSpawner": {"server_token_scopes": server_token_scopes()},
+            },
+            "cookieSecret": tokens.cookie_secret,
+            "services": services,
+            "loadRoles": {
+                "user": {
+                    "description": "Every user: their own server, Dask Gateway and BinderHub.",
+                    "scopes": user_scopes,
+                }
+            },
+            **({"image": hub_image} if hub_image else {}),
+            "extraConfig": {
+                "05-fancy-profiles": source("fancy_profiles"),
+                "10-hub-access": source("hub_access"),
+            },
+            # sqlite on a volume of the cluster's default storage class.
+            "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
+            "networkPolicy": {"enabled": True, "ingress": hub_ingress},
+        },
+        "proxy": {
+            "secretToken": tokens.proxy_token,
+            "service": {"type": "LoadBalancer"},
+            "https": {
+                "enabled": True,
+                "type": "letsencrypt",
+                "hosts": [context.domain],
+                "letsencrypt": {"contactEmail": context.contact_email},
+            },
+        },
+        "singleuser": {
+            "image": {"name": name, "tag": tag},
+            "serviceAccountName": USER_SERVICE_ACCOUNT,
+            "storage": storage,
+            "cloudMetadata": {"blockWithIptables": context.cloud != "gcp"},
+            "networkPolicy": user_network_policy(context),
+            "extraEnv": user_environment(context),
+            # GPU profiles select GPU nodes; tolerating their taint everywhere is harmless
+            # because every profile selects its own pool.
+            "extraTolerations": [GPU_TOLERATION],
+            "profileList": profile_list(context.cloud, pools, settings, cloud_hub),
+            # A GPU node scales up and pulls a multi-GB image before the server starts.
+            "startTimeout": 900,
+            "defaultUrl": "/lab",
+        },
+        "scheduling": {
+            "userScheduler": {"enabled": True},
+            "podPriority": {"enabled": True},
+            "userPlaceholder": {"enabled": True, "replicas": 0},
+            "corePods": {"nodeAffinity": {"matchNodePurpose": "require"}},
+            "userPods": {
+                "nodeAffinity": {"matchNodePurpose": "require"},
+                "tolerations": [
+                    {
+                        "key": user_taint_key,
+                        "operator": "Equal",
+                        "value": user_taint_value,
+                        "effect": "NoSchedule",
+                    }
+                ],
+            },
+        },
+        "prePuller": {
+            # The hook would block every upgrade until images are pulled on every node.
+            "hook": {"enabled": False},
+            # The puller runs on every untainted-for-GPU user node: it pulls the CPU menu images
+            # there, not every image in the profile list (the multi-GB CUDA image would fill
+            # CPU nodes' disks). GPU nodes, one user each, would gain nothing from it.
+            "continuous": {"enabled": True},
+            "pullProfileListImages": False,
+            "extraImages": {
+                f"menu-{slug}": {"name": split[0], "tag": split[1]}
+                for slug, image in images_for(settings.images, "cpu").items()
+                if (split := _split_image(image.image))
+            },
+        },
+        "cull": {"enabled": True, "timeout": settings.cull_idle_minutes * 60, "every": 300},
+    }

@@ -1,0 +1,56 @@
+"""`python -m pangeo_binder.plan --stack staging [--compare REF] [--format text|markdown|json]`
+
+Runs the program offline under Pulumi's mock engine with the stack file's config
+(secure values replaced by placeholders) and prints per cloud the resource tree, the
+Helm values (secrets redacted) and the monthly cost, idle and at the ceiling; with
+`--compare`, the change against another git ref. Unpriced items are warned about on
+stderr by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pangeo_binder
+from pangeo_binder.plan.build import PlanError, full_plan
+from pangeo_binder.plan.cost import Prices
+from pangeo_binder.plan.render import RENDERERS, warnings
+
+ROOT = Path(pangeo_binder.__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pangeo_binder.plan", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--compare", metavar="REF", help="git ref to compare with (e.g. origin/main)"
+    )
+    parser.add_argument("--format", choices=sorted(RENDERERS), default="text")
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        help="price file (default: components/pangeo_binder/data/prices.yaml)",
+    )
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="project checkout (default: this one)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        document = full_plan(
+            args.root.resolve(), args.stack, args.compare, Prices.load(args.prices)
+        )
+    except PlanError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for warning in warnings(document):
+        print(warning, file=sys.stderr)
+    sys.stdout.write(RENDERERS[args.format](document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

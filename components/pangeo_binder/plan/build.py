@@ -1,0 +1,113 @@
+"""Evaluate a checkout (this one or another git ref) and build the plan's JSON document."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pangeo_binder.plan import runtime
+from pangeo_binder.plan.cost import Prices, estimate
+from pangeo_binder.plan.diff import delta
+from pangeo_binder.plan.tree import by_cloud
+
+
+class PlanError(RuntimeError):
+    """The program (or git) failed; the message says where."""
+
+
+def evaluate(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, Any]:
+    """Run `root`'s `__main__.py` under its own test mocks in a fresh interpreter.
+
+    A subprocess, so another ref's `components` package never mixes with ours and
+    Pulumi's process-wide mock state starts clean."""
+    command = [sys.executable, str(Path(runtime.__file__)), "--root", str(root), "--stack", stack]
+    if stack_file:
+        command += ["--stack-file", str(stack_file)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PlanError(f"evaluating {stack} in {root} failed:\n{result.stderr.strip()[-4000:]}")
+    return json.loads(result.stdout)
+
+
+def plan(evaluation: dict[str, Any], prices: Prices, ref: str = "") -> dict[str, Any]:
+    """The plan document: per cloud its resources, Helm releases (values redacted) and cost.
+
+    `_inputs` (redacted inputs by cloud, type and name) is for `diff` and is dropped
+    before output."""
+    scrub = frozenset(evaluation.get("ciphertexts", []) + evaluation.get("secretValues", []))
+    trees = by_cloud(evaluation["records"], scrub)
+    clouds: dict[str, Any] = {}
+    inputs: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for cloud in sorted(trees):
+        tree = trees[cloud]
+        clouds[cloud] = {
+            "resources": tree.resources(),
+            "releases": [
+                {"name": r.name, "chart": r.chart, "version": r.version, "values": r.values}
+                for r in tree.releases()
+            ],
+            "cost": estimate(cloud, tree, prices),
+        }
+        for record in tree.records:
+            inputs[(cloud, record["type"], record["name"])] = record["inputs"]
+    return {
+        "stack": evaluation["stack"],
+        "ref": ref,
+        "clouds": clouds,
+        "_inputs": inputs,
+        "_scrub": sorted(scrub),
+    }
+
+
+def git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PlanError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def evaluate_ref(root: Path, ref: str, stack: str) -> dict[str, Any]:
+    """Evaluate `ref` from a temporary `git worktree`, removed afterwards."""
+    commit = git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
+    workdir = Path(tempfile.mkdtemp(prefix="pangeo-plan-"))
+    tree = workdir / "tree"
+    try:
+        git(root, "worktree", "add", "--detach", str(tree), commit)
+        return evaluate(tree, stack)
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(tree)],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(workdir, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=root, capture_output=True, check=False)
+
+
+def public(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without its internal keys."""
+    return {key: value for key, value in document.items() if not key.startswith("_")}
+
+
+def full_plan(
+    root: Path, stack: str, compare: str | None = None, prices: Prices | None = None
+) -> dict[str, Any]:
+    """This checkout's plan for `stack`, with the delta against `compare` when given.
+
+    Both sides are priced with this checkout's price file, so the delta shows what the
+    resources change, not what a price update changes."""
+    prices = prices or Prices.load()
+    current = plan(evaluate(root, stack), prices, ref="HEAD")
+    if compare:
+        base = plan(evaluate_ref(root, compare, stack), prices, ref=compare)
+        current["delta"] = delta(current, base)
+        current["_scrub"] = sorted(set(current["_scrub"]) | set(base["_scrub"]))
+    return current

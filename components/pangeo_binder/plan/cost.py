@@ -1,0 +1,338 @@
+"""Monthly cost of what a run registered: `idle` (every pool at its minimum) and `ceiling`
+(every pool at maxNodes), each as line items priced from `pangeo_binder/data/prices.yaml`.
+
+Computed from the registered resources (node pools and groups with their machine type,
+sizes, spot and disks; clusters; NAT gateways; addresses; KMS keys; load balancers), not
+from the config, so any change to what the program builds shows up here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pangeo_binder.plan.tree import CloudTree
+
+DATA = resources.files("pangeo_binder") / "data"
+
+# Charts that put a Service of type LoadBalancer in front of themselves unless told not
+# to: the value path and its default in the chart's values.yaml (z2jh 4.x
+# `proxy.service.type`, dask-gateway 2026.3 `traefik.service.type`).
+LOAD_BALANCED_CHARTS = {
+    "jupyterhub": (("proxy", "service", "type"), "LoadBalancer"),
+    "dask-gateway": (("traefik", "service", "type"), "LoadBalancer"),
+}
+# A regional cluster puts nodes in three of the region's zones unless told otherwise
+# (https://cloud.google.com/kubernetes-engine/docs/concepts/regional-clusters, read 2026-11-26).
+GKE_REGIONAL_ZONES = 3
+
+
+@dataclass(frozen=True)
+class Price:
+    usd_per_hour: float
+    source: str
+
+
+class Prices:
+    """The price file, read for one cloud and region; each lookup names its source URL."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.hours = float(data.get("hoursPerMonth", 730))
+        self.sources = data.get("sources") or {}
+        self.data = data
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Prices:
+        text = path.read_text() if path else (DATA / "prices.yaml").read_text()
+        return cls(yaml.safe_load(text))
+
+    def _entry(self, cloud: str, region: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
+        for scope in (region, "all-regions"):
+            node: Any = (self.data.get(cloud) or {}).get(scope) or {}
+            for key in keys:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                return node
+        return None
+
+    def _source(self, entry: dict[str, Any]) -> str:
+        source = entry.get("source", "")
+        return (self.sources.get(source) or {}).get("url", source)
+
+    def hourly(self, cloud: str, region: str, *keys: str, field: str = "") -> Price | None:
+        """The hourly price of `keys` (`machines`, `n2-highmem-4`; field `spot`), if listed."""
+        entry = self._entry(cloud, region, keys)
+        if entry is None:
+            return None
+        if field:
+            value = entry.get(field)
+        elif "usdPerHour" in entry:
+            value = entry["usdPerHour"]
+        elif "usdPerMonth" in entry:
+            value = float(entry["usdPerMonth"]) / self.hours
+        elif "usdPerGbMonth" in entry:
+            value = float(entry["usdPerGbMonth"]) / self.hours
+        else:
+            value = None
+        return None if value is None else Price(float(value), self._source(entry))
+
+
+@dataclass
+class Charge:
+    """One priced (or unpriceable) item with its idle and ceiling quantities."""
+
+    item: str
+    idle: float
+    ceiling: float
+    price: Price | None
+    unpriced: str = ""  # the name warned about when price is None
+
+
+@dataclass
+class Estimate:
+    hours: float
+    charges: list[Charge] = field(default_factory=list)
+
+    def lines(self, scope: str) -> list[dict[str, Any]]:
+        out = []
+        for charge in self.charges:
+            quantity = charge.idle if scope == "idle" else charge.ceiling
+            if charge.price is None or quantity == 0:
+                continue
+            unit = charge.price.usd_per_hour
+            out.append(
+                {
+                    "item": charge.item,
+                    "quantity": quantity,
+                    "unitUsd": unit,
+                    "monthlyUsd": round(quantity * unit * self.hours, 2),
+                    "source": charge.price.source,
+                    "scope": scope,
+                }
+            )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        idle, ceiling = self.lines("idle"), self.lines("ceiling")
+        unpriced = sorted(
+            {c.unpriced for c in self.charges if c.price is None and (c.idle or c.ceiling)}
+        )
+        return {
+            "idleMonthlyUsd": round(sum(line["monthlyUsd"] for line in idle), 2),
+            "ceilingMonthlyUsd": round(sum(line["monthlyUsd"] for line in ceiling), 2),
+            "lines": idle + ceiling,
+            "unpriced": unpriced,
+        }
+
+
+@cache
+def _builtin_gpu_families() -> frozenset[str]:
+    """GCP families whose machine type includes its GPUs (priced with the machine)."""
+    families = yaml.safe_load((DATA / "gcp.yaml").read_text())["machineFamilies"]
+    return frozenset(name for name, facts in families.items() if facts.get("builtinGpu"))
+
+
+def _fixed(prices: Prices, cloud: str, region: str, item: str, key: str, n: float = 1) -> Charge:
+    return Charge(item, n, n, prices.hourly(cloud, region, key), f"{item} ({region})")
+
+
+def _machine(
+    prices: Prices, cloud: str, region: str, pool: str, machine: str, spot: bool, low, high
+) -> Charge:
+    kind = "spot" if spot else "onDemand"
+    label = "spot" if spot else "on-demand"
+    return Charge(
+        f"pool {pool}: {machine} ({label})",
+        low,
+        high,
+        prices.hourly(cloud, region, "machines", machine, field=kind),
+        f"{machine} ({region}, {label})",
+    )
+
+
+def _disk(prices: Prices, cloud: str, region: str, pool: str, size: float, kind: str, low, high):
+    per_gb = prices.hourly(cloud, region, "disks", kind)
+    price = None if per_gb is None else Price(per_gb.usd_per_hour * size, per_gb.source)
+    item = f"pool {pool}: boot disk {size:g} GB {kind}"
+    return Charge(item, low, high, price, f"{kind} disk ({region})")
+
+
+def _pool_name(record: dict[str, Any]) -> str:
+    labels = record["inputs"].get("labels") or (record["inputs"].get("nodeConfig") or {}).get(
+        "labels", {}
+    )
+    return labels.get("pangeo-binder.io/pool") or record["name"]
+
+
+def _region_of_location(location: str) -> str:
+    """`us-central1` for `us-central1` and for the zone `us-central1-b`."""
+    return location.rsplit("-", 1)[0] if location.count("-") >= 2 else location
+
+
+def load_balancers(tree: CloudTree) -> list[str]:
+    """One name per load balancer the cloud will create: LoadBalancer Services that are
+    registered directly, and one per release of a chart that makes one by default."""
+    found = []
+    for r in tree.of_type("kubernetes:core/v1:Service"):
+        if (r["inputs"].get("spec") or {}).get("type") == "LoadBalancer":
+            found.append(f"Service {r['name']}")
+    for release in tree.releases():
+        if release.chart_name not in LOAD_BALANCED_CHARTS:
+            continue
+        path, default = LOAD_BALANCED_CHARTS[release.chart_name]
+        node: Any = release.values
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if (node or default) == "LoadBalancer":
+            found.append(f"{release.chart_name} release {release.name}")
+    return found
+
+
+def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
+    charges: list[Charge] = []
+    clusters = tree.of_type("gcp:container/cluster:Cluster")
+    private = {
+        c["inputs"].get("name"): bool(
+            (c["inputs"].get("privateClusterConfig") or {}).get("enablePrivateNodes")
+        )
+        for c in clusters
+    }
+    region = ""
+    credited = False
+    for cluster in clusters:
+        location = str(cluster["inputs"].get("location", ""))
+        region = _region_of_location(location)
+        zonal = location != region
+        name = cluster["inputs"].get("name", cluster["name"])
+        kind = "zonal" if zonal else "regional"
+        charges.append(
+            _fixed(prices, "gcp", region, f"GKE control plane ({kind}) {name}", "controlPlane")
+        )
+        fee, credit = (
+            prices.hourly("gcp", region, "controlPlane"),
+            prices.hourly("gcp", region, "zonalFreeTierCredit"),
+        )
+        if zonal and not credited and fee and credit:
+            credited = True  # one credit per billing account, applied once
+            amount = min(fee.usd_per_hour, credit.usd_per_hour)
+            item = "GKE free tier credit (one zonal cluster per billing account)"
+            charges.append(Charge(item, 1, 1, Price(-amount, credit.source)))
+    for pool in tree.of_type("gcp:container/nodePool:NodePool"):
+        inputs = pool["inputs"]
+        location = str(inputs.get("location", "")) or region
+        pool_region = _region_of_location(location)
+        zones = len(inputs.get("nodeLocations") or []) or (
+            1 if location != pool_region else GKE_REGIONAL_ZONES
+        )
+        scaling = inputs.get("autoscaling") or {}
+        if "totalMinNodeCount" in scaling or "totalMaxNodeCount" in scaling:
+            low, high = scaling.get("totalMinNodeCount", 0), scaling.get("totalMaxNodeCount", 0)
+        elif scaling:
+            low = scaling.get("minNodeCount", 0) * zones
+            high = scaling.get("maxNodeCount", 0) * zones
+        else:
+            low = high = inputs.get("nodeCount", inputs.get("initialNodeCount", 0)) * zones
+        node = inputs.get("nodeConfig") or {}
+        machine = str(node.get("machineType", "e2-medium"))
+        spot = bool(node.get("spot") or node.get("preemptible"))
+        name = _pool_name(pool)
+        charges.append(_machine(prices, "gcp", pool_region, name, machine, spot, low, high))
+        if machine.split("-", 1)[0] not in _builtin_gpu_families():
+            for gpu in node.get("guestAccelerators") or []:
+                count = gpu.get("count", 1)
+                kind = "spot" if spot else "onDemand"
+                charges.append(
+                    Charge(
+                        f"pool {name}: {count:g} x {gpu['type']} per node",
+                        low * count,
+                        high * count,
+                        prices.hourly("gcp", pool_region, "gpus", gpu["type"], field=kind),
+                        f"{gpu['type']} GPU ({pool_region}, {'spot' if spot else 'on-demand'})",
+                    )
+                )
+        size = node.get("diskSizeGb", 100)
+        kind = node.get("diskType", "pd-balanced")
+        charges.append(_disk(prices, "gcp", pool_region, name, size, kind, low, high))
+        if not private.get(inputs.get("cluster"), False):
+            key = "publicIpv4Spot" if spot else "publicIpv4"
+            item = f"pool {name}: external IPv4 address per node"
+            price = prices.hourly("gcp", pool_region, key)
+            what = f"{'spot VM' if spot else 'VM'} external IPv4 ({pool_region})"
+            charges.append(Charge(item, low, high, price, what))
+    for nat in tree.of_type("gcp:compute/routerNat:RouterNat"):
+        charges.append(_fixed(prices, "gcp", region, f"Cloud NAT {nat['name']}", "natGateway"))
+    for address in tree.of_type(
+        "gcp:compute/address:Address", "gcp:compute/globalAddress:GlobalAddress"
+    ):
+        charges.append(
+            _fixed(prices, "gcp", region, f"static IPv4 {address['name']}", "staticIpv4")
+        )
+    for key in tree.of_type("gcp:kms/cryptoKey:CryptoKey"):
+        charges.append(_fixed(prices, "gcp", region, f"KMS key {key['name']}", "kmsKey"))
+    for lb in load_balancers(tree):
+        charges.append(_fixed(prices, "gcp", region, f"load balancer ({lb})", "loadBalancer"))
+    return charges
+
+
+def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
+    charges: list[Charge] = []
+    providers = tree.of_type("pulumi:providers:aws")
+    region = str(providers[0]["inputs"].get("region", "")) if providers else ""
+    for cluster in tree.of_type("aws:eks/cluster:Cluster"):
+        extended = (cluster["inputs"].get("upgradePolicy") or {}).get("supportType") == "EXTENDED"
+        key = "controlPlaneExtended" if extended else "controlPlane"
+        name = cluster["inputs"].get("name", cluster["name"])
+        support = "extended" if extended else "standard"
+        charges.append(
+            _fixed(prices, "aws", region, f"EKS control plane ({support} support) {name}", key)
+        )
+    templates = {r["id"]: r for r in tree.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    public = {
+        r["id"]
+        for r in tree.of_type("aws:ec2/subnet:Subnet")
+        if r["inputs"].get("mapPublicIpOnLaunch")
+    }
+    for group in tree.of_type("aws:eks/nodeGroup:NodeGroup"):
+        inputs = group["inputs"]
+        scaling = inputs.get("scalingConfig") or {}
+        low, high = scaling.get("minSize", 0), scaling.get("maxSize", 0)
+        types = inputs.get("instanceTypes") or ["t3.medium"]
+        machine = str(types[0]) + (f" (first of {len(types)} types)" if len(types) > 1 else "")
+        spot = inputs.get("capacityType") == "SPOT"
+        name = _pool_name(group)
+        charge = _machine(prices, "aws", region, name, str(types[0]), spot, low, high)
+        charge.item = charge.item.replace(str(types[0]), machine, 1)
+        charges.append(charge)
+        template = templates.get(str((inputs.get("launchTemplate") or {}).get("id", "")))
+        mappings = (template or {}).get("inputs", {}).get("blockDeviceMappings") or []
+        ebs = (mappings[0].get("ebs") or {}) if mappings else {}
+        if "volumeSize" in ebs and "volumeType" in ebs:
+            size, kind = ebs["volumeSize"], ebs["volumeType"]
+            charges.append(_disk(prices, "aws", region, name, size, kind, low, high))
+        else:  # EKS's defaults apply; not guessed here
+            item = f"pool {name}: boot volume (EKS default)"
+            charges.append(Charge(item, low, high, None, f"{item} ({region})"))
+        if any(subnet in public for subnet in inputs.get("subnetIds") or []):
+            item = f"pool {name}: public IPv4 address per node"
+            price = prices.hourly("aws", region, "publicIpv4")
+            charges.append(Charge(item, low, high, price, f"public IPv4 ({region})"))
+    for nat in tree.of_type("aws:ec2/natGateway:NatGateway"):
+        charges.append(_fixed(prices, "aws", region, f"NAT gateway {nat['name']}", "natGateway"))
+    for eip in tree.of_type("aws:ec2/eip:Eip"):
+        charges.append(_fixed(prices, "aws", region, f"Elastic IP {eip['name']}", "publicIpv4"))
+    for key in tree.of_type("aws:kms/key:Key"):
+        charges.append(_fixed(prices, "aws", region, f"KMS key {key['name']}", "kmsKey"))
+    for lb in load_balancers(tree):
+        charges.append(_fixed(prices, "aws", region, f"load balancer ({lb})", "loadBalancer"))
+    return charges
+
+
+def estimate(cloud: str, tree: CloudTree, prices: Prices) -> dict[str, Any]:
+    """The cost block of one cloud, in the plan's JSON shape."""
+    charges = {"gcp": gcp_charges, "aws": aws_charges}.get(cloud, lambda *_: [])(tree, prices)
+    return Estimate(prices.hours, charges).to_json()

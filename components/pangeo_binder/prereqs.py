@@ -1,0 +1,172 @@
+"""What `make up` / `make preview` need on the operator's machine, checked before Pulumi runs.
+
+Without this a newcomer's first `make up` dies with make's "pulumi: not found" (error 127), or
+later, halfway through a deploy, when the kubeconfig calls a missing auth plugin. Each check
+names what is missing and the command that fixes it. Which cloud tools are needed follows the
+clouds the stack file configures:
+
+    python -m pangeo_binder.prereqs --stack staging     (make does this before `pulumi`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+NAMESPACE = "pangeo-binder"
+TIMEOUT_SECONDS = 30
+# Credentials Pulumi's Google provider takes instead of application-default credentials.
+GOOGLE_CREDENTIAL_VARIABLES = (
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CREDENTIALS",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+)
+
+
+@dataclass(frozen=True)
+class Missing:
+    """One prerequisite that is not there, and what to install or run."""
+
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.what}\n      {self.fix}"
+
+
+Which = Callable[[str], str | None]
+Succeeds = Callable[[Sequence[str]], bool]
+
+
+def command_succeeds(command: Sequence[str]) -> bool:
+    """True when `command` exits 0; its output is not shown (tokens are printed on success)."""
+    try:
+        done = subprocess.run(
+            command, capture_output=True, timeout=TIMEOUT_SECONDS, check=False, stdin=None
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def configured_clouds(stack_file: Path) -> list[str] | None:
+    """The clouds under `pangeo-binder:clouds` in the stack file; None without a stack file."""
+    if not stack_file.exists():
+        return None
+    config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    clouds = config.get(f"{NAMESPACE}:clouds") or {}
+    return [cloud for cloud in ("gcp", "aws") if isinstance(clouds, dict) and cloud in clouds]
+
+
+def check(
+    clouds: Sequence[str],
+    *,
+    which: Which = shutil.which,
+    succeeds: Succeeds = command_succeeds,
+    environ: dict[str, str] | None = None,
+) -> list[Missing]:
+    """Every missing prerequisite for deploying `clouds`, in the order to fix them."""
+    env = os.environ if environ is None else environ
+    missing = []
+    if which("pulumi") is None:
+        missing.append(
+            Missing(
+                "Pulumi CLI: `pulumi` is not on PATH",
+                "install it: curl -fsSL https://get.pulumi.com | sh (or `brew install "
+                "pulumi/tap/pulumi`), then open a new shell",
+            )
+        )
+    if "gcp" in clouds:
+        missing += _gcp(which, succeeds, env)
+    if "aws" in clouds:
+        missing += _aws(which, succeeds)
+    return missing
+
+
+def _gcp(which: Which, succeeds: Succeeds, env: dict[str, str]) -> list[Missing]:
+    missing = []
+    if which("gke-gcloud-auth-plugin") is None:
+        missing.append(
+            Missing(
+                "GKE auth plugin: `gke-gcloud-auth-plugin` is not on PATH (the kubeconfig "
+                "calls it for every Kubernetes request)",
+                "gcloud components install gke-gcloud-auth-plugin (or the OS package "
+                "google-cloud-cli-gke-gcloud-auth-plugin)",
+            )
+        )
+    if which("gcloud") is None:
+        missing.append(
+            Missing(
+                "Google Cloud CLI: `gcloud` is not on PATH",
+                "install it: https://cloud.google.com/sdk/docs/install",
+            )
+        )
+        return missing
+    if not succeeds(["gcloud", "auth", "print-access-token"]):
+        missing.append(
+            Missing(
+                "No logged-in gcloud account (the GKE auth plugin uses it)",
+                "gcloud auth login",
+            )
+        )
+    uses_adc = not any(env.get(name) for name in GOOGLE_CREDENTIAL_VARIABLES)
+    if uses_adc and not succeeds(["gcloud", "auth", "application-default", "print-access-token"]):
+        missing.append(
+            Missing(
+                "No application-default credentials (Pulumi's Google provider uses them)",
+                "gcloud auth application-default login (or set GOOGLE_APPLICATION_CREDENTIALS)",
+            )
+        )
+    return missing
+
+
+def _aws(which: Which, succeeds: Succeeds) -> list[Missing]:
+    if which("aws") is None:
+        return [
+            Missing(
+                "AWS CLI: `aws` is not on PATH (the kubeconfig calls `aws eks get-token`)",
+                "install AWS CLI v2: "
+                "https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
+            )
+        ]
+    if not succeeds(["aws", "sts", "get-caller-identity"]):
+        return [
+            Missing(
+                "No AWS identity: `aws sts get-caller-identity` fails",
+                "aws sso login --profile P and export AWS_PROFILE=P (in CI: "
+                "aws-actions/configure-aws-credentials)",
+            )
+        ]
+    return []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default="staging", help="stack name (Pulumi.<stack>.yaml)")
+    parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the stack file is")
+    args = parser.parse_args(argv)
+    stack_file = args.dir / f"Pulumi.{args.stack}.yaml"
+    clouds = configured_clouds(stack_file)
+    if clouds is None:
+        print(f"note: {stack_file.name} does not exist yet; checking the Pulumi CLI only")
+    missing = check(clouds or [])
+    scope = ", ".join(clouds) if clouds else "no cloud configured"
+    if not missing:
+        print(f"prerequisites for stack {args.stack} ({scope}): all present")
+        return 0
+    print(f"Missing before deploying stack {args.stack} ({scope}):", file=sys.stderr)
+    for item in missing:
+        print(f"  - {item}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Node labels and taints per pool purpose, as the JupyterHub and Dask Gateway charts expect them.
+
+Cloud-neutral: GKE and EKS pools both take their labels and taints from here, so a profile or a
+Dask worker spec selects the same nodes on either cloud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pangeo_binder.config_shared import NodePool
+
+PURPOSE_LABELS: dict[str, dict[str, str]] = {
+    "core": {"hub.jupyter.org/node-purpose": "core"},
+    # Dask schedulers run on user nodes, never on spot workers: a lost scheduler loses the
+    # whole cluster, a lost worker is recomputed.
+    "user": {"hub.jupyter.org/node-purpose": "user", "k8s.dask.org/node-purpose": "scheduler"},
+    "dask": {"k8s.dask.org/node-purpose": "worker"},
+}
+
+# The '/' form: GKE and EKS both accept it, and z2jh and dask-gateway tolerate it.
+PURPOSE_TAINTS: dict[str, tuple[str, str] | None] = {
+    "core": None,
+    "user": ("hub.jupyter.org/dedicated", "user"),
+    "dask": ("k8s.dask.org/dedicated", "worker"),
+}
+
+GPU_TAINT = ("nvidia.com/gpu", "present")
+
+# Lets a profile pick one pool (highmem, gpu) among the user pools.
+POOL_LABEL = "pangeo-binder.io/pool"
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A Kubernetes taint; `effect` in Kubernetes spelling (NoSchedule)."""
+
+    key: str
+    value: str
+    effect: str = "NoSchedule"
+
+    @property
+    def upper_effect(self) -> str:
+        """The effect as GKE and EKS APIs spell it (NO_SCHEDULE)."""
+        return "".join(f"_{c}" if c.isupper() else c for c in self.effect).lstrip("_").upper()
+
+
+def node_labels(key: str, pool: NodePool) -> dict[str, str]:
+    """Labels every node of the pool carries."""
+    return {**PURPOSE_LABELS[pool.purpose], POOL_LABEL: key}
+
+
+def node_taints(pool: NodePool, *, taint_gpus: bool) -> list[Taint]:
+    """Taints keeping other work off the pool.
+
+    `taint_gpus`: add `nvidia.com/gpu=present:NoSchedule` on GPU pools. Both clouds pass True:
+    EKS never taints GPU nodes, and GKE does so only when a GPU pool joins a cluster that
+    already has a non-GPU pool, which is not the case when every pool is created together.
+    """
+    taints = []
+    purpose_taint = PURPOSE_TAINTS[pool.purpose]
+    if purpose_taint:
+        taints.append(Taint(*purpose_taint))
+    if pool.gpu and taint_gpus:
+        taints.append(Taint(*GPU_TAINT))
+    return taints
