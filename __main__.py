@@ -58,7 +58,11 @@ def build(config: StackConfig) -> None:
         if settings is None:
             continue
         stack = _stack_class(cloud)(
-            cloud, settings, deployment=deployment, environment=config.environment, hub=config.hub
+            cloud,
+            settings,
+            deployment=deployment,
+            environment=config.environment,
+            service_accounts=config.hub.workload_service_accounts(),
         )
         # The client secret leaves the model only wrapped as a Pulumi secret.
         client_secret = getattr(config.secrets, cloud).github_client_secret.get_secret_value()

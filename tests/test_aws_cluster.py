@@ -355,7 +355,7 @@ def test_component_outputs_for_the_hub_layer() -> None:
             config.clouds.aws,
             deployment="pangeo-binder-staging",
             environment="staging",
-            hub=config.hub,
+            service_accounts=config.hub.workload_service_accounts(),
         )
         captured["outputs"] = stack.outputs
         pulumi.export("annotations", stack.outputs.service_account_annotations)

@@ -168,7 +168,7 @@ def test_gcp_component_outputs_for_the_hub_layer() -> None:
             config.clouds.gcp,
             deployment="pangeo-binder-staging",
             environment="staging",
-            hub=config.hub,
+            service_accounts=config.hub.workload_service_accounts(),
         )
         captured["outputs"] = stack.outputs
         pulumi.export("annotations", stack.outputs.service_account_annotations)

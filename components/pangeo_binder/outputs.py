@@ -12,6 +12,32 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class KubernetesServiceAccount:
+    """A Kubernetes service account a cloud identity is bound to (workload identity, IRSA)."""
+
+    namespace: str
+    name: str
+
+    @property
+    def ref(self) -> str:
+        """`namespace/name`, the form both clouds' trust conditions name."""
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class WorkloadServiceAccounts:
+    """The Kubernetes service accounts a cloud stack binds its keyless identities to.
+
+    The cluster layer knows nothing of the hub: whoever installs workloads on the cluster (our
+    hub, or another hub of a different shape) says which accounts get bucket access (`users`)
+    and which may push to the registry (`builder`).
+    """
+
+    users: KubernetesServiceAccount
+    builder: KubernetesServiceAccount
+
+
+@dataclass(frozen=True)
 class CloudOutputs:
     """Typed outputs of one cloud's cluster, storage, registry and identities.
 

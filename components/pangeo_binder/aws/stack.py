@@ -19,8 +19,7 @@ from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION
 from pangeo_binder.aws.network import Network
 from pangeo_binder.aws.registry import ImageRegistry
 from pangeo_binder.aws.storage import HubStorage
-from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
-from pangeo_binder.outputs import CloudOutputs
+from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
 
 
 def default_zones(names: list[str]) -> list[str]:
@@ -33,6 +32,8 @@ class AwsStack(pulumi.ComponentResource):
 
     Resource names derive from `deployment` (e.g. `pangeo-binder-staging`), so two
     environments can share an account; bucket names add the account id, as S3 names are global.
+    `service_accounts` names the Kubernetes service accounts the bucket and registry roles
+    trust (IRSA): the caller's, so this layer never reads the hub.
     """
 
     outputs: CloudOutputs
@@ -44,7 +45,7 @@ class AwsStack(pulumi.ComponentResource):
         *,
         deployment: str,
         environment: str,
-        hub: HubSettings,
+        service_accounts: WorkloadServiceAccounts,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:aws:Stack", name, None, opts)
@@ -126,7 +127,7 @@ class AwsStack(pulumi.ComponentResource):
             delete_after_days=cloud.storage.delete_after_days,
             noncurrent_version_days=cloud.storage.noncurrent_version_days,
             oidc=cluster.oidc,
-            kubernetes_service_account=f"{hub.namespace}/{USER_SERVICE_ACCOUNT}",
+            kubernetes_service_account=service_accounts.users.ref,
             prod=prod,
             opts=child,
         )
@@ -138,7 +139,7 @@ class AwsStack(pulumi.ComponentResource):
             account_id=account_id,
             role_name=f"{deployment}-builder",
             oidc=cluster.oidc,
-            kubernetes_service_account=f"{hub.namespace}/{hub.builder_service_account}",
+            kubernetes_service_account=service_accounts.builder.ref,
             scan_on_push=cloud.scan_on_push,
             prod=prod,
             opts=child,

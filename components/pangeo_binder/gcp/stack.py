@@ -11,8 +11,7 @@ from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.gcp.registry import ImageRegistry
 from pangeo_binder.gcp.services import ProjectApis, after_apis
 from pangeo_binder.gcp.storage import HubStorage
-from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
-from pangeo_binder.outputs import CloudOutputs
+from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
 
@@ -21,7 +20,9 @@ class GcpStack(pulumi.ComponentResource):
     """Everything one environment needs on GCP, with its own explicit provider.
 
     Resource names derive from `deployment` (e.g. `pangeo-binder-staging`), so two
-    environments can share a project without colliding.
+    environments can share a project without colliding. `service_accounts` names the
+    Kubernetes service accounts bound to the bucket and registry identities: the caller's
+    (the hub passes `HubSettings.workload_service_accounts()`), so this layer never reads the hub.
     """
 
     outputs: CloudOutputs
@@ -33,7 +34,7 @@ class GcpStack(pulumi.ComponentResource):
         *,
         deployment: str,
         environment: str,
-        hub: HubSettings,
+        service_accounts: WorkloadServiceAccounts,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:gcp:Stack", name, None, opts)
@@ -74,7 +75,7 @@ class GcpStack(pulumi.ComponentResource):
             cloud,
             bucket_prefix=bucket_prefix,
             account_id=f"pb-{short}-users",
-            kubernetes_service_account=f"{hub.namespace}/{USER_SERVICE_ACCOUNT}",
+            kubernetes_service_account=service_accounts.users.ref,
             prod=prod,
             depends_on=[cluster],
             opts=child,
@@ -84,7 +85,7 @@ class GcpStack(pulumi.ComponentResource):
             cloud,
             repository_id=f"{deployment}-images",
             account_id=f"pb-{short}-builder",
-            kubernetes_service_account=f"{hub.namespace}/{hub.builder_service_account}",
+            kubernetes_service_account=service_accounts.builder.ref,
             node_service_account_email=cluster.node_service_account_email,
             prod=prod,
             depends_on=[cluster],

@@ -1,7 +1,7 @@
 """Hub settings: who may log in, what they may start, and where their data goes.
 
-Below both cloud rooms: the cloud stacks read the namespace and service-account names from
-here, the hub layer reads the rest. Nothing here reads Pulumi config.
+The hub layer reads them; the cloud stacks never do (they take the service accounts to bind
+as arguments, from `HubSettings.workload_service_accounts`). Nothing here reads Pulumi config.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, StringConstraints, field_validator
 
 from pangeo_binder.config_shared import GitHubLogin, Model, OrgOrTeam, Team
+from pangeo_binder.outputs import KubernetesServiceAccount, WorkloadServiceAccounts
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
@@ -192,6 +193,14 @@ class HubSettings(Model):
         "(FROM quay.io/jupyterhub/k8s-hub:4.4.0, pip install jupyterhub-fancy-profiles==0.7.0) "
         "and push it to the cloud's registry.",
     )
+
+    def workload_service_accounts(self) -> WorkloadServiceAccounts:
+        """The hub's Kubernetes service accounts, for a cloud stack to bind its identities to:
+        notebooks and Dask pods run as `user-sa`, BinderHub as the builder account."""
+        return WorkloadServiceAccounts(
+            users=KubernetesServiceAccount(self.namespace, USER_SERVICE_ACCOUNT),
+            builder=KubernetesServiceAccount(self.namespace, self.builder_service_account),
+        )
 
     def default_image(self, kind: Literal["cpu", "gpu"] = "cpu") -> str:
         """The image a kind of machine starts by default (and Dask workers fall back to)."""
