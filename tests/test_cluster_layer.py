@@ -117,3 +117,15 @@ def test_the_hub_passes_its_own_accounts() -> None:
         users=KubernetesServiceAccount("binder", "user-sa"),
         builder=KubernetesServiceAccount("binder", "binderhub"),
     )
+
+
+def test_a_deployment_name_too_long_for_google_account_ids_is_refused() -> None:
+    from pangeo_binder.gcp.stack import account_ids
+
+    assert account_ids("research-staging") == {
+        "nodes": "pb-research-staging-nodes",
+        "users": "pb-research-staging-users",
+        "builder": "pb-research-staging-builder",
+    }
+    with pytest.raises(ValueError, match="pb-research-production-builder"):
+        account_ids("research-production")

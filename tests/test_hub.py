@@ -13,7 +13,15 @@ import yaml
 
 from chart_render import find, null_paths, render, validate_objects, validate_values
 from conftest import HELM, release
-from harness import PLANTED_SECRET, RecordingMonitor, Run, run_program, stack_config, with_value
+from harness import (
+    DELETE,
+    PLANTED_SECRET,
+    RecordingMonitor,
+    Run,
+    run_program,
+    stack_config,
+    with_value,
+)
 from pangeo_binder.charts import DASK_GATEWAY, JUPYTERHUB
 from pangeo_binder.scheduling import POOL_LABEL
 
@@ -280,6 +288,33 @@ def test_dask_gateway_is_a_hub_service_behind_its_auth(case: tuple[Run, str]) ->
     assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://traefik-dask-gateway.binder:80"
     settings = gateway["extraConfig"]["00-settings"]
     assert "idleTimeoutSeconds" in settings and "1800" in settings
+
+
+def test_a_hub_without_a_dask_pool_has_no_gateway_anywhere() -> None:
+    """No dask pool: no gateway release, service, token, scope, environment or egress rule
+    pointing at a gateway that does not exist."""
+    config = stack_config("staging")
+    for cloud in ("gcp", "aws"):
+        config = with_value(config, f"clouds.{cloud}.nodePools.dask", DELETE)
+    run = run_program("staging", config)
+    for cloud in ("gcp", "aws"):
+        assert run.of_type(HELM) and not [
+            r for r in run.of_type(HELM) if r.name == f"{cloud}-hub-dask-gateway"
+        ]
+        values = release(run, cloud, "jupyterhub")["values"]
+        assert "dask" not in json.dumps(values["hub"]["services"]).lower()
+        assert set(values["hub"]["services"]) == {"binder"}
+        assert values["hub"]["loadRoles"]["user"]["scopes"] == [
+            "self",
+            "access:services!service=binder",
+        ]
+        token_scopes = values["hub"]["config"]["KubeSpawner"]["server_token_scopes"]
+        assert not [scope for scope in token_scopes if "dask" in scope]
+        assert set(values["singleuser"]["extraEnv"]) == {"SCRATCH_BUCKET", "PERSISTENT_BUCKET"}
+        assert "traefik" not in json.dumps(values["singleuser"]["networkPolicy"])
+        tokens = [r.name for r in run.of_type("random:index/randomId:RandomId")]
+        assert f"{cloud}-hub-dask-gateway-token" not in tokens
+        assert f"{cloud}-hub-binder-token" in tokens
 
 
 @pytest.mark.usefixtures("chart_files")

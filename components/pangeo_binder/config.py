@@ -18,7 +18,15 @@ from pangeo_binder import machines
 from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.config_shared import Model
 from pangeo_binder.gcp.config import GcpCloud
-from pangeo_binder.hub.config import BinderSettings, HubSettings, Secrets, secret_command
+from pangeo_binder.hub.config import (
+    DEFAULT_IMAGES,
+    BinderSettings,
+    HubSettings,
+    MenuImage,
+    Secrets,
+    menu_gap,
+    secret_command,
+)
 
 NAMESPACE = "pangeo-binder"
 
@@ -216,6 +224,29 @@ def _pool_group_problems(cloud: str, settings: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _gpu_menu_problems(raw: dict[str, Any]) -> list[Problem]:
+    """A GPU pool needs a menu image for GPU machines (its profiles' default); a hub without
+    GPU pools needs none. A malformed menu is reported by the model's own rules."""
+    images = _section(raw, "hub").get("images", DEFAULT_IMAGES)
+    if not isinstance(images, dict) or not all(
+        isinstance(i, dict | MenuImage) for i in images.values()
+    ):
+        return []
+    hardware = {
+        image.hardware if isinstance(image, MenuImage) else image.get("hardware", "cpu")
+        for image in images.values()
+    }
+    gpu_pools = [
+        f"clouds.{cloud}.nodePools.{key}"
+        for cloud, settings in sorted(_section(raw, "clouds").items())
+        for key, pool in _section(settings, "nodePools").items()
+        if _purpose(pool) == "user" and isinstance(pool, dict) and pool.get("gpu")
+    ]
+    if not gpu_pools or hardware & {"gpu", "any"}:
+        return []
+    return [Problem("hub.images", f"{menu_gap('gpu')} (GPU pools: {', '.join(gpu_pools)})")]
+
+
 def _binder_disk_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Problem]:
     """BinderHub's docker cache (`hub.binder.dockerDiskGb`) shares a user node's disk with
     the notebook images and the system: it may take at most half of the smallest user
@@ -274,6 +305,7 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     # One message per key: the cross rule's (with the command to run) wins.
     problems = [p for p in problems if p.path not in {c.path for c in cross}] + cross
     problems += _shape_problems(raw, problems)
+    problems += [p for p in _gpu_menu_problems(raw) if p.path not in {q.path for q in problems}]
     problems += [
         p for p in _binder_disk_problems(raw, problems) if p.path not in {q.path for q in problems}
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -14,6 +16,23 @@ from pangeo_binder.gcp.storage import HubStorage
 from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
+# Google service account ids: 6-30 characters, a lowercase letter first (IAM's own rule).
+ACCOUNT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+
+
+def account_ids(deployment: str) -> dict[str, str]:
+    """The stack's Google service account ids, by role, derived from `deployment`; a
+    deployment name too long for them is refused before anything is registered."""
+    short = deployment.removeprefix("pangeo-binder-")
+    ids = {role: f"pb-{short}-{role}" for role in ("nodes", "users", "builder")}
+    bad = sorted(value for value in ids.values() if not ACCOUNT_ID.match(value))
+    if bad:
+        raise ValueError(
+            f"deployment {deployment!r} gives Google service account ids {bad} that IAM "
+            "refuses (6-30 characters of a-z, 0-9 and -, a letter first): choose a shorter "
+            "deployment name"
+        )
+    return ids
 
 
 class GcpStack(pulumi.ComponentResource):
@@ -37,6 +56,7 @@ class GcpStack(pulumi.ComponentResource):
         service_accounts: WorkloadServiceAccounts,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        ids = account_ids(deployment)
         super().__init__("pangeo-binder:gcp:Stack", name, None, opts)
         prod = environment == "prod"
         provider = gcp.Provider(
@@ -66,7 +86,7 @@ class GcpStack(pulumi.ComponentResource):
             f"{name}-gke",
             cloud,
             cluster_name=deployment,
-            node_account_id=f"pb-{short}-nodes",
+            node_account_id=ids["nodes"],
             prod=prod,
             opts=child,
         )
@@ -74,7 +94,7 @@ class GcpStack(pulumi.ComponentResource):
             f"{name}-storage",
             cloud,
             bucket_prefix=bucket_prefix,
-            account_id=f"pb-{short}-users",
+            account_id=ids["users"],
             kubernetes_service_account=service_accounts.users.ref,
             prod=prod,
             depends_on=[cluster],
@@ -84,7 +104,7 @@ class GcpStack(pulumi.ComponentResource):
             f"{name}-registry",
             cloud,
             repository_id=f"{deployment}-images",
-            account_id=f"pb-{short}-builder",
+            account_id=ids["builder"],
             kubernetes_service_account=service_accounts.builder.ref,
             node_service_account_email=cluster.node_service_account_email,
             prod=prod,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pangeo_binder.config_shared import NodePool
 from pangeo_binder.machines import Cloud
 
 # Chart release names and the service names they give (fullnameOverride pins them).
@@ -33,6 +34,12 @@ BINDER_POD_LABELS = {
 # are taken off that pool's sizes, so the largest size still fits next to them.
 SCHEDULER_REQUEST = (0.5, 1.0)  # CPU, GiB
 DOCKER_DAEMON_REQUEST = (0.5, 1.0)  # CPU, GiB
+
+
+def runs_dask(pools: dict[str, NodePool]) -> bool:
+    """Dask Gateway is installed only where a pool of purpose `dask` exists: a hub without
+    one gets no gateway, and no service, scope, environment or network rule pointing at it."""
+    return any(pool.purpose == "dask" for pool in pools.values())
 
 
 @dataclass(frozen=True)

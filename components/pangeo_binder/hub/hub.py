@@ -22,6 +22,7 @@ from pangeo_binder.hub.context import (
     JUPYTERHUB_RELEASE,
     HubContext,
     HubTokens,
+    runs_dask,
 )
 from pangeo_binder.hub.dask_values import dask_gateway_values
 from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
@@ -97,7 +98,9 @@ class Hub(pulumi.ComponentResource):
             generated = random.RandomId(f"{name}-{key}", byte_length=32, opts=secret_opts)
             return pulumi.Output.secret(generated.hex)
 
-        services = [DASK_GATEWAY_SERVICE] + ([BINDER_SERVICE] if settings.binder.enabled else [])
+        services = ([DASK_GATEWAY_SERVICE] if runs_dask(pools) else []) + (
+            [BINDER_SERVICE] if settings.binder.enabled else []
+        )
         tokens = pulumi.Output.all(
             token("proxy-token"),
             token("cookie-secret"),
@@ -152,7 +155,7 @@ class Hub(pulumi.ComponentResource):
         after_hub = pulumi.ResourceOptions.merge(
             release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
         )
-        if any(pool.purpose == "dask" for pool in pools.values()):
+        if runs_dask(pools):
             self._release(
                 f"{name}-dask-gateway",
                 DASK_GATEWAY,

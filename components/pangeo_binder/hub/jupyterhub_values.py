@@ -18,6 +18,7 @@ from pangeo_binder.hub.context import (
     DASK_GATEWAY_SERVICE,
     DASK_TRAEFIK_SERVICE,
     HubContext,
+    runs_dask,
 )
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.profiles import GPU_RESOURCE, profile_list
@@ -41,25 +42,32 @@ def _split_image(ref: str) -> tuple[str, str] | None:
     return name, tag
 
 
-def server_token_scopes() -> list[str]:
+def server_token_scopes(dask: bool = True) -> list[str]:
     """Scopes of the token each notebook gets: JupyterHub's defaults plus Dask Gateway access
-    and the user's own name and groups. The `user` role below holds all of them (`self`)."""
+    (when the hub runs Dask) and the user's own name and groups. The `user` role below holds
+    all of them (`self`)."""
+    gateway = [f"access:services!service={DASK_GATEWAY_SERVICE}"] if dask else []
     return [
         "users:activity!user",
         "access:servers!server",
-        f"access:services!service={DASK_GATEWAY_SERVICE}",
+        *gateway,
         "read:users:name!user",
         "read:users:groups!user",
     ]
 
 
-def user_environment(context: HubContext) -> dict[str, str]:
-    """Environment of every notebook: per-user bucket prefixes and the Dask Gateway client
-    settings, so `Gateway()` needs no arguments."""
-    namespace = context.namespace
-    return {
+def user_environment(context: HubContext, dask: bool = True) -> dict[str, str]:
+    """Environment of every notebook: per-user bucket prefixes and, when the hub runs Dask,
+    the Dask Gateway client settings, so `Gateway()` needs no arguments."""
+    buckets = {
         "SCRATCH_BUCKET": f"{context.scratch_bucket}/$(JUPYTERHUB_USER)",
         "PERSISTENT_BUCKET": f"{context.persistent_bucket}/$(JUPYTERHUB_USER)",
+    }
+    if not dask:
+        return buckets
+    namespace = context.namespace
+    return {
+        **buckets,
         "DASK_GATEWAY__ADDRESS": f"http://{DASK_TRAEFIK_SERVICE}.{namespace}/services/"
         f"{DASK_GATEWAY_SERVICE}",
         "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{DASK_TRAEFIK_SERVICE}.{namespace}:80",
@@ -72,24 +80,29 @@ def user_environment(context: HubContext) -> dict[str, str]:
     }
 
 
-def user_network_policy(context: HubContext) -> dict[str, Any]:
+def user_network_policy(context: HubContext, dask: bool = True) -> dict[str, Any]:
     """Notebooks reach the internet and Dask Gateway's proxy, not the rest of the cluster.
     GKE workload identity needs the metadata server; EKS (IRSA) does not, so it stays blocked."""
     gke = context.cloud == "gcp"
-    egress: list[dict[str, Any]] = [
-        {
-            "to": [
-                {
-                    "podSelector": {
-                        "matchLabels": {**DASK_LABELS, "app.kubernetes.io/component": "traefik"}
+    egress: list[dict[str, Any]] = []
+    if dask:
+        egress.append(
+            {
+                "to": [
+                    {
+                        "podSelector": {
+                            "matchLabels": {
+                                **DASK_LABELS,
+                                "app.kubernetes.io/component": "traefik",
+                            }
+                        }
                     }
-                }
-            ],
-            # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port is
-            # `web`).
-            "ports": [{"port": 8000, "protocol": "TCP"}],
-        }
-    ]
+                ],
+                # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port
+                # is `web`).
+                "ports": [{"port": 8000, "protocol": "TCP"}],
+            }
+        )
     if gke:
         egress.append(GKE_METADATA_EGRESS)
     return {
@@ -124,15 +137,18 @@ def jupyterhub_values(
         if settings.home_volume_gb
         else {"type": "none"}
     )
-    services = {
-        DASK_GATEWAY_SERVICE: {
+    dask = runs_dask(pools)
+    services: dict[str, dict[str, Any]] = {}
+    user_scopes = ["self"]
+    hub_ingress: list[dict[str, Any]] = []
+    if dask:
+        services[DASK_GATEWAY_SERVICE] = {
             "apiToken": tokens.service_tokens[DASK_GATEWAY_SERVICE],
             "url": f"http://{DASK_TRAEFIK_SERVICE}",
             "display": False,
         }
-    }
-    user_scopes = ["self", f"access:services!service={DASK_GATEWAY_SERVICE}"]
-    hub_ingress = [_ingress_from(DASK_LABELS | {"app.kubernetes.io/component": "gateway"})]
+        user_scopes.append(f"access:services!service={DASK_GATEWAY_SERVICE}")
+        hub_ingress.append(_ingress_from(DASK_LABELS | {"app.kubernetes.io/component": "gateway"}))
     if settings.binder.enabled:
         # The spawn form's build requests reach BinderHub through the proxy at
         # /services/binder, with a token the form mints from the user's own (`self`).
@@ -171,7 +187,7 @@ def jupyterhub_values(
                 # A notebook's own token must reach Dask Gateway (which accepts only tokens
                 # with access to its service) and tell it the user's groups (bigger workers
                 # for privileged ones). JupyterHub 5's default server token has neither.
-                "KubeSpawner": {"server_token_scopes": server_token_scopes()},
+                "KubeSpawner": {"server_token_scopes": server_token_scopes(dask)},
             },
             "cookieSecret": tokens.cookie_secret,
             "services": services,
@@ -205,8 +221,8 @@ def jupyterhub_values(
             "serviceAccountName": USER_SERVICE_ACCOUNT,
             "storage": storage,
             "cloudMetadata": {"blockWithIptables": context.cloud != "gcp"},
-            "networkPolicy": user_network_policy(context),
-            "extraEnv": user_environment(context),
+            "networkPolicy": user_network_policy(context, dask),
+            "extraEnv": user_environment(context, dask),
             # GPU profiles select GPU nodes; tolerating their taint everywhere is harmless
             # because every profile selects its own pool.
             "extraTolerations": [GPU_TOLERATION],

@@ -12,7 +12,7 @@ from typing import Any
 
 from pangeo_binder.config_shared import CloudHub, NodePool
 from pangeo_binder.hub.config import IMAGE_REF, HubSettings, images_for
-from pangeo_binder.hub.context import DOCKER_DAEMON_REQUEST, SCHEDULER_REQUEST
+from pangeo_binder.hub.context import DOCKER_DAEMON_REQUEST, SCHEDULER_REQUEST, runs_dask
 from pangeo_binder.machines import Allocatable, Cloud, allocatable, shape
 from pangeo_binder.scheduling import POOL_LABEL
 
@@ -109,7 +109,7 @@ def shared_pool(pools: dict[str, NodePool], settings: HubSettings, cloud: Cloud)
 def shared_reserve(pools: dict[str, NodePool], settings: HubSettings) -> Allocatable:
     """Per node of the shared pool, what schedulers and the docker daemon may take."""
     cpu = memory = 0.0
-    if any(pool.purpose == "dask" for pool in pools.values()):
+    if runs_dask(pools):
         cpu, memory = cpu + SCHEDULER_REQUEST[0], memory + SCHEDULER_REQUEST[1]
     if settings.binder.enabled:
         cpu, memory = cpu + DOCKER_DAEMON_REQUEST[0], memory + DOCKER_DAEMON_REQUEST[1]
