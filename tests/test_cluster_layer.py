@@ -127,5 +127,7 @@ def test_a_deployment_name_too_long_for_google_account_ids_is_refused() -> None:
         "users": "pb-research-staging-users",
         "builder": "pb-research-staging-builder",
     }
-    with pytest.raises(ValueError, match="pb-research-production-builder"):
-        account_ids("research-production")
+    # 30 characters is IAM's limit: the builder's id is the longest.
+    assert account_ids("research-production")["builder"] == "pb-research-production-builder"
+    with pytest.raises(ValueError, match="pb-research-production-eu-builder"):
+        account_ids("research-production-eu")
