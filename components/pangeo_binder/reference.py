@@ -36,22 +36,22 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
-def _type_name(annotation: Any) -> str:
+def type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "object"
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        names = [_type_name(arg) for arg in args if arg is not type(None)]
+        names = [type_name(arg) for arg in args if arg is not type(None)]
         return " or ".join(names) + (" (optional)" if type(None) in args else "")
     if origin is typing.Literal:
         return " \\| ".join(f"`{arg}`" for arg in args)
     if origin is dict:
-        return f"map of name to {_type_name(args[1])}"
+        return f"map of name to {type_name(args[1])}"
     if origin is list:
-        return f"list of {_type_name(args[0])}"
+        return f"list of {type_name(args[0])}"
     if origin is typing.Annotated:
-        return _type_name(args[0])
+        return type_name(args[0])
     return getattr(annotation, "__name__", str(annotation))
 
 
@@ -86,7 +86,7 @@ def _why(field: FieldInfo) -> str:
 
 def _sections(model: type[BaseModel], path: str) -> Iterator[str]:
     rows = [
-        f"| `{field.alias or name}` | {_type_name(field.annotation)} | {_default(field)} | "
+        f"| `{field.alias or name}` | {type_name(field.annotation)} | {_default(field)} | "
         f"{_why(field)} |"
         for name, field in model.model_fields.items()
     ]

@@ -61,8 +61,15 @@ def load_balancer_address(resources: list[Any] | None) -> pulumi.Output[str]:
 
 
 class Hub(pulumi.ComponentResource):
-    """JupyterHub with GitHub login and Dask Gateway in `settings.namespace` of one cluster."""
+    """JupyterHub with GitHub login in `settings.namespace` of one cluster, on any cloud's
+    `CloudOutputs`: Dask Gateway beside it where a pool has purpose `dask`, and BinderHub unless
+    `settings.binder.enabled` is false. Every release waits for the namespace and `user-sa`.
 
+    `url` is the hub's address (https on `cloud_hub.domain`); `address` is the load balancer's
+    IP or host name, which that domain's DNS record must point at.
+    """
+
+    url: pulumi.Output[str]
     address: pulumi.Output[str]
 
     def __init__(

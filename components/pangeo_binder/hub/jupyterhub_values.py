@@ -193,7 +193,13 @@ def jupyterhub_values(
             "services": services,
             "loadRoles": {
                 "user": {
-                    "description": "Every user: their own server, Dask Gateway and BinderHub.",
+                    "description": "Every user: "
+                    + ", ".join(
+                        ["their own server"]
+                        + (["Dask Gateway"] if dask else [])
+                        + (["BinderHub"] if settings.binder.enabled else [])
+                    )
+                    + ".",
                     "scopes": user_scopes,
                 }
             },
