@@ -192,6 +192,7 @@ def test_unpriced_machines_are_listed_and_warned_by_name(
     price_file = tmp_path / "prices.yaml"
     price_file.write_text(yaml.safe_dump(data))
     monkeypatch.setattr(build, "evaluate", lambda *_, **__: staging_eval)
+    monkeypatch.chdir(ROOT)  # the default project is the current directory
     assert cli.main(["--stack", "staging", "--format", "json", "--prices", str(price_file)]) == 0
     captured = capsys.readouterr()
     document = json.loads(captured.out)
@@ -204,6 +205,15 @@ def test_unpriced_machines_are_listed_and_warned_by_name(
     items = " ".join(x["item"] for x in document["clouds"]["gcp"]["cost"]["lines"])
     assert "n2-highmem-32" not in items  # left out, never priced at zero
     assert "pool highmem: boot disk 100 GB pd-balanced" in items  # what has a price stays
+
+
+def test_outside_a_pulumi_project_the_error_names_root(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--stack", "staging"]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path.resolve()} has no Pulumi.yaml" in error and "--root" in error
 
 
 def test_json_has_the_shape_other_tools_read(staging_plan: dict[str, Any]) -> None:
