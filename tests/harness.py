@@ -1,428 +1,67 @@
-"""Run the real `__main__.py` (or a component) under Pulumi's mock engine and record everything.
+"""The mock engine (`pangeo_binder.testing`) bound to this repository's project.
 
-Every resource registration is kept with its type, inputs and options (parent, provider,
-protect, retain_on_delete, ignore_changes, dependencies), so tests assert on what a real
-`pulumi preview` would send to the engine.
+Tests import everything from here (`from harness import run_program, ...`); the engine itself
+is product code, shared with the offline plan and with adopters' own tests.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-import runpy
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pulumi
-import yaml
-from pulumi.runtime import mocks, rpc, settings
-from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
+from pangeo_binder.testing import (
+    ADDON_VERSIONS,
+    AWS_ACCOUNT,
+    AWS_DEPLOYER_ROLE,
+    AWS_PREVIEW_ROLE,
+    AWS_REGION,
+    DELETE,
+    EKS_ISSUER,
+    NAMESPACE,
+    PLANTED_SECRET,
+    SECRET_KEYS,
+    AwsCaller,
+    LiveEks,
+    Mocks,
+    Project,
+    RecordingMonitor,
+    Registration,
+    Run,
+    addon_default_version,
+    run_function,
+    unwrap_secrets,
+    with_value,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-MAIN = ROOT / "__main__.py"
-PROJECT = "pangeo-binder"
+PROJECT = Project(ROOT)
+MAIN = PROJECT.program
+run_program = PROJECT.run_program
+stack_config = PROJECT.stack_config
 
-
-@dataclass
-class Registration:
-    """One resource as the engine saw it."""
-
-    type: str
-    name: str
-    urn: str
-    custom: bool
-    inputs: dict[str, Any]
-    parent: str
-    provider: str
-    protect: bool
-    retain_on_delete: bool
-    delete_before_replace: bool
-    ignore_changes: list[str]
-    dependencies: list[str]
-    outputs: dict[str, Any] = field(default_factory=dict)
-    secret_inputs: set[str] = field(default_factory=set)
-    alias_names: list[str] = field(default_factory=list)
-
-    @property
-    def provider_urn(self) -> str:
-        return self.provider.rsplit("::", 1)[0] if "::" in self.provider else self.provider
-
-
-def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-    """Realistic computed outputs for the types whose outputs the program reads."""
-    inputs = dict(args.inputs)
-    name = inputs.get("name") or args.name
-    out: dict[str, Any] = {**inputs}
-    typ = args.typ
-    if typ == "gcp:serviceaccount/account:Account":
-        email = f"{inputs['accountId']}@{inputs.get('project', 'p')}.iam.gserviceaccount.com"
-        out |= {
-            "email": email,
-            "member": f"serviceAccount:{email}",
-            "name": f"projects/{inputs.get('project')}/serviceAccounts/{email}",
-        }
-    elif typ == "gcp:storage/bucket:Bucket":
-        out |= {"url": f"gs://{name}", "selfLink": f"https://storage/{name}"}
-    elif typ == "gcp:container/cluster:Cluster":
-        out |= {
-            "endpoint": "203.0.113.10",
-            "masterAuth": {
-                **inputs.get("masterAuth", {}),
-                "clusterCaCertificate": "TU9DSyBDQQ==",
-            },
-        }
-    elif typ == "gcp:container/nodePool:NodePool":
-        out |= {"name": f"{inputs.get('namePrefix', '')}20261125000000000000000001"}
-    elif typ == "gcp:compute/network:Network":
-        return f"projects/{inputs.get('project')}/global/networks/{name}", out
-    elif typ == "gcp:compute/subnetwork:Subnetwork":
-        return (
-            f"projects/{inputs.get('project')}/regions/{inputs.get('region')}/subnetworks/{name}",
-            out,
-        )
-    elif (
-        typ == "kubernetes:core/v1:Service" and inputs.get("spec", {}).get("type") == "LoadBalancer"
-    ):
-        # What the cloud reports once it has created the load balancer.
-        out |= {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.20"}]}}}
-    elif typ == "random:index/randomId:RandomId":
-        # byteLength random bytes, hex-encoded; derived from the name so runs are repeatable.
-        digest = hashlib.sha256(args.name.encode()).hexdigest()
-        out |= {"hex": digest[: 2 * int(inputs.get("byteLength", 32))]}
-    elif typ == "gcp:artifactregistry/repository:Repository":
-        out |= {"name": inputs.get("repositoryId")}
-    elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":
-        out |= {"name": f"projects/p/notificationChannels/{args.name}"}
-    elif typ.startswith("aws:"):
-        return _aws_mock_outputs(args, name, out)
-    return f"{args.name}-id", out
-
-
-AWS_ACCOUNT = "123456789012"
-AWS_REGION = "us-west-2"  # the region of the stack files; invokes do not see the provider's
-AWS_DEPLOYER_ROLE = f"arn:aws:iam::{AWS_ACCOUNT}:role/pangeo-deployer"
-# CI's preview role with the name ci-identities gives it by default.
-AWS_PREVIEW_ROLE = f"arn:aws:iam::{AWS_ACCOUNT}:role/pangeo-binder-ci-preview"
-
-
-@dataclass(frozen=True)
-class AwsCaller:
-    """Who runs the program: the role behind the session `aws sts get-caller-identity`
-    reports. The default is the deploy role that the stack files' tests run as."""
-
-    role_arn: str = AWS_DEPLOYER_ROLE
-    session: str = "ci"
-
-    @property
-    def session_arn(self) -> str:
-        """The assumed-role ARN STS reports, which names the role without its path."""
-        account = self.role_arn.split(":")[4]
-        name = self.role_arn.rsplit("/", 1)[-1]
-        return f"arn:aws:sts::{account}:assumed-role/{name}/{self.session}"
-
-
-EKS_ISSUER = f"https://oidc.eks.{AWS_REGION}.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
-
-
-def _aws_mock_outputs(
-    args: mocks.MockResourceArgs, name: str, out: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """What AWS reports after create, for the AWS types whose outputs the program reads."""
-    inputs = dict(args.inputs)
-    typ = args.typ
-    resource_id = f"{args.name}-id"
-    if typ == "aws:iam/role:Role":
-        out |= {"arn": f"arn:aws:iam::{AWS_ACCOUNT}:role/{name}", "name": name}
-        resource_id = name
-    elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-        host = str(inputs.get("url", EKS_ISSUER)).removeprefix("https://")
-        out |= {"arn": f"arn:aws:iam::{AWS_ACCOUNT}:oidc-provider/{host}"}
-    elif typ == "aws:eks/cluster:Cluster":
-        out |= {
-            "arn": f"arn:aws:eks:{AWS_REGION}:{AWS_ACCOUNT}:cluster/{name}",
-            "endpoint": f"https://EXAMPLED539D4633E53DE1B71EXAMPLE.gr7.{AWS_REGION}.eks.amazonaws.com",
-            "certificateAuthority": {"data": "TU9DSyBDQQ=="},
-            "identities": [{"oidcs": [{"issuer": EKS_ISSUER}]}],
-        }
-        resource_id = name
-    elif typ == "aws:eks/nodeGroup:NodeGroup":
-        group = f"{inputs.get('nodeGroupNamePrefix', '')}20261125000000000000000001"
-        out |= {
-            "nodeGroupName": group,
-            "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-a1b2c3d4-e5f6"}]}],
-        }
-    elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
-        out |= {"latestVersion": 1}
-        resource_id = f"lt-{args.name}"
-    elif typ == "aws:s3/bucket:Bucket":
-        out |= {"arn": f"arn:aws:s3:::{inputs.get('bucket')}"}
-        resource_id = str(inputs.get("bucket"))
-    elif typ == "aws:kms/key:Key":
-        key_id = "1234abcd-12ab-34cd-56ef-1234567890ab"
-        out |= {"keyId": key_id, "arn": f"arn:aws:kms:{AWS_REGION}:{AWS_ACCOUNT}:key/{key_id}"}
-    return resource_id, out
-
-
-# The default version EKS reports per add-on; kube-proxy's follows the Kubernetes minor.
-ADDON_VERSIONS = {
-    "vpc-cni": "v1.20.4-eksbuild.2",
-    "coredns": "v1.12.4-eksbuild.1",
-    "aws-ebs-csi-driver": "v1.52.1-eksbuild.1",
-}
-
-
-def addon_default_version(addon: str, kubernetes_version: str) -> str:
-    """What `eks:DescribeAddonVersions` marks as default for this add-on and minor."""
-    if addon == "kube-proxy":
-        return f"v{kubernetes_version}.2-eksbuild.3"
-    return ADDON_VERSIONS[addon]
-
-
-@dataclass
-class LiveEks:
-    """What already runs in the account: cluster name -> node group name -> desired size.
-    Empty (the default) is a first deploy."""
-
-    clusters: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def _aws_call(
-    token: str, call_args: dict[str, Any], live: LiveEks, caller: AwsCaller
-) -> dict[str, Any]:
-    if token == "aws:eks/getAddonVersion:getAddonVersion":
-        version = call_args["kubernetesVersion"]
-        return {
-            "addonName": call_args["addonName"],
-            "kubernetesVersion": version,
-            "mostRecent": bool(call_args.get("mostRecent")),
-            "version": addon_default_version(call_args["addonName"], version),
-            "id": call_args["addonName"],
-        }
-    if token == "aws:eks/getClusters:getClusters":
-        return {"names": sorted(live.clusters), "id": AWS_REGION}
-    if token == "aws:eks/getNodeGroups:getNodeGroups":
-        cluster = call_args["clusterName"]
-        return {"clusterName": cluster, "names": sorted(live.clusters[cluster]), "id": cluster}
-    if token == "aws:eks/getNodeGroup:getNodeGroup":
-        cluster, group = call_args["clusterName"], call_args["nodeGroupName"]
-        desired = live.clusters[cluster][group]
-        return {
-            "clusterName": cluster,
-            "nodeGroupName": group,
-            "scalingConfigs": [{"desiredSize": desired, "minSize": 0, "maxSize": 100}],
-            "id": f"{cluster}:{group}",
-        }
-    if token == "aws:index/getCallerIdentity:getCallerIdentity":
-        return {
-            "accountId": AWS_ACCOUNT,
-            "arn": caller.session_arn,
-            "userId": f"AROAEXAMPLEEXAMPLE:{caller.session}",
-            "id": AWS_ACCOUNT,
-        }
-    if token == "aws:iam/getSessionContext:getSessionContext":
-        # The provider looks the role up (iam:GetRole) to give its ARN with the path.
-        assert call_args.get("arn") == caller.session_arn, call_args
-        return {
-            "arn": call_args["arn"],
-            "issuerArn": caller.role_arn,
-            "issuerName": caller.role_arn.rsplit("/", 1)[-1],
-            "issuerId": "AROAEXAMPLEEXAMPLE",
-            "sessionName": caller.session,
-            "id": call_args["arn"],
-        }
-    if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-        return {
-            "names": [f"{AWS_REGION}{suffix}" for suffix in "abcd"],
-            "zoneIds": [f"usw2-az{n}" for n in range(1, 5)],
-            "id": AWS_REGION,
-        }
-    return {}
-
-
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self, live: LiveEks | None = None, caller: AwsCaller | None = None) -> None:
-        self.calls: list[mocks.MockCallArgs] = []
-        self.live = live or LiveEks()
-        self.caller = caller or AwsCaller()
-
-    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return _mock_outputs(args)
-
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list | None]:
-        self.calls.append(args)
-        if args.token == "gcp:organizations/getProject:getProject":
-            return {"number": "123456789012", "projectId": args.args.get("projectId")}, []
-        if args.token.startswith("aws:"):
-            return _aws_call(args.token, dict(args.args), self.live, self.caller), []
-        return {}, []
-
-
-SECRET_SIG = rpc._special_sig_key, rpc._special_secret_sig
-
-
-def _is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SECRET_SIG[0]) == SECRET_SIG[1]
-
-
-def unwrap_secrets(value: Any) -> Any:
-    """The plain value under Pulumi's secret wrappers, at any depth."""
-    if _is_secret(value):
-        return unwrap_secrets(value["value"])
-    if isinstance(value, dict):
-        return {key: unwrap_secrets(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unwrap_secrets(item) for item in value]
-    return value
-
-
-class RecordingMonitor(mocks.MockMonitor):
-    """The mock monitor, keeping each request's options as well as its inputs."""
-
-    def __init__(self, live: LiveEks | None = None, caller: AwsCaller | None = None) -> None:
-        super().__init__(Mocks(live, caller))
-        self.registrations: list[Registration] = []
-        self.stack_outputs: dict[str, Any] = {}
-        self.secret_outputs: set[str] = set()
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            raw_inputs = rpc.deserialize_properties(request.object)
-            self.registrations.append(
-                Registration(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    custom=request.custom,
-                    inputs=unwrap_secrets(raw_inputs),
-                    secret_inputs={key for key, value in raw_inputs.items() if _is_secret(value)},
-                    alias_names=[
-                        alias.spec.name
-                        for alias in request.aliases
-                        if alias.WhichOneof("alias") == "spec"
-                    ],
-                    parent=request.parent,
-                    provider=request.provider,
-                    protect=request.protect,
-                    retain_on_delete=request.retainOnDelete,
-                    delete_before_replace=request.deleteBeforeReplace,
-                    ignore_changes=list(request.ignoreChanges),
-                    dependencies=list(request.dependencies),
-                    outputs=self.resources[response.urn].state
-                    if response.urn in self.resources
-                    else {},
-                )
-            )
-        return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:
-        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":  # the root, not a child
-            raw = rpc.deserialize_properties(request.outputs)
-            self.secret_outputs = {key for key, value in raw.items() if _is_secret(value)}
-            self.stack_outputs = unwrap_secrets(raw)
-        return super().RegisterResourceOutputs(request)
-
-
-@dataclass
-class Run:
-    """Everything one program run registered."""
-
-    registrations: list[Registration]
-    stack_outputs: dict[str, Any]
-    secret_outputs: set[str]
-    calls: list[mocks.MockCallArgs] = field(default_factory=list)
-
-    def of_type(self, typ: str) -> list[Registration]:
-        return [r for r in self.registrations if r.type == typ]
-
-    def one(self, typ: str, name: str | None = None) -> Registration:
-        found = [r for r in self.of_type(typ) if name is None or r.name == name]
-        assert len(found) == 1, f"expected one {typ} {name or ''}, found {[r.name for r in found]}"
-        return found[0]
-
-    def by_urn(self, urn: str) -> Registration:
-        return next(r for r in self.registrations if r.urn == urn)
-
-    def custom(self) -> Iterator[Registration]:
-        return (r for r in self.registrations if r.custom)
-
-
-# A recognisable client secret: tests search every registered input for it in plain text.
-PLANTED_SECRET = "planted-github-client-secret-6f1c"
-# The keys an operator's stack marks secret after the README's `pulumi config set --secret`.
-SECRET_KEYS = ("secrets",)
-
-
-def stack_config(stack: str) -> dict[str, Any]:
-    """The stack file's `pangeo-binder:*` keys, without the namespace, plus the client secret
-    of each cloud as an operator sets it (`pulumi config set --secret`, never in the file)."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    config = {key.split(":", 1)[1]: value for key, value in data["config"].items()}
-    config["secrets"] = {
-        cloud: {"githubClientSecret": f"{PLANTED_SECRET}-{cloud}"} for cloud in config["clouds"]
-    }
-    return config
-
-
-def with_value(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of `config` with the dotted `path` set (or removed when `value` is DELETE)."""
-    result = copy.deepcopy(config)
-    *parents, last = path.split(".")
-    node = result
-    for part in parents:
-        node = node.setdefault(part, {})
-    if value is DELETE:
-        node.pop(last, None)
-    else:
-        node[last] = value
-    return result
-
-
-DELETE = object()
-
-
-def run_program(
-    stack: str,
-    config: dict[str, Any] | None = None,
-    monitor: RecordingMonitor | None = None,
-    secret_keys: tuple[str, ...] = SECRET_KEYS,
-) -> Run:
-    """Run `__main__.py` for `stack` (its stack file, or `config` instead) under mocks.
-
-    Pass `monitor` to inspect what was registered when the program raises."""
-    values = stack_config(stack) if config is None else config
-    return run_function(
-        lambda: runpy.run_path(str(MAIN), run_name="__main__"), stack, values, monitor, secret_keys
-    )
-
-
-def run_function(
-    fn: Callable[[], Any],
-    stack: str = "test",
-    config: dict[str, Any] | None = None,
-    monitor: RecordingMonitor | None = None,
-    secret_keys: tuple[str, ...] = SECRET_KEYS,
-) -> Run:
-    """Run `fn` as a Pulumi program under mocks with `config` as the project's config,
-    `secret_keys` marked secret as `pulumi config set --secret` marks them."""
-    pulumi.runtime.set_all_config(
-        {
-            f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
-            for key, value in (config or {}).items()
-        },
-        [f"{PROJECT}:{key}" for key in secret_keys if key in (config or {})],
-    )
-    monitor = monitor or RecordingMonitor()
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(
-        monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
-    )
-    settings.ROOT.set(None)  # set_mocks made a root stack; run_in_stack makes the real one
-    _sync_await(run_in_stack(fn))
-    return Run(
-        monitor.registrations, monitor.stack_outputs, monitor.secret_outputs, monitor.mocks.calls
-    )
+__all__ = [
+    "ADDON_VERSIONS",
+    "AWS_ACCOUNT",
+    "AWS_DEPLOYER_ROLE",
+    "AWS_PREVIEW_ROLE",
+    "AWS_REGION",
+    "DELETE",
+    "EKS_ISSUER",
+    "MAIN",
+    "NAMESPACE",
+    "PLANTED_SECRET",
+    "PROJECT",
+    "ROOT",
+    "SECRET_KEYS",
+    "AwsCaller",
+    "LiveEks",
+    "Mocks",
+    "RecordingMonitor",
+    "Registration",
+    "Run",
+    "addon_default_version",
+    "run_function",
+    "run_program",
+    "stack_config",
+    "unwrap_secrets",
+    "with_value",
+]

@@ -1,4 +1,5 @@
-"""The offline plan: tree, redaction, cost arithmetic, --compare, unpriced items, Markdown.
+"""The offline plan: tree, redaction, cost arithmetic, --compare, unpriced items, Markdown,
+and where it runs (a project without `tests/`, an installed package, an older ref).
 
 The program runs in a subprocess (as `python -m pangeo_binder.plan` runs it), so each
 evaluation takes seconds: the staging one is shared by the module.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +195,7 @@ def test_unpriced_machines_are_listed_and_warned_by_name(
     price_file = tmp_path / "prices.yaml"
     price_file.write_text(yaml.safe_dump(data))
     monkeypatch.setattr(build, "evaluate", lambda *_, **__: staging_eval)
+    monkeypatch.chdir(ROOT)  # the default project is the current directory
     assert cli.main(["--stack", "staging", "--format", "json", "--prices", str(price_file)]) == 0
     captured = capsys.readouterr()
     document = json.loads(captured.out)
@@ -204,6 +208,15 @@ def test_unpriced_machines_are_listed_and_warned_by_name(
     items = " ".join(x["item"] for x in document["clouds"]["gcp"]["cost"]["lines"])
     assert "n2-highmem-32" not in items  # left out, never priced at zero
     assert "pool highmem: boot disk 100 GB pd-balanced" in items  # what has a price stays
+
+
+def test_outside_a_pulumi_project_the_error_names_root(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--stack", "staging"]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path.resolve()} has no Pulumi.yaml" in error and "--root" in error
 
 
 def test_json_has_the_shape_other_tools_read(staging_plan: dict[str, Any]) -> None:
@@ -460,3 +473,103 @@ def test_every_price_on_file_names_a_dated_source() -> None:
     for cloud in ("gcp", "aws"):
         walk(data[cloud], cloud)
     assert figures > 20
+
+
+# Where the plan runs without this repository's tests: a copy without `tests/`, an installed
+# package, and a ref whose engine was still `tests/harness.py`.
+MARKED_HOURS = 1000  # the copies' price file says so: a figure only their package gives
+
+
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's files without `tests/`, its price file marked with MARKED_HOURS."""
+    repo = tmp_path_factory.mktemp("copy")
+    copy_project(repo)
+    shutil.rmtree(repo / "tests")
+    price_file = repo / "components" / "pangeo_binder" / "data" / "prices.yaml"
+    data = yaml.safe_load(price_file.read_text())
+    data["hoursPerMonth"] = MARKED_HOURS
+    price_file.write_text(yaml.safe_dump(data))
+    return repo
+
+
+def run_plan_cli(cwd: Path, pythonpath: Path) -> dict[str, Any]:
+    """`python -m pangeo_binder.plan --stack staging --format json` run in `cwd` with only
+    `pythonpath` before the interpreter's own packages (this checkout's editable install)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pangeo_binder.plan", "--stack", "staging", "--format", "json"],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(pythonpath)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout)
+
+
+def assert_priced_by_the_marked_package(document: dict[str, Any]) -> None:
+    """Both clouds' resources and costs, priced with MARKED_HOURS: the package that ran is
+    the copy's, not this checkout's."""
+    assert sorted(document["clouds"]) == ["aws", "gcp"]
+    hourly = []
+    for cloud, block in document["clouds"].items():
+        assert any(r["type"].startswith(f"{cloud}:") for r in block["resources"]), cloud
+        cost = block["cost"]
+        assert 0 < cost["idleMonthlyUsd"] < cost["ceilingMonthlyUsd"], cloud
+        for line in cost["lines"]:
+            month = line["quantity"] * line["unitUsd"] * MARKED_HOURS
+            assert line["monthlyUsd"] == pytest.approx(month, abs=0.01), line
+            hourly.append(abs(line["monthlyUsd"] - month * HOURS / MARKED_HOURS) > 0.01)
+    assert any(hourly)  # 1000 hours gave other totals than 730 would
+
+
+def test_the_plan_runs_in_a_project_without_tests(project_copy: Path) -> None:
+    assert not (project_copy / "tests").exists()
+    assert_priced_by_the_marked_package(run_plan_cli(project_copy, project_copy / "components"))
+
+
+def test_the_plan_runs_from_an_installed_package(project_copy: Path, tmp_path: Path) -> None:
+    """An adopter's project: its program and stack file, the package installed (not
+    editable), no `tests/` and no `components/` anywhere."""
+    site = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run(
+        [*pip, "--target", str(site), str(project_copy)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (site / "pangeo_binder" / "testing.py").is_file()
+    assert not list(site.rglob("tests"))
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "__main__.py"):
+        shutil.copy2(project_copy / name, project / name)
+    assert_priced_by_the_marked_package(run_plan_cli(project, site))
+
+
+def test_compare_evaluates_a_ref_whose_engine_was_tests_harness(
+    tmp_path: Path, staging_eval: dict[str, Any]
+) -> None:
+    """A ref that keeps its engine in `tests/` and none in the package, as before
+    `pangeo_binder.testing` existed, is evaluated with that engine, to the same result."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    copy_project(repo)
+    engine = repo / "components" / "pangeo_binder" / "testing.py"
+    source = engine.read_text()
+    shim = (repo / "tests" / "harness.py").read_text()
+    engine.unlink()
+    (repo / "tests" / "legacy_engine.py").write_text(source)
+    (repo / "tests" / "harness.py").write_text(
+        shim.replace("from pangeo_binder.testing import", "from legacy_engine import")
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "the engine in tests/")
+    legacy = build.evaluate_ref(repo, "HEAD", "staging")
+    by_urn = {r["urn"]: r for r in staging_eval["records"]}
+    assert {r["urn"]: r for r in legacy["records"]} == by_urn  # registered in any order
+    assert {key: value for key, value in legacy.items() if key != "records"} == {
+        key: value for key, value in staging_eval.items() if key != "records"
+    }

@@ -1,9 +1,10 @@
 """`python -m pangeo_binder.plan --stack staging [--compare REF] [--format text|markdown|json]`
 
-Runs the program offline under Pulumi's mock engine with the stack file's config
-(secure values replaced by placeholders) and prints per cloud the resource tree, the
-Helm values (secrets redacted) and the monthly cost, idle and at the ceiling; with
-`--compare`, the change against another git ref. Unpriced items are warned about on
+Runs the Pulumi project in the current directory (or `--root`) offline under Pulumi's
+mock engine (`pangeo_binder.testing`) with the stack file's config (secure values replaced
+by placeholders) and prints per cloud the resource tree, the Helm values (secrets
+redacted) and the monthly cost, idle and at the ceiling; with `--compare`, the change
+against another git ref. Unpriced items are warned about on
 stderr by name.
 """
 
@@ -13,12 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import pangeo_binder
 from pangeo_binder.plan.build import PlanError, full_plan
 from pangeo_binder.plan.cost import Prices
 from pangeo_binder.plan.render import RENDERERS, warnings
-
-ROOT = Path(pangeo_binder.__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,16 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prices",
         type=Path,
-        help="price file (default: components/pangeo_binder/data/prices.yaml)",
+        help="price file (default: the package's data/prices.yaml)",
     )
     parser.add_argument(
-        "--root", type=Path, default=ROOT, help="project checkout (default: this one)"
+        "--root",
+        type=Path,
+        default=Path.cwd(),
+        help="the Pulumi project, the folder with Pulumi.yaml (default: the current one)",
     )
     args = parser.parse_args(argv)
-    try:
-        document = full_plan(
-            args.root.resolve(), args.stack, args.compare, Prices.load(args.prices)
+    root = args.root.resolve()
+    if not (root / "Pulumi.yaml").is_file():
+        print(
+            f"error: {root} has no Pulumi.yaml: run from the Pulumi project or pass --root DIR",
+            file=sys.stderr,
         )
+        return 2
+    try:
+        document = full_plan(root, args.stack, args.compare, Prices.load(args.prices))
     except PlanError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

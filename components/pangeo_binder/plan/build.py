@@ -24,12 +24,15 @@ class PlanError(RuntimeError):
 def evaluate(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, Any]:
     """Run `root`'s `__main__.py` under its own test mocks in a fresh interpreter.
 
-    A subprocess, so another ref's `components` package never mixes with ours and
-    Pulumi's process-wide mock state starts clean."""
+    A subprocess, so another ref's package never mixes with ours and Pulumi's process-wide
+    mock state starts clean. `root`'s own source root goes first on its import path, before
+    whatever PYTHONPATH already holds (an adopter's installed package, say)."""
     command = [sys.executable, str(Path(runtime.__file__)), "--root", str(root), "--stack", stack]
     if stack_file:
         command += ["--stack-file", str(stack_file)]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    inherited = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    paths = [*map(str, runtime.source_paths(root)), *inherited]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise PlanError(f"evaluating {stack} in {root} failed:\n{result.stderr.strip()[-4000:]}")

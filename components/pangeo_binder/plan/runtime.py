@@ -1,10 +1,12 @@
-"""Run one checkout's `__main__.py` under Pulumi's mock engine and print what it registered.
+"""Run one project's `__main__.py` under Pulumi's mock engine and print what it registered.
 
 Run as a script (`python runtime.py --root DIR --stack NAME`), never imported by the
-program it evaluates: the checkout at DIR may be another git ref whose `components`
-package differs from ours, so this file imports only the standard library, PyYAML and
-Pulumi at module level. The mocks are the checkout's own `tests/harness.py` (the same
-engine its test suite uses), so the plan evaluates each ref exactly as its tests do.
+program it evaluates: the checkout at DIR may be another git ref whose package differs
+from ours, so this file imports only the standard library, PyYAML and Pulumi at module
+level. The mocks are the evaluated project's own engine (`engine`): a checkout of this
+repository brings its `components/pangeo_binder/testing.py`, one from before that module
+existed its `tests/harness.py`, and any other project (an adopter's) uses the installed
+`pangeo_binder.testing`; so the plan evaluates each ref exactly as its tests do.
 
 Stack config comes from `Pulumi.<stack>.yaml`; every `secure:` value is replaced by
 PLACEHOLDER before the program sees it, so no passphrase or key is needed and no
@@ -15,12 +17,14 @@ registered inputs are replaced by SECRET at any depth.
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -99,7 +103,7 @@ def _plain(value: Any) -> Any:
 
 
 def recording_monitor(base: type) -> Any:
-    """A subclass of the harness's monitor that also keeps ids and secret-redacted inputs."""
+    """A subclass of the engine's monitor that also keeps ids and secret-redacted inputs."""
     from pulumi.runtime import rpc
 
     class PlanMonitor(base):
@@ -175,11 +179,44 @@ def secret_strings(values: list[Any], monitor: Any, config_secrets: Any = None) 
     return sorted(v for v in found if len(v) >= 4 and v != PLACEHOLDER)
 
 
-def stack_config(root: Path, stack: str, stack_file: Path | None, harness: Any) -> Any:
-    """The config the checkout's own tests give the program (`harness.stack_config`: its
+def source_paths(root: Path) -> list[Path]:
+    """What goes first on the import path to run `root`'s program with its own package: the
+    source root `components/` of a checkout of this repository, or the checkout itself for
+    refs from before the rename (their package was `components`); nothing for a project
+    without either (an adopter's), which uses the installed package."""
+    if (root / "components" / "pangeo_binder").is_dir():
+        return [root / "components"]
+    if (root / "components" / "__init__.py").is_file():
+        return [root]
+    return []
+
+
+def load_engine(root: Path) -> Any:
+    """The mock engine `root`'s own tests use, as a namespace of what `record` calls:
+    `stack_config`, `run_program`, `RecordingMonitor` and `SECRET_KEYS`."""
+    own = source_paths(root)
+    sys.path[:0] = [str(path) for path in own]
+    legacy = root / "tests" / "harness.py"
+    if own and legacy.is_file() and not (own[0] / "pangeo_binder" / "testing.py").is_file():
+        # a ref of this repository from before the engine was product code: its harness
+        # binds its own root
+        sys.path.insert(len(own), str(legacy.parent))
+        return importlib.import_module("harness")
+    testing = importlib.import_module("pangeo_binder.testing")
+    project = testing.Project(root)
+    return SimpleNamespace(
+        stack_config=project.stack_config,
+        run_program=project.run_program,
+        RecordingMonitor=testing.RecordingMonitor,
+        SECRET_KEYS=testing.SECRET_KEYS,
+    )
+
+
+def stack_config(root: Path, stack: str, stack_file: Path | None, engine: Any) -> Any:
+    """The config the project's own tests give the program (`stack_config` of its engine: its
     stack file plus the secrets an operator sets with `--secret`, which a repository never
     holds), with the keys of `stack_file` laid over it; `secure:` values replaced."""
-    base = harness.stack_config(stack) if hasattr(harness, "stack_config") else {}
+    base = engine.stack_config(stack) if hasattr(engine, "stack_config") else {}
     found: list[str] = []
     config = _replace_secure(base, found)
     if stack_file is not None:
@@ -188,7 +225,7 @@ def stack_config(root: Path, stack: str, stack_file: Path | None, harness: Any) 
         found += more
     secret_keys = sorted(
         {key for key in config if _replace_secure(base.get(key), []) != base.get(key)}
-        | set(getattr(harness, "SECRET_KEYS", ()))
+        | set(getattr(engine, "SECRET_KEYS", ()))
     )
     if stack_file is not None:
         secret_keys = sorted(set(secret_keys) | set(stack_file_config(stack_file)[1]))
@@ -197,19 +234,17 @@ def stack_config(root: Path, stack: str, stack_file: Path | None, harness: Any) 
 
 def record(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, Any]:
     """Evaluate `root`'s program for `stack` under its own test mocks; the registrations."""
-    sys.path[:0] = [str(root), str(root / "tests")]
-    import harness  # the evaluated checkout's own mock engine
-
-    config, secret_keys, ciphertexts = stack_config(root, stack, stack_file, harness)
-    monitor = recording_monitor(harness.RecordingMonitor)
-    accepts_keys = "secret_keys" in inspect.signature(harness.run_program).parameters
+    engine = load_engine(root)
+    config, secret_keys, ciphertexts = stack_config(root, stack, stack_file, engine)
+    monitor = recording_monitor(engine.RecordingMonitor)
+    accepts_keys = "secret_keys" in inspect.signature(engine.run_program).parameters
     with watching_secrets() as seen:
         if accepts_keys:  # mark them as `pulumi config set --secret` does
-            harness.run_program(stack, config, monitor, secret_keys=tuple(secret_keys))
+            engine.run_program(stack, config, monitor, secret_keys=tuple(secret_keys))
         else:
-            harness.run_program(stack, config, monitor)
-    # plaintext secrets the harness supplies (a secure leaf is the placeholder already)
-    config_secrets = [config[key] for key in getattr(harness, "SECRET_KEYS", ()) if key in config]
+            engine.run_program(stack, config, monitor)
+    # plaintext secrets the engine supplies (a secure leaf is the placeholder already)
+    config_secrets = [config[key] for key in getattr(engine, "SECRET_KEYS", ()) if key in config]
     return {
         "stack": stack,
         "secretKeys": secret_keys,
