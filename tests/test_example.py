@@ -6,17 +6,15 @@ from __future__ import annotations
 import ast
 import json
 import re
-import runpy
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-import harness
 import pangeo_binder
 from conftest import HELM
-from harness import ROOT, Run, run_function
+from harness import ROOT
+from pangeo_binder.testing import Project, RecordingMonitor, Run
 
 EXAMPLES = ROOT / "examples"
 EXAMPLE = EXAMPLES / "research-hub"
@@ -86,29 +84,20 @@ def test_a_private_import_is_caught(tmp_path: Path, source: str) -> None:
 
 def test_the_example_is_its_own_pulumi_project() -> None:
     project = yaml.safe_load((EXAMPLE / "Pulumi.yaml").read_text())
-    assert project["name"] == PROJECT
+    assert project["name"] == PROJECT == ENGINE.name
     assert project["runtime"]["name"] == "python"
     stack = yaml.safe_load((EXAMPLE / "Pulumi.example.yaml").read_text())
     assert {key.split(":")[0] for key in stack["config"]} == {PROJECT}
 
 
-def example_config() -> dict[str, Any]:
-    """The example's stack file, plus the client secret an operator sets with --secret."""
-    data = yaml.safe_load((EXAMPLE / "Pulumi.example.yaml").read_text())["config"]
-    config = {key.split(":", 1)[1]: value for key, value in data.items()}
-    config["secrets"] = {"gcp": {"githubClientSecret": "example-client-secret"}}
-    return config
+# The public mock engine, as an adopter's own tests would use it: bound to the example's folder,
+# it reads its Pulumi.yaml (the project, so the config namespace) and its stack file.
+ENGINE = Project(EXAMPLE)
 
 
-def run_example(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any]) -> Run:
-    monkeypatch.setattr(harness, "PROJECT", PROJECT)
-    main = str(EXAMPLE / "__main__.py")
-    return run_function(lambda: runpy.run_path(main, run_name="__main__"), "example", config)
-
-
-@pytest.fixture
-def example(monkeypatch: pytest.MonkeyPatch) -> Run:
-    return run_example(monkeypatch, example_config())
+@pytest.fixture(scope="module")
+def example() -> Run:
+    return ENGINE.run_program("example")
 
 
 def test_one_gke_cluster_with_a_core_pool_and_its_two_user_pools(example: Run) -> None:
@@ -173,17 +162,13 @@ def test_its_outputs(example: Run) -> None:
     assert "kubeconfig" in example.secret_outputs
 
 
-def test_a_config_mistake_stops_it_before_anything_is_registered(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    config = example_config()
+def test_a_config_mistake_stops_it_before_anything_is_registered() -> None:
+    config = ENGINE.stack_config("example")
     config["clouds"]["gcp"]["nodePools"]["small"]["maxNodes"] = -1
     config["hub"]["allowedOrganizations"] = []
-    monitor = harness.RecordingMonitor()
-    monkeypatch.setattr(harness, "PROJECT", PROJECT)
-    main = str(EXAMPLE / "__main__.py")
+    monitor = RecordingMonitor()
     with pytest.raises(Exception, match="2 problem") as error:
-        run_function(lambda: runpy.run_path(main, run_name="__main__"), "example", config, monitor)
+        ENGINE.run_program("example", config, monitor)
     assert "clouds.gcp.nodePools.small.maxNodes" in str(error.value)
     assert "hub.allowedOrganizations" in str(error.value)
     assert monitor.registrations == []

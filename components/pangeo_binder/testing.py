@@ -395,15 +395,16 @@ def run_function(
     secret_keys: tuple[str, ...] = SECRET_KEYS,
     project: str = NAMESPACE,
 ) -> Run:
-    """Run `fn` as a Pulumi program under mocks with `config` as the `pangeo-binder:*` config,
-    `secret_keys` marked secret as `pulumi config set --secret` marks them. `project` names
-    the Pulumi project (it is part of every URN)."""
+    """Run `fn` as a Pulumi program under mocks with `config` as the project's config
+    (`<project>:*` keys, as `pulumi config set` writes them), `secret_keys` marked secret as
+    `pulumi config set --secret` marks them. `project` names the Pulumi project: the config
+    namespace, and part of every URN."""
     pulumi.runtime.set_all_config(
         {
-            f"{NAMESPACE}:{key}": value if isinstance(value, str) else json.dumps(value)
+            f"{project}:{key}": value if isinstance(value, str) else json.dumps(value)
             for key, value in (config or {}).items()
         },
-        [f"{NAMESPACE}:{key}" for key in secret_keys if key in (config or {})],
+        [f"{project}:{key}" for key in secret_keys if key in (config or {})],
     )
     monitor = monitor or RecordingMonitor()
     settings.ROOT.set(None)
