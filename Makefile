@@ -4,8 +4,8 @@
 #   make preview STACK=staging the same checks as up, then pulumi preview --diff
 #   make destroy STACK=staging pulumi destroy (prod's protect guards refuse)
 #   make prereqs STACK=staging only the check of the CLIs and logins
-#   make test                  set up the virtualenv, lint, run the test suite (what CI runs,
-#                              with the pinned charts beside the checkout)
+#   make test                  set up the virtualenv, lint, run the test suite (what CI runs;
+#                              the chart tests need `python -m pangeo_binder.charts fetch` once)
 #   make lock                  re-resolve the hashed lock files after changing dependencies
 #   make plan STACK=staging    offline plan: resources, Helm values and monthly cost, no cloud
 #                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)

@@ -10,8 +10,8 @@ Tests call these on the values the hub builds:
 - `validate_objects`: every object against Kubernetes' OpenAPI schemas (kubernetes-validate,
   offline, strict: unknown fields are errors), custom resources against their CRD's schema.
 
-Missing chart files skip the calling test with a message naming the fetch command, or fail it when
-`CI=true`: a test never passes silently without its charts.
+Missing chart files skip the calling test with a message naming the fetch command and the folders
+looked in, or fail it when `CI=true`: a test never passes silently without its charts.
 
 Limits of rendering offline (helm-python-sdk 0.2.2, Helm v4.2.3): `lookup` returns nothing (z2jh
 then generates its secrets afresh on every render, unless the values set them),
@@ -38,11 +38,10 @@ from kubernetes_validate import utils as kv
 from referencing import Registry, Resource
 
 from pangeo_binder.charts import (
-    FETCH_COMMAND,
     PINS,
     ChartPin,
     chart_dir,
-    missing_files,
+    missing_message,
     schema_dir,
 )
 
@@ -51,14 +50,9 @@ from pangeo_binder.charts import (
 
 def require_chart_files(pins: Sequence[ChartPin] = PINS) -> None:
     """Skip the calling test when the charts or schemas of `pins` are missing; fail under CI."""
-    missing = missing_files(pins)
-    if not missing:
+    message = missing_message(pins)
+    if message is None:
         return
-    message = (
-        f"{len(missing)} chart file(s) missing, first {missing[0]}; run `{FETCH_COMMAND}` "
-        "(needs internet, not helm), or point PANGEO_BINDER_CHARTS / PANGEO_BINDER_CHART_SCHEMAS "
-        "at them"
-    )
     if os.environ.get("CI", "").lower() in ("true", "1"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)

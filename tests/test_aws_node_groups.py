@@ -27,7 +27,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 CA = "k8s.io/cluster-autoscaler"
 POOLS = ("core", "user", "highmem", "gpu", "dask")
 
-# What the JupyterHub and Dask charts select on (DESIGN.md), per pool of the stack files.
+# What the JupyterHub and Dask charts select on (scheduling.py), per pool of the stack files.
 EXPECTED_LABELS = {
     "core": {"hub.jupyter.org/node-purpose": "core", "pangeo-binder.io/pool": "core"},
     "user": {

@@ -430,6 +430,8 @@ def test_missing_charts_skip_with_the_fetch_command(tmp_path, monkeypatch) -> No
         outcome = _outcome(call)
         assert type(outcome) is pytest.skip.Exception, outcome
         assert charts.FETCH_COMMAND in str(outcome)
+        assert f"looked in {tmp_path / 'charts'} " in str(outcome)
+        assert f" and {tmp_path / 'schemas'} " in str(outcome)
 
 
 @no_charts
@@ -444,14 +446,17 @@ def test_missing_charts_fail_under_ci(ci: str, tmp_path, monkeypatch) -> None:
         outcome = _outcome(call)
         assert type(outcome) is pytest.fail.Exception, outcome
         assert charts.FETCH_COMMAND in str(outcome)
+        assert f"looked in {tmp_path / 'charts'} " in str(outcome)
 
 
 @no_charts
 @pytest.mark.parametrize("ci", [None, "true"])
 def test_the_chart_files_fixture_in_a_real_session(ci: str | None, tmp_path) -> None:
-    # The whole path: conftest's fixture in a pytest run without the charts.
-    env = {**os.environ, charts.CHARTS_ENV: str(tmp_path / "none")}
-    env.pop("CI", None)
+    # The whole path: conftest's fixture in a pytest run without the charts, nor the variables,
+    # nor anything in the default cache.
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    for name in ("CI", charts.CHARTS_ENV, charts.SCHEMAS_ENV):
+        env.pop(name, None)
     if ci:
         env["CI"] = ci
     run = subprocess.run(
@@ -472,6 +477,7 @@ def test_the_chart_files_fixture_in_a_real_session(ci: str | None, tmp_path) -> 
         check=False,
     )
     assert charts.FETCH_COMMAND in run.stdout, run.stdout
+    assert str(tmp_path / "cache" / "pangeo-binder" / "charts") in run.stdout, run.stdout
     if ci:
         assert run.returncode == 1 and "1 error" in run.stdout, run.stdout
     else:
@@ -479,14 +485,26 @@ def test_the_chart_files_fixture_in_a_real_session(ci: str | None, tmp_path) -> 
 
 
 @no_charts
-def test_folders_default_beside_the_project(monkeypatch) -> None:
+def test_folders_default_to_the_user_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv(charts.CHARTS_ENV, raising=False)
     monkeypatch.delenv(charts.SCHEMAS_ENV, raising=False)
-    assert charts.chart_sources_dir() == ROOT.parent / "shared" / "charts"
-    assert charts.chart_schemas_dir() == ROOT.parent / "shared" / "chart-schemas"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert charts.chart_sources_dir() == tmp_path / "xdg" / "pangeo-binder" / "charts"
+    assert charts.chart_schemas_dir() == tmp_path / "xdg" / "pangeo-binder" / "chart-schemas"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for xdg in ("", "relative/cache"):  # unset, or relative: ignored, as the XDG spec says
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+        assert (
+            charts.chart_sources_dir() == tmp_path / "home" / ".cache" / "pangeo-binder" / "charts"
+        )
+        assert charts.chart_schemas_dir() == (
+            tmp_path / "home" / ".cache" / "pangeo-binder" / "chart-schemas"
+        )
     assert charts.chart_dir(DASK_GATEWAY).name == "dask-gateway-2026.3.0"
     monkeypatch.setenv(charts.SCHEMAS_ENV, "/x")
     assert charts.schema_dir(JUPYTERHUB) == Path("/x/jupyterhub")
+    monkeypatch.setenv(charts.CHARTS_ENV, "/y")
+    assert charts.chart_dir(JUPYTERHUB) == Path("/y/jupyterhub-4.4.0")
 
 
 @no_charts

@@ -122,6 +122,19 @@ def test_fetch_uses_the_environment_folders(tmp_path) -> None:
     assert (tmp_path / "s" / "binderhub-service" / "values.schema.json").is_file()
 
 
+def test_fetch_fills_the_user_cache_by_default(tmp_path) -> None:
+    env, _ = _fake_helm(tmp_path)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    assert _run_fetch(env, "--backend", "helm").returncode == 0
+    cache = tmp_path / "xdg" / "pangeo-binder"
+    assert charts.missing_files(PINS, cache / "charts", cache / "chart-schemas") == []
+    env.pop("XDG_CACHE_HOME")
+    env["HOME"] = str(tmp_path / "home")
+    assert _run_fetch(env, "--backend", "helm").returncode == 0
+    home = tmp_path / "home" / ".cache" / "pangeo-binder"
+    assert charts.missing_files(PINS, home / "charts", home / "chart-schemas") == []
+
+
 def test_fetch_with_the_binary_and_no_helm_says_how_to_install_it(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     env = {**os.environ, "PATH": str(tmp_path / "empty")}

@@ -280,7 +280,7 @@ FETCH_CHARTS = ".venv/bin/python -m pangeo_binder.charts fetch"
 def test_the_charts_are_fetched_before_every_make_test() -> None:
     """The chart tests fail under CI without the pinned charts (tests/chart_render.py), so each
     job that runs `make test` first builds .venv (helm-python-sdk pulls, no helm binary), then
-    fetches into the default folders, the ones the tests read: no --charts/--schemas and no
+    fetches into the default cache, the one the tests read: no --charts/--schemas and no
     PANGEO_BINDER_* variable anywhere in the workflow."""
     testing = []
     for file, name, job in jobs():

@@ -1,15 +1,16 @@
 """The Helm charts the hub installs, pinned, and where their sources and schemas live on disk.
 
 The hub renders and validates every release with the real chart in the test suite, offline. The
-chart sources and their values schemas are the charts' own data, kept beside the project rather
-than in it (`../shared/charts`, `../shared/chart-schemas`, DESIGN.md "Charts"); environment
-variables point elsewhere. `python -m pangeo_binder.charts fetch` fills both folders from the pinned
-versions, on any machine with internet access, so anyone who clones the project can run the same
-tests (CI runs it before `make test`). It pulls with helm-python-sdk (Helm's own Go library, in the
-test extras: `make venv` is enough, no helm binary) and falls back to `helm pull` when that
-package is not importable.
+chart sources and their values schemas are the charts' own data, not the project's: they live in a
+per-user cache, `$XDG_CACHE_HOME/pangeo-binder/charts` and `.../chart-schemas` (`~/.cache/...`
+when XDG_CACHE_HOME is unset), or wherever `$PANGEO_BINDER_CHARTS` and
+`$PANGEO_BINDER_CHART_SCHEMAS` point. `python -m pangeo_binder.charts fetch` fills both folders
+from the pinned versions, on any machine with internet access, so anyone who clones the project can
+run the same tests (CI runs it before `make test`). It pulls with helm-python-sdk (Helm's own Go
+library, in the test extras: `make venv` is enough, no helm binary) and falls back to `helm pull`
+when that package is not importable.
 
-Layout (the same as the shared folders):
+Layout:
 
     <charts>/<name>-<version>/Chart.yaml, values.yaml, values.schema.json, templates/, crds/ ...
     <schemas>/<name>/values.schema.json, values.yaml, SOURCE.txt
@@ -33,8 +34,6 @@ CHARTS_ENV = "PANGEO_BINDER_CHARTS"
 SCHEMAS_ENV = "PANGEO_BINDER_CHART_SCHEMAS"
 FETCH_COMMAND = "python -m pangeo_binder.charts fetch"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 @dataclass(frozen=True)
 class ChartPin:
@@ -53,14 +52,13 @@ class ChartPin:
 JUPYTERHUB = ChartPin("jupyterhub", "https://jupyterhub.github.io/helm-chart", "4.4.0")
 """Zero to JupyterHub 4.4.0 (tag 2026-06-10, the latest stable release then): its Chart.yaml
 says appVersion "5.5.0", the JupyterHub version of its hub image, and kubeVersion >=1.28.0-0.
-Relied on: ../shared/charts/jupyterhub-4.4.0/Chart.yaml and ../shared/chart-schemas/jupyterhub/
-SOURCE.txt (z2jh commit 5c5f5df), read 2026-11-26."""
+Read from the chart source at this version (its Chart.yaml; z2jh commit 5c5f5df), 2026-11-26."""
 
 DASK_GATEWAY = ChartPin("dask-gateway", "https://helm.dask.org", "2026.3.0")
 """dask-gateway 2026.3.0 (tag 2026-03-31): appVersion "2026.3.0", kubeVersion >=1.30.0-0. It ships
 CRDs in `crds/` (DaskCluster and Traefik's IngressRoute, Middleware, ...), which Helm installs once
-and never upgrades. Relied on: ../shared/charts/dask-gateway-2026.3.0/Chart.yaml and
-../shared/chart-schemas/dask-gateway/SOURCE.txt (commit 82efdfa), read 2026-11-26."""
+and never upgrades. Read from the chart source at this version (its Chart.yaml; commit 82efdfa),
+2026-11-26."""
 
 BINDERHUB_SERVICE = ChartPin(
     "binderhub-service", "https://2i2c.org/binderhub-service", "0.1.0-0.dev.git.336.hca79dc0"
@@ -70,22 +68,33 @@ the pin is one dev build (commit ca79dc0). Its Chart.yaml says appVersion "1.0.0
 upstream: it does not track the BinderHub version) and kubeVersion >=1.27.0-0. `helm pull` finds a
 pre-release without `--devel` when `--version` names it exactly (fosrl/docs-v2#140, 2026-09;
 lightbend/console-charts#176); so does `helm_python.pull`, which has no devel option (Helm v4.2.3:
-tests/test_charts_fetch.py pulls a version of this form from a local repository). Relied on:
-../shared/charts/binderhub-service-0.1.0-0.dev.git.336.hca79dc0/Chart.yaml, read 2026-11-26."""
+tests/test_charts_fetch.py pulls a version of this form from a local repository). Read from the
+chart source at this version (its Chart.yaml), 2026-11-26."""
 
 PINS: tuple[ChartPin, ...] = (JUPYTERHUB, DASK_GATEWAY, BINDERHUB_SERVICE)
 
 
+def cache_dir() -> Path:
+    """The per-user cache the charts default to: `$XDG_CACHE_HOME/pangeo-binder`, else
+    `~/.cache/pangeo-binder`. A relative XDG_CACHE_HOME is ignored, as the XDG spec says."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "pangeo-binder"
+
+
+def _configured(env: str, default: str) -> Path:
+    configured = os.environ.get(env)
+    return Path(configured) if configured else cache_dir() / default
+
+
 def chart_sources_dir() -> Path:
-    """Where chart sources live: `$PANGEO_BINDER_CHARTS`, else `<repo>/../shared/charts`."""
-    configured = os.environ.get(CHARTS_ENV)
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "charts"
+    """Where chart sources live: `$PANGEO_BINDER_CHARTS`, else `<cache>/charts`."""
+    return _configured(CHARTS_ENV, "charts")
 
 
 def chart_schemas_dir() -> Path:
-    """Where values schemas live: `$PANGEO_BINDER_CHART_SCHEMAS`, else `../shared/chart-schemas`."""
-    configured = os.environ.get(SCHEMAS_ENV)
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "chart-schemas"
+    """Where values schemas live: `$PANGEO_BINDER_CHART_SCHEMAS`, else `<cache>/chart-schemas`."""
+    return _configured(SCHEMAS_ENV, "chart-schemas")
 
 
 def chart_dir(pin: ChartPin, charts: Path | None = None) -> Path:
@@ -115,6 +124,22 @@ def missing_files(
             if not (schema_dir(pin, schemas) / f).is_file()
         ]
     return missing
+
+
+def missing_message(
+    pins: Sequence[ChartPin] = PINS, charts: Path | None = None, schemas: Path | None = None
+) -> str | None:
+    """Why the chart files of `pins` cannot be used, naming the folders looked in and the command
+    that fills them; None when every file is there."""
+    missing = missing_files(pins, charts, schemas)
+    if not missing:
+        return None
+    return (
+        f"{len(missing)} chart file(s) missing (first: {missing[0]}); looked in "
+        f"{charts or chart_sources_dir()} (${CHARTS_ENV}) and {schemas or chart_schemas_dir()} "
+        f"(${SCHEMAS_ENV}). Run `{FETCH_COMMAND}` to fill them (needs internet, not helm), "
+        "or point those variables at folders that hold them"
+    )
 
 
 class FetchError(RuntimeError):
@@ -338,12 +363,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fetch", help="pull every pinned chart and fill the chart and schema folders"
     )
     pull.add_argument(
-        "--charts", type=Path, help=f"charts folder (default ${CHARTS_ENV} or ../shared/charts)"
+        "--charts",
+        type=Path,
+        help=f"charts folder (default ${CHARTS_ENV}, else {cache_dir() / 'charts'})",
     )
     pull.add_argument(
         "--schemas",
         type=Path,
-        help=f"schemas folder (default ${SCHEMAS_ENV} or ../shared/chart-schemas)",
+        help=f"schemas folder (default ${SCHEMAS_ENV}, else {cache_dir() / 'chart-schemas'})",
     )
     pull.add_argument("--force", action="store_true", help="pull charts that are already present")
     pull.add_argument(

@@ -240,7 +240,7 @@ class GitHubApp(Model):
     client_id: str = Field(
         pattern=r"^[A-Za-z0-9._-]{8,64}$",
         description="Client ID of the OAuth app whose callback URL is "
-        "https://<domain>/hub/oauth_callback. Its secret is set with pulumi config set "
+        "`https://<domain>/hub/oauth_callback`. Its secret is set with pulumi config set "
         "--secret --path 'secrets.<cloud>.githubClientSecret'.",
     )
 

@@ -19,9 +19,30 @@ END = "<!-- end of generated section -->"
 STACKS = ("staging", "prod")
 
 
-def section(documents: dict[str, dict[str, Any]]) -> str:
+# The price file, relative to docs/topics/cost.md.
+PRICE_LINK = "../../components/pangeo_binder/data/prices.yaml"
+
+
+def source_ids(prices: Prices) -> dict[str, str]:
+    """Each source URL of the price file -> its id under `sources`: the page cites the id, so it
+    links nowhere outside the repository and the file gives the page and the date it was read."""
+    return {entry["url"]: key for key, entry in prices.sources.items() if entry.get("url")}
+
+
+def _cite(cited: dict[str, str], source: str) -> str:
+    """A source's id, as code; a source the price file does not list is shown as it is."""
+    return f"`{cited[source]}`" if source in cited else source
+
+
+def section(documents: dict[str, dict[str, Any]], prices: Prices | None = None) -> str:
     """Per stack and cloud: idle and ceiling totals, idle line items, what has no price."""
+    cited = source_ids(prices or Prices.load())
     out = [BEGIN, ""]
+    out += [
+        f"Sources are ids under `sources` in [`prices.yaml`]({PRICE_LINK}), each with",
+        "its page and the date it was read.",
+        "",
+    ]
     out += _table(
         ("stack", "cloud", "idle, monthly", "ceiling, monthly", "unpriced items"),
         [
@@ -48,7 +69,7 @@ def section(documents: dict[str, dict[str, Any]]) -> str:
                         f"{line['quantity']:g}",
                         f"{line['unitUsd']:.4f}",
                         usd(line["monthlyUsd"]),
-                        line["source"],
+                        _cite(cited, line["source"]),
                     )
                     for line in cost["lines"]
                     if line["scope"] == "idle"
