@@ -96,8 +96,8 @@ def _entry(name: str, module: str, attribute: str) -> list[str]:
     where = f"{module}.{attribute}"
     lines = [f"### `{name}`", "", f"{kind}; defined as `{where}` (private path)", ""]
     if kind == "constant":
-        lines += ["```python", f"{name} = {obj!r}", "```", ""]
-        return lines
+        items = obj if isinstance(obj, tuple | list) else [obj]
+        return [*lines, *[f"- `{item!r}`" for item in items], ""]
     if kind != "config model":
         lines += ["```python", _signature(name, obj), "```", ""]
     lines += [_docstring(obj), ""]
