@@ -152,7 +152,8 @@ def test_metadata_server_open_on_gke_only(case: tuple[Run, str]) -> None:
     run, cloud = case
     single = release(run, cloud, "jupyterhub")["values"]["singleuser"]
     gke = cloud == "gcp"
-    assert single["cloudMetadata"]["blockWithIptables"] is (not gke)
+    # No privileged iptables container on either cloud: the policy does the blocking.
+    assert single["cloudMetadata"]["blockWithIptables"] is False
     policy = single["networkPolicy"]
     assert policy["egressAllowRules"]["cloudMetadataServer"] is gke
     gke_rule = any(
@@ -204,8 +205,21 @@ def test_profiles_select_their_pool_and_gpus_request_the_device(case: tuple[Run,
         c["kubespawner_override"]["extra_resource_limits"] == {"nvidia.com/gpu": "1"}
         for c in gpu_sizes
     )
-    tolerations = release(run, cloud, "jupyterhub")["values"]["singleuser"]["extraTolerations"]
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    # Only GPU profiles tolerate the GPU taint, with the user taint's toleration repeated
+    # (an override replaces the list); nothing on every user pod, which the puller inherits.
+    assert "extraTolerations" not in release(run, cloud, "jupyterhub")["values"]["singleuser"]
+    gpu_toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    user_toleration = {
+        "key": "hub.jupyter.org/dedicated",
+        "operator": "Equal",
+        "value": "user",
+        "effect": "NoSchedule",
+    }
+    assert by_slug["gpu"]["kubespawner_override"]["tolerations"] == [
+        user_toleration,
+        gpu_toleration,
+    ]
+    assert "tolerations" not in by_slug["user"]["kubespawner_override"]
     assert by_slug["gpu"]["allowed_groups"] == ["pangeo-data:gpu-users"]
     assert by_slug["highmem"]["allowed_groups"] == ["pangeo-data:gpu-users"]
     assert "allowed_groups" not in by_slug["user"]

@@ -27,6 +27,21 @@ PURPOSE_TAINTS: dict[str, tuple[str, str] | None] = {
 
 GPU_TAINT = ("nvidia.com/gpu", "present")
 
+# Tolerates the GPU nodes' taint. Only GPU profiles carry it: a toleration on every user pod
+# (`singleuser.extraTolerations`) is inherited by z2jh's continuous image puller, which would
+# then pull the CPU images on every new GPU node while a user waits for theirs.
+GPU_TOLERATION = {"key": GPU_TAINT[0], "operator": "Exists", "effect": "NoSchedule"}
+
+
+def toleration(purpose: str) -> dict[str, str]:
+    """The pod toleration of a purpose's taint (`user`, `dask`)."""
+    taint = PURPOSE_TAINTS[purpose]
+    if taint is None:
+        raise ValueError(f"{purpose} nodes have no taint to tolerate")
+    key, value = taint
+    return {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
+
+
 # Lets a profile pick one pool (highmem, gpu) among the user pools.
 POOL_LABEL = "pangeo-binder.io/pool"
 

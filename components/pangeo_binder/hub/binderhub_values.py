@@ -22,7 +22,7 @@ from pangeo_binder.hub.config import HubSettings
 from pangeo_binder.hub.context import BINDER_SERVICE, DOCKER_DAEMON_REQUEST, HubContext
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.profiles import shared_pool
-from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, PURPOSE_TAINTS
+from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, toleration
 
 # The hub's Service in the namespace (z2jh names it `hub` with fullnameOverride "").
 HUB_API = "http://hub:8081"
@@ -42,11 +42,6 @@ def build_node_selector(context: HubContext, settings: HubSettings, pools: dict[
     """Build pods and the docker daemon share one ordinary user pool (on-demand, not GPU or
     high-memory): the build pod talks to the daemon on its own node through a host socket."""
     return {**PURPOSE_LABELS["user"], POOL_LABEL: shared_pool(pools, settings, context.cloud)}
-
-
-def _user_toleration() -> dict[str, str]:
-    key, value = PURPOSE_TAINTS["user"]  # type: ignore[misc]
-    return {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
 
 
 def registry_settings(context: HubContext) -> dict[str, Any]:
@@ -98,6 +93,15 @@ def binderhub_values(
                 "image_prefix": context.image_prefix,
                 "hub_url": f"https://{context.domain}/",
                 "hub_url_local": f"{HUB_API}/",
+            },
+            # GitHub's API answers anonymous callers 60 times an hour per address, so a
+            # workshop's builds would fail on "rate limit exceeded". The hub's own OAuth app
+            # (its client id and secret, read by GitHubRepoProvider as GITHUB_CLIENT_ID /
+            # GITHUB_CLIENT_SECRET would be) raises that to 5,000. These values are a secret
+            # input, and the chart renders `config` into its Secret, never a ConfigMap.
+            "GitHubRepoProvider": {
+                "client_id": context.github_client_id,
+                "client_secret": context.github_client_secret,
             },
             # Lookups go to the cloud's registry, so an image built before is reused.
             "DockerRegistry": {"url": f"https://{context.registry_host}"},
@@ -153,7 +157,7 @@ def binderhub_values(
         "dockerApi": {
             # Privileged: only on the nodes builds run on, never on core nodes.
             "nodeSelector": selector,
-            "tolerations": [_user_toleration()],
+            "tolerations": [toleration("user")],
             "resources": {
                 "requests": {
                     "cpu": str(DOCKER_DAEMON_REQUEST[0]),

@@ -149,8 +149,12 @@ class HubSettings(Model):
     )
     admin_users: list[GitHubLogin] = Field(
         default_factory=list,
-        description="GitHub logins of hub admins (they still need to be in an allowed "
-        "organization). None by default: admin is a deliberate grant.",
+        description="GitHub logins of hub admins. They can log in even when they are in no "
+        "allowed organization: OAuthenticator 17.4 admits admin_users before it checks "
+        "organizations, and we keep that on purpose, so the operators can still reach a hub "
+        "whose organization or team check is failing. So list only the people who run the "
+        "hub, and remove anyone who leaves. None by default: admin is a deliberate grant "
+        "(and admins cannot open users' servers: admin_access is off).",
     )
     privileged_groups: list[Team] = Field(
         default_factory=list,

@@ -27,6 +27,20 @@ BINDER_POD_LABELS = {
     "app.kubernetes.io/name": "binderhub-service",
     "app.kubernetes.io/component": "binderhub",
 }
+# The BinderHub pod's http port: the chart's `config.BinderHub.port` default, which the
+# Service targets and our values leave alone.
+BINDER_POD_PORT = 8585
+# Dask Gateway's pods (the chart's labels) and Traefik's web entrypoint, the pod port behind
+# its Service: HTTP to the gateway API and, by SNI, the TCP traffic to schedulers.
+DASK_LABELS = {"app.kubernetes.io/name": "dask-gateway"}
+DASK_TRAEFIK_LABELS = {**DASK_LABELS, "app.kubernetes.io/component": "traefik"}
+DASK_TRAEFIK_PORT = 8000
+# GKE's metadata server for workload identity, as network policies must allow it under
+# Dataplane V2 (GKE docs, "Use Workload Identity Federation for GKE": 169.254.169.252:988).
+GKE_METADATA_EGRESS = {
+    "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
+    "ports": [{"port": 988, "protocol": "TCP"}],
+}
 
 
 # What runs beside notebooks on the shared user pool (see profiles.shared_pool): a Dask

@@ -16,23 +16,21 @@ from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
 from pangeo_binder.hub.context import (
     DASK_GATEWAY_RELEASE,
     DASK_GATEWAY_SERVICE,
+    DASK_LABELS,
+    DASK_TRAEFIK_LABELS,
+    GKE_METADATA_EGRESS,
     SCHEDULER_REQUEST,
     HubContext,
 )
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.profiles import shared_pool
-from pangeo_binder.machines import Allocatable, allocatable
-from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, PURPOSE_TAINTS
+from pangeo_binder.machines import Allocatable, Cloud, allocatable
+from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, toleration
 
 # Worker sizes as shares of a dask node, smallest first; the largest two are privileged.
 WORKER_SHARES = (8, 4, 2, 1)
 PRIVILEGED_SHARES = (2, 1)
 CORE_SELECTOR = PURPOSE_LABELS["core"]
-
-
-def _toleration(purpose: str) -> dict[str, str]:
-    key, value = PURPOSE_TAINTS[purpose]  # type: ignore[misc]
-    return {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
 
 
 def worker_sizes(node: Allocatable) -> list[dict[str, Any]]:
@@ -102,7 +100,7 @@ def dask_gateway_values(
                     "extraPodConfig": {
                         "serviceAccountName": USER_SERVICE_ACCOUNT,
                         "nodeSelector": {**PURPOSE_LABELS["user"], POOL_LABEL: scheduler_key},
-                        "tolerations": [_toleration("user")],
+                        "tolerations": [toleration("user")],
                     },
                     "cores": {"request": SCHEDULER_REQUEST[0], "limit": 2},
                     "memory": {"request": f"{int(SCHEDULER_REQUEST[1] * 1024)}M", "limit": "4G"},
@@ -111,7 +109,7 @@ def dask_gateway_values(
                     "extraPodConfig": {
                         "serviceAccountName": USER_SERVICE_ACCOUNT,
                         "nodeSelector": {**PURPOSE_LABELS["dask"], POOL_LABEL: dask_key},
-                        "tolerations": [_toleration("dask")],
+                        "tolerations": [toleration("dask")],
                     },
                 },
             },
@@ -124,4 +122,79 @@ def dask_gateway_values(
         # Inside the cluster only: the hub's proxy is the way in (the chart's default would
         # be a second load balancer).
         "traefik": {"service": {"type": "ClusterIP"}, "nodeSelector": CORE_SELECTOR},
+    }
+
+
+# What the gateway's Kubernetes backend labels cluster pods with (dask_gateway_server
+# 2026.3.0, backends/kubernetes/controller.py `get_labels`): the gateway instance (the chart's
+# fullname, which fullnameOverride pins) and the component. Schedulers listen on 8786 (TLS)
+# and serve their dashboard on 8787; workers on ports of their own choosing.
+DASK_POD_COMPONENTS = ("dask-scheduler", "dask-worker")
+SCHEDULER_PORTS = (8786, 8787)
+GATEWAY_API_PORT = 8000  # schedulers report to the gateway API (DASK_GATEWAY_API_URL)
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+
+
+def dask_pod_selector() -> dict[str, Any]:
+    """Every scheduler and worker of this gateway, and nothing else of the chart's."""
+    return {
+        "matchLabels": {"gateway.dask.org/instance": DASK_GATEWAY_RELEASE},
+        "matchExpressions": [
+            {
+                "key": "app.kubernetes.io/component",
+                "operator": "In",
+                "values": list(DASK_POD_COMPONENTS),
+            }
+        ],
+    }
+
+
+def dask_network_policy(cloud: Cloud, namespace: str) -> dict[str, Any]:
+    """The NetworkPolicy of Dask schedulers and workers (the dask-gateway chart ships none).
+
+    User code runs on workers: without a policy it would escape the notebook's egress limits
+    and reach in-cluster services and other users' dashboards. Allowed: scheduler <-> worker
+    and worker <-> worker (any port: workers pick theirs), notebooks -> scheduler through
+    Traefik (the clients' proxy address; the notebooks' own policy allows only Traefik),
+    schedulers -> the gateway API, DNS, and addresses outside the private and link-local
+    ranges. On GKE also the metadata server, which workload identity (bucket access) needs.
+    """
+    dask_pods = {"podSelector": dask_pod_selector()}
+    tcp = [{"port": port, "protocol": "TCP"} for port in SCHEDULER_PORTS]
+    egress: list[dict[str, Any]] = [
+        {"to": [dask_pods]},
+        {
+            "to": [
+                {
+                    "podSelector": {
+                        "matchLabels": {**DASK_LABELS, "app.kubernetes.io/component": "gateway"}
+                    }
+                }
+            ],
+            "ports": [{"port": GATEWAY_API_PORT, "protocol": "TCP"}],
+        },
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
+    ]
+    if cloud == "gcp":
+        egress += [
+            {
+                "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
+                "ports": [{"port": 80, "protocol": "TCP"}],
+            },
+            GKE_METADATA_EGRESS,
+        ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "dask-clusters", "namespace": namespace},
+        "spec": {
+            "podSelector": dask_pod_selector(),
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {"from": [dask_pods]},
+                {"from": [{"podSelector": {"matchLabels": DASK_TRAEFIK_LABELS}}], "ports": tcp},
+            ],
+            "egress": egress,
+        },
     }

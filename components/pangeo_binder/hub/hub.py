@@ -24,7 +24,7 @@ from pangeo_binder.hub.context import (
     HubTokens,
     runs_dask,
 )
-from pangeo_binder.hub.dask_values import dask_gateway_values
+from pangeo_binder.hub.dask_values import dask_gateway_values, dask_network_policy
 from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
 from pangeo_binder.outputs import CloudOutputs
 
@@ -163,13 +163,23 @@ class Hub(pulumi.ComponentResource):
             release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
         )
         if runs_dask(pools):
+            # Before the gateway can start a cluster, its pods are already fenced in.
+            manifest = dask_network_policy(cloud.cloud, settings.namespace)
+            dask_policy = k8s.networking.v1.NetworkPolicy(
+                f"{name}-dask-clusters-policy",
+                metadata=manifest["metadata"],
+                spec=manifest["spec"],
+                opts=release_opts,
+            )
             self._release(
                 f"{name}-dask-gateway",
                 DASK_GATEWAY,
                 DASK_GATEWAY_RELEASE,
                 settings.namespace,
                 context.apply(lambda c: dask_gateway_values(c, settings, pools)),
-                after_hub,
+                pulumi.ResourceOptions.merge(
+                    after_hub, pulumi.ResourceOptions(depends_on=[dask_policy])
+                ),
             )
         if settings.binder.enabled:
             self._release(

@@ -14,24 +14,20 @@ from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings, images_f
 from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
     BINDER_POD_LABELS,
+    BINDER_POD_PORT,
     BINDER_SERVICE,
     DASK_GATEWAY_SERVICE,
+    DASK_LABELS,
+    DASK_TRAEFIK_LABELS,
+    DASK_TRAEFIK_PORT,
     DASK_TRAEFIK_SERVICE,
+    GKE_METADATA_EGRESS,
     HubContext,
     runs_dask,
 )
 from pangeo_binder.hub.incluster import source
-from pangeo_binder.hub.profiles import GPU_RESOURCE, profile_list
-from pangeo_binder.scheduling import PURPOSE_TAINTS
-
-GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-# GKE's metadata server for workload identity, as network policies must allow it under
-# Dataplane V2 (GKE docs, "Use Workload Identity Federation for GKE": 169.254.169.252:988).
-GKE_METADATA_EGRESS = {
-    "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
-    "ports": [{"port": 988, "protocol": "TCP"}],
-}
-DASK_LABELS = {"app.kubernetes.io/name": "dask-gateway"}
+from pangeo_binder.hub.profiles import profile_list
+from pangeo_binder.scheduling import toleration
 
 
 def _split_image(ref: str) -> tuple[str, str] | None:
@@ -84,25 +80,8 @@ def user_network_policy(context: HubContext, dask: bool = True) -> dict[str, Any
     """Notebooks reach the internet and Dask Gateway's proxy, not the rest of the cluster.
     GKE workload identity needs the metadata server; EKS (IRSA) does not, so it stays blocked."""
     gke = context.cloud == "gcp"
-    egress: list[dict[str, Any]] = []
-    if dask:
-        egress.append(
-            {
-                "to": [
-                    {
-                        "podSelector": {
-                            "matchLabels": {
-                                **DASK_LABELS,
-                                "app.kubernetes.io/component": "traefik",
-                            }
-                        }
-                    }
-                ],
-                # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port
-                # is `web`).
-                "ports": [{"port": 8000, "protocol": "TCP"}],
-            }
-        )
+    # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port is `web`).
+    egress = [to_pods(DASK_TRAEFIK_LABELS, DASK_TRAEFIK_PORT)] if dask else []
     if gke:
         egress.append(GKE_METADATA_EGRESS)
     return {
@@ -110,6 +89,26 @@ def user_network_policy(context: HubContext, dask: bool = True) -> dict[str, Any
         "egressAllowRules": {"cloudMetadataServer": gke},
         "egress": egress,
     }
+
+
+def to_pods(labels: dict[str, str], port: int) -> dict[str, Any]:
+    """An egress rule to the pods with `labels` on one TCP port, by pod selector."""
+    return {
+        "to": [{"podSelector": {"matchLabels": dict(labels)}}],
+        "ports": [{"port": port, "protocol": "TCP"}],
+    }
+
+
+def service_routes(dask: bool, binder: bool) -> list[dict[str, Any]]:
+    """Egress from the proxy (and the hub) to the services behind `/services/`: BinderHub and
+    Dask Gateway's Traefik, by pod selector on both clouds. z2jh's `privateIPs` rule would
+    cover them with an IP range, which GKE's Dataplane V2 (Cilium) never matches against pods
+    (z2jh 4.4.0 values.schema.yaml, egressAllowRules.privateIPs, citing cilium/cilium#9209):
+    there the build form and the Dask dashboards were unreachable."""
+    routes = [to_pods(BINDER_POD_LABELS, BINDER_POD_PORT)] if binder else []
+    if dask:
+        routes.append(to_pods(DASK_TRAEFIK_LABELS, DASK_TRAEFIK_PORT))
+    return routes
 
 
 def _ingress_from(labels: dict[str, str]) -> dict[str, Any]:
@@ -131,7 +130,6 @@ def jupyterhub_values(
     tokens = context.tokens
     cpu_image = settings.default_image()
     name, tag = _split_image(cpu_image) or (cpu_image.split("@")[0], "")
-    user_taint_key, user_taint_value = PURPOSE_TAINTS["user"]  # type: ignore[misc]
     storage: dict[str, Any] = (
         {"type": "dynamic", "capacity": f"{settings.home_volume_gb}Gi"}
         if settings.home_volume_gb
@@ -210,11 +208,16 @@ def jupyterhub_values(
             },
             # sqlite on a volume of the cluster's default storage class.
             "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
-            "networkPolicy": {"enabled": True, "ingress": hub_ingress},
+            "networkPolicy": {
+                "enabled": True,
+                "ingress": hub_ingress,
+                "egress": service_routes(dask, settings.binder.enabled),
+            },
         },
         "proxy": {
             "secretToken": tokens.proxy_token,
             "service": {"type": "LoadBalancer"},
+            "chp": {"networkPolicy": {"egress": service_routes(dask, settings.binder.enabled)}},
             "https": {
                 "enabled": True,
                 "type": "letsencrypt",
@@ -226,12 +229,13 @@ def jupyterhub_values(
             "image": {"name": name, "tag": tag},
             "serviceAccountName": USER_SERVICE_ACCOUNT,
             "storage": storage,
-            "cloudMetadata": {"blockWithIptables": context.cloud != "gcp"},
+            # No privileged iptables init container in every user pod: the NetworkPolicy
+            # (enforced by Dataplane V2 on GKE and the VPC CNI on EKS) keeps notebooks off
+            # the metadata server where they must be (EKS; IMDSv2's hop limit 1 as well), as
+            # z2jh's security guide recommends when a policy controller runs.
+            "cloudMetadata": {"blockWithIptables": False},
             "networkPolicy": user_network_policy(context, dask),
             "extraEnv": user_environment(context, dask),
-            # GPU profiles select GPU nodes; tolerating their taint everywhere is harmless
-            # because every profile selects its own pool.
-            "extraTolerations": [GPU_TOLERATION],
             "profileList": profile_list(context.cloud, pools, settings, cloud_hub),
             # A GPU node scales up and pulls a multi-GB image before the server starts.
             "startTimeout": 900,
@@ -244,14 +248,7 @@ def jupyterhub_values(
             "corePods": {"nodeAffinity": {"matchNodePurpose": "require"}},
             "userPods": {
                 "nodeAffinity": {"matchNodePurpose": "require"},
-                "tolerations": [
-                    {
-                        "key": user_taint_key,
-                        "operator": "Equal",
-                        "value": user_taint_value,
-                        "effect": "NoSchedule",
-                    }
-                ],
+                "tolerations": [toleration("user")],
             },
         },
         "prePuller": {

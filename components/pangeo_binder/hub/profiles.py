@@ -14,7 +14,7 @@ from pangeo_binder.config_shared import CloudHub, NodePool
 from pangeo_binder.hub.config import IMAGE_REF, HubSettings, images_for
 from pangeo_binder.hub.context import DOCKER_DAEMON_REQUEST, SCHEDULER_REQUEST, runs_dask
 from pangeo_binder.machines import Allocatable, Cloud, allocatable, shape
-from pangeo_binder.scheduling import POOL_LABEL
+from pangeo_binder.scheduling import GPU_TOLERATION, POOL_LABEL, toleration
 
 # Shares of a node offered per CPU pool, largest first, while a share keeps this much memory.
 NODE_SHARES = (1, 2, 4, 8)
@@ -150,6 +150,16 @@ def image_option(settings: HubSettings, *, gpu: bool) -> dict[str, Any]:
     return option
 
 
+def pool_override(key: str, gpus: int) -> dict[str, Any]:
+    """What a profile sets on the pod: its pool, and on GPU pools the GPU taint's toleration.
+    An override replaces KubeSpawner's whole `tolerations` list, so the user nodes' own
+    toleration is repeated there."""
+    override: dict[str, Any] = {"node_selector": {POOL_LABEL: key}}
+    if gpus:
+        override["tolerations"] = [toleration("user"), GPU_TOLERATION]
+    return override
+
+
 def profile_list(
     cloud: Cloud, pools: dict[str, NodePool], settings: HubSettings, cloud_hub: CloudHub
 ) -> list[dict[str, Any]]:
@@ -177,7 +187,7 @@ def profile_list(
             "description": f"{hardware} nodes ({nominal.vcpus:g} CPU, "  # type: ignore[union-attr]
             f"{nominal.memory_gib:g} GiB each); pick a share below.",  # type: ignore[union-attr]
             "default": not profiles,
-            "kubespawner_override": {"node_selector": {POOL_LABEL: key}},
+            "kubespawner_override": pool_override(key, gpus),
             "profile_options": {
                 "resources": {
                     "display_name": "Resources",
