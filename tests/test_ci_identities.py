@@ -9,6 +9,7 @@ claims are evaluated against what it registered.
 from __future__ import annotations
 
 import json
+import re
 import runpy
 from pathlib import Path
 from typing import Any
@@ -315,8 +316,53 @@ def test_the_outputs_are_the_variables_the_workflows_read(ci: Run) -> None:
         "AWS_DEPLOY_ROLE_ARN": "arn:aws:iam::123456789012:role/pangeo-binder-ci-deploy",
     }
     workflows = " ".join(p.read_text() for p in (ROOT / ".github" / "workflows").glob("*.yml"))
-    for variable in ci.stack_outputs:
-        assert f"vars.{variable}" in workflows
+    read = set(re.findall(r"vars\.([A-Z0-9_]+)", workflows))
+    # Both ways: every output is read, and the workflows read nothing else but the backend URL,
+    # which the operator sets by hand (docs/howto/ci.md).
+    assert read == set(ci.stack_outputs) | {"PULUMI_BACKEND_URL"}
+    guide = (ROOT / "docs" / "howto" / "ci.md").read_text()
+    assert all(f"`{variable}`" in guide for variable in read)
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "aws"])
+def test_a_one_cloud_ci_stack_exports_only_that_clouds_variables(cloud: str) -> None:
+    """The variables a one-cloud stack needs are exactly the ones its workflows' steps read
+    when `pangeo_binder.clouds` says that cloud alone is configured."""
+    other = "aws" if cloud == "gcp" else "gcp"
+    config = {k: v for k, v in our_config().items() if k != f"{NAMESPACE}:{other}"}
+    run = run_ci(config)
+    assert {k.split("_")[0] for k in run.stack_outputs} == {cloud.upper()}
+
+
+def documented_gcp_deploy_roles() -> set[str]:
+    """The roles docs/howto/prerequisites.md lists for the deploying principal: the `roles/...`
+    code spans of its "deploying principal" paragraph."""
+    page = (ROOT / "docs" / "howto" / "prerequisites.md").read_text()
+    paragraph = page.split("<!-- deploy-roles -->")[1].split("<!-- /deploy-roles -->")[0]
+    return set(re.findall(r"`(roles/[A-Za-z.]+)`", paragraph))
+
+
+def test_the_ci_deploy_account_gets_exactly_the_roles_the_docs_list(ci: Run) -> None:
+    granted = {
+        b.inputs["role"]
+        for b in ci.of_type("gcp:projects/iAMMember:IAMMember")
+        if "pangeo-binder-deploy@" in b.inputs["member"]
+    }
+    assert "roles/serviceusage.serviceUsageAdmin" in granted  # the program enables APIs
+    assert granted == documented_gcp_deploy_roles()
+
+
+def test_the_aws_deploy_role_gets_exactly_the_configured_policies(ci: Run) -> None:
+    """The docs list no fixed AWS policy: the deploy role gets `deployPolicyArns`, nothing
+    more (its state-bucket access is an inline policy, checked above)."""
+    attached = [
+        r.inputs["policyArn"]
+        for r in ci.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r.name.startswith("aws-deploy")
+    ]
+    assert attached == stack_file()[f"{NAMESPACE}:aws"]["deployPolicyArns"]
+    guide = (ROOT / "docs" / "howto" / "ci.md").read_text()
+    assert "`deployPolicyArns`" in guide
 
 
 def test_every_resource_uses_the_explicit_provider_and_declared_keys(ci: Run) -> None:

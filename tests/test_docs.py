@@ -26,3 +26,29 @@ def test_reference_covers_every_gcp_key() -> None:
         "`exclusions`",
     ):
         assert key in page
+
+
+def test_the_readme_quickstart_runs_in_order() -> None:
+    """The quickstart's steps come in the order a new operator needs them: the stack exists
+    (`pulumi stack init`) before a secret is set on it, and is previewed before it is deployed."""
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme.split("## Quickstart")[1].split("\n## ")[0]
+    steps = [
+        "make prereqs STACK=NAME",
+        "python -m pangeo_binder.init --stack NAME",
+        "make login",
+        "pulumi stack init NAME",
+        "https://DOMAIN/hub/oauth_callback",
+        "pulumi config set --secret --path 'secrets.gcp.githubClientSecret' --stack NAME VALUE",
+        "make preview STACK=NAME",
+        "make up STACK=NAME",
+        "hubAddress",
+        "kubectl -n binder rollout restart deployment/autohttps",
+        "log in with GitHub",
+    ]
+    flat = " ".join(quickstart.split())
+    positions = [flat.find(step) for step in steps]
+    assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p == -1]
+    assert positions == sorted(positions)
+    assert readme.index("make up STACK=") < readme.index("## Quickstart")  # the two commands
+    assert "make test" in readme.split("## Quickstart")[0]

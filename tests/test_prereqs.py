@@ -25,7 +25,10 @@ FAKES = {
     '  "auth application-default print-access-token") exit "${FAKE_ADC:-0}" ;;\n'
     "esac\nexit 0",
     "aws": 'case "$*" in\n  "sts get-caller-identity") exit "${FAKE_AWS_LOGIN:-0}" ;;\nesac\nexit 0',
+    "kubectl": "exit 0",
+    "docker": 'case "$*" in\n  "buildx version") exit "${FAKE_BUILDX:-0}" ;;\nesac\nexit 0',
 }
+COMMON = ("pulumi", "kubectl", "docker")
 BOTH = {"gcp": {"project": "p"}, "aws": {"region": "us-west-2"}}
 
 
@@ -40,12 +43,14 @@ def fake_path(tmp_path: Path, *tools: str) -> str:
 
 
 def check(
-    tmp_path: Path, clouds: dict | None, tools: tuple[str, ...], **env: str
+    tmp_path: Path, clouds: dict | None, tools: tuple[str, ...], hub: dict | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     if clouds is not None:
         config = {
             "config": {"pangeo-binder:environment": "staging", "pangeo-binder:clouds": clouds}
         }
+        if hub is not None:
+            config["config"]["pangeo-binder:hub"] = hub
         (tmp_path / "Pulumi.test.yaml").write_text(yaml.safe_dump(config))
     return subprocess.run(
         [sys.executable, "-m", "pangeo_binder.prereqs", "--stack", "test", "--dir", str(tmp_path)],
@@ -67,7 +72,12 @@ def test_nothing_installed_names_each_tool_and_its_fix(tmp_path: Path) -> None:
     assert "`gcloud` is not on PATH" in err
     assert "gcloud components install gke-gcloud-auth-plugin" in err
     assert "`aws` is not on PATH" in err and "AWS CLI v2" in err
+    assert "kubectl is not on PATH" in err and "gcloud components install kubectl" in err
+    assert "`docker` is not on PATH" in err
+    assert "Docker Engine or Docker Desktop with the buildx plugin" in err
+    assert "pulumi config set --path hub.hubImage REGISTRY/IMAGE:TAG" in err
     assert "not found" not in err
+    assert err.count("\n  - ") == 6  # pulumi, plugin, gcloud, aws, kubectl, docker
 
 
 def test_everything_present_and_logged_in(tmp_path: Path) -> None:
@@ -77,7 +87,7 @@ def test_everything_present_and_logged_in(tmp_path: Path) -> None:
 
 
 def test_only_pulumi_missing(tmp_path: Path) -> None:
-    done = check(tmp_path, BOTH, ("gcloud", "gke-gcloud-auth-plugin", "aws"))
+    done = check(tmp_path, BOTH, ("gcloud", "gke-gcloud-auth-plugin", "aws", "kubectl", "docker"))
     assert done.returncode == 1
     assert done.stderr.count("\n  - ") == 1
     assert "Pulumi CLI" in done.stderr
@@ -108,8 +118,8 @@ def test_aws_identity_missing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("clouds", "tools"),
     [
-        ({"gcp": {}}, ("pulumi", "gcloud", "gke-gcloud-auth-plugin")),
-        ({"aws": {}}, ("pulumi", "aws")),
+        ({"gcp": {}}, (*COMMON, "gcloud", "gke-gcloud-auth-plugin")),
+        ({"aws": {}}, (*COMMON, "aws")),
     ],
 )
 def test_only_the_configured_clouds_tools_are_needed(
@@ -117,6 +127,35 @@ def test_only_the_configured_clouds_tools_are_needed(
 ) -> None:
     done = check(tmp_path, clouds, tools)
     assert done.returncode == 0, done.stderr
+
+
+def test_docker_without_buildx_is_named_with_both_fixes(tmp_path: Path) -> None:
+    done = check(tmp_path, {"aws": {}}, (*COMMON, "aws"), FAKE_BUILDX="1")
+    assert done.returncode == 1
+    assert done.stderr.count("\n  - ") == 1
+    assert "`docker buildx version` fails" in done.stderr
+    assert "buildx plugin" in done.stderr
+    assert "pulumi config set --path hub.hubImage REGISTRY/IMAGE:TAG" in done.stderr
+    assert "jupyterhub-fancy-profiles" in done.stderr
+
+
+def test_a_prebuilt_hub_image_needs_no_docker(tmp_path: Path) -> None:
+    hub = {"hubImage": "quay.io/example/hub:1"}
+    done = check(
+        tmp_path, {"gcp": {}}, ("pulumi", "kubectl", "gcloud", "gke-gcloud-auth-plugin"), hub
+    )
+    assert done.returncode == 0, done.stderr
+    without = check(
+        tmp_path, {"gcp": {}}, ("pulumi", "kubectl", "gcloud", "gke-gcloud-auth-plugin"), {}
+    )
+    assert without.returncode == 1
+    assert "`docker` is not on PATH" in without.stderr
+
+
+def test_kubectl_is_needed_with_any_cloud(tmp_path: Path) -> None:
+    done = check(tmp_path, {"aws": {}}, ("pulumi", "docker", "aws"))
+    assert done.returncode == 1
+    assert done.stderr.count("\n  - ") == 1 and "kubectl is not on PATH" in done.stderr
 
 
 def test_a_stack_without_its_file_needs_the_pulumi_cli_only(tmp_path: Path) -> None:

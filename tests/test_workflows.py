@@ -376,3 +376,152 @@ def test_a_huge_plan_is_truncated_under_githubs_limit(tmp_path: Path) -> None:
     assert calls[-1][0] == "create"
     assert 60_000 < len(body) < 65_536
     assert "truncated" in body
+
+
+# Which cloud's steps run: the `clouds` step's real script, then every step's `if:` evaluated.
+
+STEP_OUTPUT = re.compile(r"steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)")
+
+
+def evaluate_if(expression: str, outputs: dict[str, dict[str, str]]) -> bool:
+    """GitHub's `if:` for the forms these workflows use: `steps.ID.outputs.NAME == 'text'`
+    (or `!=`), joined by `&&` or `||`, optionally inside `${{ }}`. Any other form fails the
+    test rather than being guessed at."""
+    text = expression.strip()
+    if text.startswith("${{") and text.endswith("}}"):
+        text = text[3:-2].strip()
+    if "||" in text:
+        return any(evaluate_if(part, outputs) for part in text.split("||"))
+    if "&&" in text:
+        return all(evaluate_if(part, outputs) for part in text.split("&&"))
+    match = re.fullmatch(r"(\S+)\s*(==|!=)\s*'([^']*)'", text.strip())
+    operand = STEP_OUTPUT.fullmatch(match.group(1)) if match else None
+    if match is None or operand is None:
+        raise AssertionError(f"the test's evaluator does not understand `if: {expression}`")
+    # An output a step never wrote is the empty string in GitHub's expressions.
+    value = outputs.get(operand.group(1), {}).get(operand.group(2), "")
+    return (value == match.group(3)) == (match.group(2) == "==")
+
+
+def test_the_if_evaluator_itself() -> None:
+    outputs = {"clouds": {"gcp": "true", "aws": "false"}}
+    assert evaluate_if("steps.clouds.outputs.gcp == 'true'", outputs)
+    assert not evaluate_if("${{ steps.clouds.outputs.aws == 'true' }}", outputs)
+    assert evaluate_if("steps.clouds.outputs.aws != 'true'", outputs)
+    assert not evaluate_if("steps.other.outputs.gcp == 'true'", outputs)
+    assert evaluate_if(
+        "steps.clouds.outputs.aws == 'true' || steps.clouds.outputs.gcp == 'true'", outputs
+    )
+    for unknown in ("always()", "steps.clouds.outputs.gcp", "github.ref == 'refs/heads/main'"):
+        with pytest.raises(AssertionError, match="does not understand"):
+            evaluate_if(unknown, outputs)
+
+
+def run_clouds_step(tmp_path: Path, step: dict[str, Any], stack: str, clouds: dict) -> dict:
+    """The step's own script, in a directory holding only `Pulumi.<stack>.yaml`; what it
+    appended to $GITHUB_OUTPUT, parsed."""
+    config = {"config": {"pangeo-binder:clouds": clouds}}
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(config))
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True, exist_ok=True)
+    (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (venv_bin / "python").chmod(0o755)
+    output = tmp_path / "github-output"
+    output.write_text("")
+    env = {
+        "PATH": os.environ["PATH"],
+        "GITHUB_OUTPUT": str(output),
+        "STACK": stack,  # the preview's `env:` gives it the matrix value
+    }
+    assert set(step.get("env", {})) <= {"STACK"}, step
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
+    return dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+ONE_CLOUD_STACKS = {
+    "gcp only": ({"gcp": {"project": "p"}}, {"google-github-actions/auth", "setup-gcloud"}),
+    "aws only": ({"aws": {"region": "us-west-2"}}, {"configure-aws-credentials"}),
+    "both": (
+        {"gcp": {"project": "p"}, "aws": {"region": "us-west-2"}},
+        {"google-github-actions/auth", "setup-gcloud", "configure-aws-credentials"},
+    ),
+}
+CLOUD_STEPS = {
+    "google-github-actions/auth": "google-github-actions/auth",
+    "google-github-actions/setup-gcloud": "setup-gcloud",
+    "aws-actions/configure-aws-credentials": "configure-aws-credentials",
+}
+DEPLOYING_JOBS = [("deploy.yml", "staging"), ("deploy.yml", "prod"), ("preview.yml", "preview")]
+
+
+@pytest.mark.parametrize(("file", "name"), DEPLOYING_JOBS)
+@pytest.mark.parametrize("case", list(ONE_CLOUD_STACKS))
+def test_a_job_authenticates_only_to_the_clouds_its_stack_has(
+    tmp_path: Path, file: str, name: str, case: str
+) -> None:
+    clouds, expected = ONE_CLOUD_STACKS[case]
+    job = ALL[file]["jobs"][name]
+    stacks = job.get("strategy", {}).get("matrix", {}).get("stack") or [name]
+    for stack in stacks:
+        outputs: dict[str, dict[str, str]] = {}
+        ran = set()
+        for step in job["steps"]:
+            if "if" in step and not evaluate_if(step["if"], outputs):
+                continue
+            action = step.get("uses", "").split("@")[0]
+            ran.add(CLOUD_STEPS.get(action, action))
+            if step.get("id") == "clouds":
+                assert f"--stack {stack}" in step["run"] or step.get("env") == {
+                    "STACK": "${{ matrix.stack }}"
+                }
+                outputs["clouds"] = run_clouds_step(tmp_path, step, stack, clouds)
+        assert "clouds" in outputs, f"{file} {name}: no step reads the stack's clouds"
+        assert ran & set(CLOUD_STEPS.values()) == expected, f"{file} {name} {stack} {case}"
+        assert "pulumi/actions" in ran  # the deploy itself never depends on a cloud
+
+
+def test_the_clouds_step_refuses_a_stack_without_its_file(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pangeo_binder.clouds", "--stack", "nope", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert "Pulumi.nope.yaml does not exist" in done.stderr
+
+
+def test_the_shipped_stacks_configure_both_clouds() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pangeo_binder.clouds", "--stack", "staging", "--dir", str(ROOT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "gcp=true\naws=true\n"
+
+
+def test_the_passphrase_is_read_where_the_docs_say_it_is() -> None:
+    """One story: a repository secret. The preview job runs in no environment (its OIDC subject
+    must stay `pull_request`), and such a job reads repository secrets only; the deploy jobs
+    read the same secret. The docs set it without `--env` and call it a repository secret."""
+    readers = []
+    for file, name, job in jobs():
+        env = job.get("env", {})
+        if "PULUMI_CONFIG_PASSPHRASE" in env:
+            assert env["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+            readers.append((file, name, job.get("environment")))
+    assert sorted(readers) == [
+        ("deploy.yml", "prod", "prod"),
+        ("deploy.yml", "staging", "staging"),
+        ("preview.yml", "preview", None),  # only a repository secret reaches this job
+    ]
+    guide = (ROOT / "docs" / "howto" / "ci.md").read_text()
+    assert "## The Pulumi passphrase: one repository secret" in guide
+    sets = re.findall(r"gh secret set PULUMI_CONFIG_PASSPHRASE[^`]*", guide)
+    assert sets and all("--env" not in s and " -e " not in s for s in sets), sets
+    pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *WORKFLOWS.glob("*.yml")]
+    for page in pages:
+        text = " ".join(page.read_text().split())
+        assert "passphrase as an environment secret" not in text.lower(), page
+        assert "as environment secrets of staging and prod" not in text, page

@@ -3,7 +3,8 @@
 Without this a newcomer's first `make up` dies with make's "pulumi: not found" (error 127), or
 later, halfway through a deploy, when the kubeconfig calls a missing auth plugin. Each check
 names what is missing and the command that fixes it. Which cloud tools are needed follows the
-clouds the stack file configures:
+clouds the stack file configures; kubectl is needed with any cloud, and Docker with BuildX when
+the program builds the hub image (the stack file sets no `hub.hubImage`):
 
     python -m pangeo_binder.prereqs --stack staging     (make does this before `pulumi`)
 """
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-NAMESPACE = "pangeo-binder"
+from pangeo_binder.clouds import NAMESPACE, configured_clouds
+
 TIMEOUT_SECONDS = 30
 # Credentials Pulumi's Google provider takes instead of application-default credentials.
 GOOGLE_CREDENTIAL_VARIABLES = (
@@ -57,18 +59,20 @@ def command_succeeds(command: Sequence[str]) -> bool:
     return done.returncode == 0
 
 
-def configured_clouds(stack_file: Path) -> list[str] | None:
-    """The clouds under `pangeo-binder:clouds` in the stack file; None without a stack file."""
+def builds_hub_image(stack_file: Path) -> bool:
+    """True unless the stack file sets `hub.hubImage`: without it the program builds the hub
+    image (with jupyterhub-fancy-profiles) itself, with Docker BuildX."""
     if not stack_file.exists():
-        return None
+        return False
     config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-    clouds = config.get(f"{NAMESPACE}:clouds") or {}
-    return [cloud for cloud in ("gcp", "aws") if isinstance(clouds, dict) and cloud in clouds]
+    hub = config.get(f"{NAMESPACE}:hub") or {}
+    return not (isinstance(hub, dict) and hub.get("hubImage"))
 
 
 def check(
     clouds: Sequence[str],
     *,
+    builds_image: bool = False,
     which: Which = shutil.which,
     succeeds: Succeeds = command_succeeds,
     environ: dict[str, str] | None = None,
@@ -88,7 +92,46 @@ def check(
         missing += _gcp(which, succeeds, env)
     if "aws" in clouds:
         missing += _aws(which, succeeds)
+    if clouds and which("kubectl") is None:
+        missing.append(
+            Missing(
+                "kubectl is not on PATH (to look at the cluster after a deploy: DNS, "
+                "certificates, users' pods)",
+                "install it: gcloud components install kubectl, or the install page on "
+                "kubernetes.io (Install Tools > kubectl)",
+            )
+        )
+    if clouds and builds_image:
+        missing += _docker(which, succeeds)
     return missing
+
+
+SKIP_BUILD = (
+    "or skip the build: pulumi config set --path hub.hubImage REGISTRY/IMAGE:TAG (a prebuilt "
+    "hub image that has jupyterhub-fancy-profiles)"
+)
+
+
+def _docker(which: Which, succeeds: Succeeds) -> list[Missing]:
+    """The hub image is built with Docker BuildX unless `hub.hubImage` names a prebuilt one."""
+    if which("docker") is None:
+        return [
+            Missing(
+                "Docker: `docker` is not on PATH (the program builds the hub image with BuildX "
+                "because hub.hubImage is not set)",
+                f"install Docker Engine or Docker Desktop with the buildx plugin, {SKIP_BUILD}",
+            )
+        ]
+    if not succeeds(["docker", "buildx", "version"]):
+        return [
+            Missing(
+                "Docker BuildX: `docker buildx version` fails (the program builds the hub image "
+                "with it because hub.hubImage is not set)",
+                f"install the buildx plugin (Docker Desktop has it; on Linux the "
+                f"docker-buildx-plugin package), {SKIP_BUILD}",
+            )
+        ]
+    return []
 
 
 def _gcp(which: Which, succeeds: Succeeds, env: dict[str, str]) -> list[Missing]:
@@ -157,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clouds = configured_clouds(stack_file)
     if clouds is None:
         print(f"note: {stack_file.name} does not exist yet; checking the Pulumi CLI only")
-    missing = check(clouds or [])
+    missing = check(clouds or [], builds_image=builds_hub_image(stack_file))
     scope = ", ".join(clouds) if clouds else "no cloud configured"
     if not missing:
         print(f"prerequisites for stack {args.stack} ({scope}): all present")

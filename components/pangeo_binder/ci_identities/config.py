@@ -14,7 +14,7 @@ from pangeo_binder.config_shared import Model
 
 NAMESPACE = "pangeo-binder-ci-identities"
 
-# The roles README "Prerequisites (GCP)" step 6 lists for the deploying principal.
+# The deploying principal's roles on GCP, as docs/howto/prerequisites.md lists them (tested).
 GCP_DEPLOY_ROLES = [
     "roles/container.admin",
     "roles/compute.networkAdmin",
@@ -23,6 +23,9 @@ GCP_DEPLOY_ROLES = [
     "roles/resourcemanager.projectIamAdmin",
     "roles/storage.admin",
     "roles/artifactregistry.admin",
+    # The program enables the Google APIs it uses (gcp/services.py): without it a CI deploy
+    # that needs one more API stops there.
+    "roles/serviceusage.serviceUsageAdmin",
 ]
 
 ProjectId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
@@ -65,8 +68,9 @@ class GcpCiIdentities(Model):
     )
     deploy_roles: list[Role] = Field(
         default_factory=lambda: list(GCP_DEPLOY_ROLES),
-        description="Roles on every target project for `pulumi up`: the list of README "
-        "Prerequisites (GCP) step 6. Add the budget roles there when a stack has a budget.",
+        description="Roles on every target project for `pulumi up`: the deploying principal's "
+        "roles of docs/howto/prerequisites.md (GCP). Add the budget roles there when a stack "
+        "has a budget.",
     )
     state_bucket: str | None = Field(
         None,

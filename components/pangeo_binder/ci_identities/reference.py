@@ -11,8 +11,8 @@ HEADER = f"""# CI identities config reference
 Generated from `pangeo_binder/ci_identities/config.py` by
 `python -m pangeo_binder.ci_identities.reference`; do not edit by hand. Keys sit under the
 `{NAMESPACE}:` namespace of `ci-identities/Pulumi.<stack>.yaml`. Unknown keys are errors;
-every problem is reported at once, each with its key path. Setup: README, "CI identities,
-one-time setup".
+every problem is reported at once, each with its key path. Setup:
+[docs/howto/ci.md](../howto/ci.md#ci-identities-one-time-setup).
 """
 
 
