@@ -8,25 +8,14 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from pangeo_binder.aws.registry import PUSH_ACTIONS
 from pangeo_binder.ci_identities import trust
 from pangeo_binder.ci_identities.config import AwsCiIdentities
 
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
-# What `pulumi up` needs to push the hub image and its build cache (pangeo_binder/hub/hub_image.py),
-# creating the repository on first push through the stack's creation template.
-IMAGE_PUSH_ACTIONS = [
-    "ecr:BatchCheckLayerAvailability",
-    "ecr:BatchGetImage",
-    "ecr:GetDownloadUrlForLayer",
-    "ecr:InitiateLayerUpload",
-    "ecr:UploadLayerPart",
-    "ecr:CompleteLayerUpload",
-    "ecr:PutImage",
-    "ecr:DescribeImages",
-    "ecr:DescribeRepositories",
-    "ecr:CreateRepository",
-    "ecr:PutLifecyclePolicy",
-]
+# What `pulumi up` needs to push the hub image and its build cache (pangeo_binder/hub/hub_image.py):
+# the builder's push actions, creating the repository on first push through the stack's template.
+IMAGE_PUSH_ACTIONS = PUSH_ACTIONS
 
 
 def image_push_policy(*, region: str, account_id: str, environments: list[str]) -> str:
