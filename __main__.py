@@ -6,6 +6,7 @@ every problem, before a single resource is registered.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,12 @@ def raw_config() -> tuple[dict[str, Any], set[str]]:
         key for key in values if runtime_config.is_config_secret(key)
     }
     return namespace_keys(values, marked, NAMESPACE)
+
+
+def hub_image_context() -> str:
+    """The checkout's `images/hub`, relative to the directory Pulumi runs the program in: the
+    path is kept in the image's state, so deploys from any checkout agree."""
+    return os.path.relpath(Path(__file__).resolve().parent / "images" / "hub")
 
 
 def _stack_class(cloud: str) -> type:
@@ -73,6 +80,7 @@ def build(config: StackConfig) -> None:
             settings=config.hub,
             cloud_hub=settings.hub,
             github_client_secret=pulumi.Output.secret(client_secret),
+            hub_image_context=hub_image_context(),
         )
         pulumi.export(cloud, {**stack.outputs.exports(), **hub.exports()})
         pulumi.export(f"{cloud}Kubeconfig", pulumi.Output.secret(stack.outputs.kubeconfig))

@@ -20,6 +20,7 @@ PACKAGES = {
     "aws": "pulumi_aws",
     "kubernetes": "pulumi_kubernetes",
     "random": "pulumi_random",
+    "docker-build": "pulumi_docker_build",
 }
 
 

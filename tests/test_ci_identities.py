@@ -8,6 +8,7 @@ claims are evaluated against what it registered.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import runpy
@@ -23,6 +24,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from harness import ROOT, Mocks, RecordingMonitor, Run
 from pangeo_binder.ci_identities import trust
+from pangeo_binder.ci_identities.aws import image_push_policy
 from pangeo_binder.ci_identities.config import NAMESPACE, CiConfigError, load_ci_config
 from pangeo_binder.ci_identities.reference import render as render_reference
 from sdk_schema import args_class, unknown_keys
@@ -450,6 +452,8 @@ def test_the_secrets_key_is_decrypt_only_for_preview() -> None:
     run = run_ci(our_config(aws=aws, gcp={**base[f"{NAMESPACE}:gcp"], "secretsKey": gcp_key}))
     kms = {}
     for policy in run.of_type("aws:iam/rolePolicy:RolePolicy"):
+        if not policy.name.endswith("-state"):
+            continue
         (statement,) = json.loads(policy.inputs["policy"])["Statement"]  # no bucket: key only
         assert statement["Resource"] == key
         kms[policy.name] = set(statement["Action"])
@@ -466,3 +470,59 @@ def test_the_secrets_key_is_decrypt_only_for_preview() -> None:
         "gcp-preview-secrets": "roles/cloudkms.cryptoKeyDecrypter",
         "gcp-deploy-secrets": "roles/cloudkms.cryptoKeyEncrypterDecrypter",
     }
+
+
+# Pushing the hub image: the deploy role may push to the stacks' own repositories only.
+
+
+def allows(policy: str, action: str, resource: str) -> bool:
+    """Whether an identity policy's Allow statements (no Deny, no conditions) cover the call:
+    IAM's wildcard matching of `*` in actions and resource ARNs."""
+    for statement in json.loads(policy)["Statement"]:
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        actions = statement["Action"]
+        resources = statement["Resource"]
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = [resources] if isinstance(resources, str) else resources
+        if any(fnmatch.fnmatchcase(action, a) for a in actions) and any(
+            fnmatch.fnmatchcase(resource, r) for r in resources
+        ):
+            return True
+    return False
+
+
+def repository_arn(path: str, account: str = "123456789012", region: str = "us-west-2") -> str:
+    return f"arn:aws:ecr:{region}:{account}:repository/{path}"
+
+
+def test_the_image_push_policy_covers_the_stacks_repositories_and_nothing_else() -> None:
+    policy = image_push_policy(
+        region="us-west-2", account_id="123456789012", environments=["staging", "prod"]
+    )
+    for stack in ("staging", "prod"):
+        for action in ("ecr:PutImage", "ecr:UploadLayerPart", "ecr:CreateRepository"):
+            assert allows(policy, action, repository_arn(f"pangeo-binder-{stack}/hub"))
+    assert allows(policy, "ecr:GetAuthorizationToken", "*")
+    refused = [
+        repository_arn("other-team/hub"),
+        repository_arn("pangeo-binder-dev/hub"),
+        repository_arn("pangeo-binder-staging"),  # the prefix itself is no repository of ours
+        repository_arn("pangeo-binder-staging/hub", account="210987654321"),
+        repository_arn("pangeo-binder-staging/hub", region="eu-west-1"),
+    ]
+    for arn in refused:
+        assert not allows(policy, "ecr:PutImage", arn), arn
+    assert not allows(policy, "ecr:DeleteRepository", repository_arn("pangeo-binder-prod/hub"))
+    assert not allows(policy, "ecr:SetRepositoryPolicy", repository_arn("pangeo-binder-prod/x"))
+
+
+def test_the_program_gives_only_the_deploy_role_the_push_policy(ci: Run) -> None:
+    policies = {p.name: p for p in ci.of_type("aws:iam/rolePolicy:RolePolicy")}
+    assert "aws-preview-images" not in policies
+    deploy = policies["aws-deploy-images"]
+    assert deploy.inputs["role"] == ci.one("aws:iam/role:Role", "aws-deploy").outputs["name"]
+    target = repository_arn("pangeo-binder-staging/hub")
+    assert allows(deploy.inputs["policy"], "ecr:PutImage", target)
+    for name, policy in policies.items():
+        if name != "aws-deploy-images":
+            assert not allows(policy.inputs["policy"], "ecr:PutImage", target), name

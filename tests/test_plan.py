@@ -546,6 +546,8 @@ def test_the_plan_runs_from_an_installed_package(project_copy: Path, tmp_path: P
     project.mkdir()
     for name in ("Pulumi.yaml", "Pulumi.staging.yaml", "__main__.py"):
         shutil.copy2(project_copy / name, project / name)
+    # The program builds the hub image from its own images/hub.
+    shutil.copytree(project_copy / "images", project / "images")
     assert_priced_by_the_marked_package(run_plan_cli(project, site))
 
 

@@ -53,6 +53,7 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "Between the layers": {
         "CloudOutputs": ("pangeo_binder.outputs", "CloudOutputs"),
+        "RegistryLogin": ("pangeo_binder.outputs", "RegistryLogin"),
         "WorkloadServiceAccounts": ("pangeo_binder.outputs", "WorkloadServiceAccounts"),
         "KubernetesServiceAccount": ("pangeo_binder.outputs", "KubernetesServiceAccount"),
     },
@@ -77,6 +78,8 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "The hub and its releases": {
         "Hub": ("pangeo_binder.hub.hub", "Hub"),
+        "HubImage": ("pangeo_binder.hub.hub_image", "HubImage"),
+        "hub_image_values": ("pangeo_binder.hub.hub_image", "hub_image_values"),
         "HubContext": ("pangeo_binder.hub.context", "HubContext"),
         "jupyterhub_values": ("pangeo_binder.hub.jupyterhub_values", "jupyterhub_values"),
         "dask_gateway_values": ("pangeo_binder.hub.dask_values", "dask_gateway_values"),
@@ -130,9 +133,11 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
     from pangeo_binder.hub.context import HubContext
     from pangeo_binder.hub.dask_values import dask_gateway_values
     from pangeo_binder.hub.hub import Hub
+    from pangeo_binder.hub.hub_image import HubImage, hub_image_values
     from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
     from pangeo_binder.outputs import (
         CloudOutputs,
         KubernetesServiceAccount,
+        RegistryLogin,
         WorkloadServiceAccounts,
     )

@@ -38,13 +38,26 @@ class WorkloadServiceAccounts:
 
 
 @dataclass(frozen=True)
+class RegistryLogin:
+    """What a push to the stack's registry logs in with, minted by the cloud at deploy time for
+    the identity running Pulumi: no key is created or kept in config. `password` is a secret
+    Output and short-lived (a Google access token: about an hour; an ECR token: 12 hours), so
+    it serves the deploy that asked for it and nothing later."""
+
+    address: pulumi.Output[str]
+    username: pulumi.Output[str]
+    password: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
 class CloudOutputs:
     """Typed outputs of one cloud's cluster, storage, registry and identities.
 
     `identities` and `service_account_annotations` are keyed by role ("users", "builder"), so
     the hub layer annotates its Kubernetes service accounts without knowing the cloud;
     `identity_annotation` is the annotation key the cloud reads (GKE: the Google service account
-    email, EKS: the IAM role ARN).
+    email, EKS: the IAM role ARN). `registry_login` pushes to `image_prefix` as the deploying
+    identity (the hub image); BinderHub's pushes use the builder identity instead.
     """
 
     cloud: Literal["gcp", "aws"]
@@ -55,6 +68,7 @@ class CloudOutputs:
     persistent_bucket_url: pulumi.Output[str]
     registry_host: pulumi.Output[str]
     image_prefix: pulumi.Output[str]
+    registry_login: RegistryLogin
     identity_annotation: str
     identities: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 

@@ -20,6 +20,7 @@ plan (`python -m pangeo_binder.plan`) evaluates every program with it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -110,10 +111,30 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         out |= {"name": inputs.get("repositoryId")}
     elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":
         out |= {"name": f"projects/p/notificationChannels/{args.name}"}
+    elif typ == "docker-build:index:Image":
+        return _image_outputs(inputs, out)
     elif typ.startswith("aws:"):
         return _aws_mock_outputs(args, name, out)
     return f"{args.name}-id", out
 
+
+def _image_outputs(inputs: dict[str, Any], out: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What docker-build reports after a pushed build: the manifest's digest (here derived from
+    the tags, so a new tag is a new digest), `ref` the first tag with that digest appended, and
+    a hash of the context. A build that pushes nothing has no digest and its `ref` is a tag."""
+    tags = list(inputs.get("tags") or [])
+    context = str((inputs.get("context") or {}).get("location", ""))
+    out |= {"contextHash": hashlib.sha256(context.encode()).hexdigest()}
+    if not inputs.get("push"):
+        return "image-id", out | {"digest": "", "ref": tags[0] if tags else ""}
+    digest = "sha256:" + hashlib.sha256("\n".join(tags).encode()).hexdigest()
+    return digest, out | {"digest": digest, "ref": f"{tags[0]}@{digest}" if tags else ""}
+
+
+# A Google OAuth access token's shape (what getClientConfig returns for the caller).
+GCP_ACCESS_TOKEN = "ya29.mock-access-token-of-the-deploying-identity"
+# ECR's GetAuthorizationToken: base64 of "AWS:<password>", valid for 12 hours.
+ECR_PASSWORD = "eyJwYXlsb2FkIjoibW9jayBFQ1IgdG9rZW4ifQ=="
 
 AWS_ACCOUNT = "123456789012"
 AWS_REGION = "us-west-2"  # the region of the stack files; invokes do not see the provider's
@@ -247,6 +268,17 @@ def _aws_call(
             "sessionName": caller.session,
             "id": call_args["arn"],
         }
+    if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+        registry = call_args.get("registryId") or AWS_ACCOUNT
+        return {
+            "authorizationToken": base64.b64encode(f"AWS:{ECR_PASSWORD}".encode()).decode(),
+            "expiresAt": "2026-12-04T01:00:00Z",
+            "password": ECR_PASSWORD,
+            "proxyEndpoint": f"https://{registry}.dkr.ecr.{AWS_REGION}.amazonaws.com",
+            "registryId": registry,
+            "userName": "AWS",
+            "id": AWS_REGION,
+        }
     if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
         return {
             "names": [f"{AWS_REGION}{suffix}" for suffix in "abcd"],
@@ -269,6 +301,16 @@ class Mocks(pulumi.runtime.Mocks):
         self.calls.append(args)
         if args.token == "gcp:organizations/getProject:getProject":
             return {"number": "123456789012", "projectId": args.args.get("projectId")}, []
+        if args.token == "gcp:organizations/getClientConfig:getClientConfig":
+            # The provider's project and region, and the caller's access token.
+            return {
+                "accessToken": GCP_ACCESS_TOKEN,
+                "project": "",
+                "region": "",
+                "zone": "",
+                "defaultLabels": {},
+                "id": "2026-12-03 13:00:00 +0000 UTC",
+            }, []
         if args.token.startswith("aws:"):
             return _aws_call(args.token, dict(args.args), self.live, self.caller), []
         return {}, []

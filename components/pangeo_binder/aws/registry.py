@@ -22,6 +22,7 @@ import pulumi_aws as aws
 from pangeo_binder.aws.identity import Oidc, irsa_role, policy_document
 from pangeo_binder.config_shared import RegistrySettings
 from pangeo_binder.guards import guarded
+from pangeo_binder.outputs import RegistryLogin
 
 PUSH_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",
@@ -73,6 +74,19 @@ def lifecycle_policy(settings: RegistrySettings) -> str:
     )
 
 
+def push_login(
+    host: pulumi.Input[str], *, account_id: str, opts: pulumi.InvokeOutputOptions
+) -> RegistryLogin:
+    """Log in as whoever runs Pulumi (the deploy role in CI) with an ECR authorization token for
+    this account's registry: nothing to create or store; it lasts 12 hours."""
+    token = aws.ecr.get_authorization_token_output(registry_id=account_id, opts=opts)
+    return RegistryLogin(
+        address=pulumi.Output.from_input(host),
+        username=token.user_name,
+        password=pulumi.Output.secret(token.password),
+    )
+
+
 def builder_policy(*, region: str, account_id: str, prefix: str) -> str:
     """Push (and create) repositories under this deployment's prefix only. A login token is
     account-wide by design: `ecr:GetAuthorizationToken` has no resource-level permission."""
@@ -120,7 +134,7 @@ class ImageRegistry(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pangeo-binder:aws:ImageRegistry", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        aws.ecr.RepositoryCreationTemplate(
+        template = aws.ecr.RepositoryCreationTemplate(
             f"{name}-template",
             prefix=prefix,
             description="Repositories BinderHub pushes to",
@@ -160,7 +174,9 @@ class ImageRegistry(pulumi.ComponentResource):
             opts=child,
         )
         self.host = pulumi.Output.from_input(f"{account_id}.dkr.ecr.{region}.amazonaws.com")
-        self.image_prefix = pulumi.Output.concat(self.host, "/", prefix, "/")
+        # From the template's own output, so a push under the prefix (the hub image's) waits
+        # until ECR can create its repository.
+        self.image_prefix = pulumi.Output.concat(self.host, "/", template.prefix, "/")
         self.builder_role_arn = role.arn
         self.register_outputs(
             {

@@ -17,7 +17,7 @@ from pangeo_binder.aws.cluster import (
 from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION
 from pangeo_binder.aws.network import Network
-from pangeo_binder.aws.registry import ImageRegistry
+from pangeo_binder.aws.registry import ImageRegistry, push_login
 from pangeo_binder.aws.storage import HubStorage
 from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
 
@@ -162,6 +162,11 @@ class AwsStack(pulumi.ComponentResource):
             persistent_bucket_url=storage.persistent_bucket_url,
             registry_host=registry.host,
             image_prefix=registry.image_prefix,
+            registry_login=push_login(
+                registry.host,
+                account_id=account_id,
+                opts=pulumi.InvokeOutputOptions(parent=self, provider=provider),
+            ),
             identity_annotation=ROLE_ARN_ANNOTATION,
             identities=identities,
         )

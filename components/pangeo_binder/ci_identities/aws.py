@@ -8,10 +8,38 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from pangeo_binder.aws.registry import PUSH_ACTIONS
 from pangeo_binder.ci_identities import trust
 from pangeo_binder.ci_identities.config import AwsCiIdentities
 
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+# What `pulumi up` needs to push the hub image and its build cache (pangeo_binder/hub/hub_image.py):
+# the builder's push actions, creating the repository on first push through the stack's template.
+IMAGE_PUSH_ACTIONS = PUSH_ACTIONS
+
+
+def image_push_policy(*, region: str, account_id: str, environments: list[str]) -> str:
+    """Push to the stacks' own repositories only (`pangeo-binder-<environment>/*`, the prefix of
+    each stack's ECR creation template). A login token has no resource-level permission, so
+    `ecr:GetAuthorizationToken` is account-wide; it grants nothing a repository policy or this
+    document does not."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": IMAGE_PUSH_ACTIONS,
+                    "Resource": [
+                        f"arn:aws:ecr:{region}:{account_id}:repository/pangeo-binder-{e}/*"
+                        for e in environments
+                    ],
+                },
+            ],
+        },
+        sort_keys=True,
+    )
 
 
 def state_policy(bucket: str | None, *, write: bool, key_arn: str | None) -> str:
@@ -87,6 +115,22 @@ class AwsCiIdentitiesStack(pulumi.ComponentResource):
                     f"{name}-{kind}-{policy_arn.rsplit('/', 1)[-1]}",
                     role=role.name,
                     policy_arn=policy_arn,
+                    opts=child,
+                )
+            if kind == "deploy":
+                account_id = aws.get_caller_identity_output(
+                    opts=pulumi.InvokeOutputOptions(parent=self)
+                ).account_id
+                aws.iam.RolePolicy(
+                    f"{name}-deploy-images",
+                    role=role.name,
+                    policy=account_id.apply(
+                        lambda account: image_push_policy(
+                            region=config.region,
+                            account_id=account,
+                            environments=deploy_environments,
+                        )
+                    ),
                     opts=child,
                 )
             if config.state_bucket or config.secrets_key_arn:

@@ -9,8 +9,22 @@ from pangeo_binder.config_shared import RegistrySettings
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.gcp.identity import workload_identity_binding
 from pangeo_binder.guards import guarded
+from pangeo_binder.outputs import RegistryLogin
 
 DAY = 24 * 3600
+# Artifact Registry's user name for an OAuth access token as the password.
+ACCESS_TOKEN_USER = "oauth2accesstoken"
+
+
+def push_login(host: pulumi.Input[str], opts: pulumi.InvokeOutputOptions) -> RegistryLogin:
+    """Log in as whoever runs Pulumi (the deploy identity in CI), with the provider's own access
+    token: nothing to create or store, and it lasts about an hour, long enough for one deploy."""
+    client = gcp.organizations.get_client_config_output(opts=opts)
+    return RegistryLogin(
+        address=pulumi.Output.from_input(host),
+        username=pulumi.Output.from_input(ACCESS_TOKEN_USER),
+        password=pulumi.Output.secret(client.access_token),
+    )
 
 
 def cleanup_policies(

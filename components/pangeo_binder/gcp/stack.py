@@ -10,7 +10,7 @@ import pulumi_gcp as gcp
 from pangeo_binder.gcp.budget import create_budget
 from pangeo_binder.gcp.cluster import GkeCluster
 from pangeo_binder.gcp.config import GcpCloud
-from pangeo_binder.gcp.registry import ImageRegistry
+from pangeo_binder.gcp.registry import ImageRegistry, push_login
 from pangeo_binder.gcp.services import ProjectApis, after_apis
 from pangeo_binder.gcp.storage import HubStorage
 from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
@@ -147,6 +147,9 @@ class GcpStack(pulumi.ComponentResource):
             persistent_bucket_url=storage.persistent_bucket_url,
             registry_host=registry.host,
             image_prefix=registry.image_prefix,
+            registry_login=push_login(
+                registry.host, pulumi.InvokeOutputOptions(parent=self, provider=provider)
+            ),
             identity_annotation=WORKLOAD_IDENTITY_ANNOTATION,
             identities=identities,
         )

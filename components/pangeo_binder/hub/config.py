@@ -191,11 +191,12 @@ class HubSettings(Model):
     binder: BinderSettings = Field(default_factory=BinderSettings)
     hub_image: HubImage | None = Field(
         None,
-        description="The hub's own image, name:tag. Unset: the chart's k8s-hub image, which "
-        "lacks jupyterhub-fancy-profiles, so users get KubeSpawner's plain form and cannot "
-        "build from a repository. Build it with docs/howto/binderhub.md's two-line Dockerfile "
-        "(FROM quay.io/jupyterhub/k8s-hub:4.4.0, pip install jupyterhub-fancy-profiles==0.7.0) "
-        "and push it to the cloud's registry.",
+        description="A prebuilt hub image, name:tag, used as it is. Unset (the default): "
+        "`pulumi up` builds images/hub (the chart's k8s-hub image plus "
+        'jupyterhub-fancy-profiles, for the spawn form\'s "build from a repository"), pushes '
+        "it to the cloud's registry and runs the hub on it by digest; that needs Docker with "
+        "buildx where `pulumi up` runs. Set: no build; an image without "
+        "jupyterhub-fancy-profiles gives users KubeSpawner's plain form.",
     )
 
     def workload_service_accounts(self) -> WorkloadServiceAccounts:

@@ -87,3 +87,6 @@ class HubContext:
     # GKE: the builder Google service account's email (CloudOutputs.identities["builder"]), which
     # BinderHub's registry class asks IAM Credentials for push tokens of; empty elsewhere.
     builder_email: str = ""
+    # The hub image the program built and pushed (`name:tag@sha256:...`, HubImage.ref); empty
+    # when `hub.hubImage` names a prebuilt one, or nothing was built.
+    hub_image_ref: str = ""

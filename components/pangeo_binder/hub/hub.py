@@ -25,6 +25,7 @@ from pangeo_binder.hub.context import (
     runs_dask,
 )
 from pangeo_binder.hub.dask_values import dask_gateway_values, dask_network_policy
+from pangeo_binder.hub.hub_image import HubImage
 from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
 from pangeo_binder.outputs import CloudOutputs
 
@@ -67,10 +68,15 @@ class Hub(pulumi.ComponentResource):
 
     `url` is the hub's address (https on `cloud_hub.domain`); `address` is the load balancer's
     IP or host name, which that domain's DNS record must point at.
+
+    With `hub_image_context` and no `settings.hub_image`, the hub image is built from that
+    directory and pushed to the cloud's registry (`HubImage`); `hub_image_ref` is then its
+    `name:tag@sha256:...` (for `hub_image_values`), else None.
     """
 
     url: pulumi.Output[str]
     address: pulumi.Output[str]
+    hub_image_ref: pulumi.Output[str] | None
 
     def __init__(
         self,
@@ -81,9 +87,19 @@ class Hub(pulumi.ComponentResource):
         settings: HubSettings,
         cloud_hub: CloudHub,
         github_client_secret: pulumi.Output[str],
+        hub_image_context: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:hub:Hub", name, None, opts)
+        self.hub_image_ref = None
+        if settings.hub_image is None and hub_image_context is not None:
+            built = HubImage(
+                f"{name}-image",
+                cloud,
+                context=hub_image_context,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.hub_image_ref = built.ref
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cloud.kubernetes_provider)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": settings.namespace}, opts=k8s_opts
@@ -127,6 +143,7 @@ class Hub(pulumi.ComponentResource):
             cloud.registry_host,
             cloud.image_prefix,
             builder,
+            self.hub_image_ref if self.hub_image_ref is not None else "",
         ).apply(
             lambda v: HubContext(
                 cloud=cloud.cloud,
@@ -145,6 +162,7 @@ class Hub(pulumi.ComponentResource):
                 builder_annotations={cloud.identity_annotation: v[6]} if v[6] else {},
                 # On GKE the builder identity is the Google service account's email.
                 builder_email=(v[6] or "") if cloud.cloud == "gcp" else "",
+                hub_image_ref=v[7] or "",
             )
         )
         release_opts = pulumi.ResourceOptions.merge(

@@ -25,6 +25,7 @@ from pangeo_binder.hub.context import (
     HubContext,
     runs_dask,
 )
+from pangeo_binder.hub.hub_image import hub_image_values
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.profiles import profile_list
 from pangeo_binder.scheduling import toleration
@@ -157,10 +158,14 @@ def jupyterhub_values(
         }
         user_scopes.append(f"access:services!service={BINDER_SERVICE}")
         hub_ingress.append(_ingress_from(BINDER_POD_LABELS))
+    # The prebuilt image the operator names, else the one `pulumi up` built, by digest (a
+    # Dockerfile change is a visible diff here, and a revert rolls the hub back).
     hub_image: dict[str, str] = {}
     if settings.hub_image:
         image_name, _, image_tag = settings.hub_image.rpartition(":")
         hub_image = {"name": image_name, "tag": image_tag}
+    elif context.hub_image_ref:
+        hub_image = hub_image_values(context.hub_image_ref)
     return {
         # z2jh's default names (hub, proxy-public, autohttps) without a release prefix.
         "fullnameOverride": "",

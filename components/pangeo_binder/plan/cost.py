@@ -4,6 +4,10 @@
 Computed from the registered resources (node pools and groups with their machine type,
 sizes, spot and disks; clusters; NAT gateways; addresses; KMS keys; load balancers), not
 from the config, so any change to what the program builds shows up here.
+
+Storage (buckets, registries) and traffic are not modelled, so the hub image
+(`docker-build:index:Image`) has no line and is not listed as unpriced: it is built on the
+machine that runs `pulumi up`, and its layers and cache are registry storage.
 """
 
 from __future__ import annotations
