@@ -23,6 +23,9 @@ RUNTIME_LOCK := requirements.txt
 # The [build-system] requires of pyproject.toml, locked too: the package is built without
 # build isolation, so nothing unhashed is downloaded (tests/test_lock.py checks they agree).
 BUILD_REQUIRES := setuptools>=77
+# What the hub image adds to the chart's (jupyterhub-fancy-profiles, pinned with its hash): the
+# browser test of the spawn form runs the hub with exactly this file's packages, as the image does.
+HUB_IMAGE_REQUIREMENTS := images/hub/requirements.txt
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.10 --generate-hashes \
 	--custom-compile-command "make lock"
 
@@ -33,6 +36,7 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --require-hashes -r $(HUB_IMAGE_REQUIREMENTS)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@$(BIN)/pip check >/dev/null 2>&1 || { $(BIN)/pip check; \
 		echo "the lock files lack a dependency of pyproject.toml: run make lock"; exit 1; }
