@@ -424,3 +424,17 @@ def test_the_load_balancer_address_is_read_from_proxy_public() -> None:
 
     run = run_function(program)
     assert run.stack_outputs == {"address": "203.0.113.20", "none": ""}
+
+
+def test_resource_choices_keep_their_size_order_through_helm(case: tuple[Run, str]) -> None:
+    """Helm writes values with map keys sorted, so the hub lists each profile's resource
+    choices in slug order: that order must be smallest first."""
+    run, cloud = case
+    for profile in release(run, cloud, "jupyterhub")["values"]["singleuser"]["profileList"]:
+        choices = profile["profile_options"]["resources"]["choices"]
+        as_helm_writes = [choices[slug] for slug in sorted(choices)]
+        memory = [
+            int(c["kubespawner_override"]["mem_limit"].removesuffix("M")) for c in as_helm_writes
+        ]
+        assert memory == sorted(memory) and len(set(memory)) == len(memory), profile["slug"]
+        assert as_helm_writes[0]["default"] is True, profile["slug"]

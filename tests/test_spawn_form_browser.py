@@ -35,7 +35,7 @@ from local_hub import Ports, find_tool, hub_pod, local_hub
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = ROOT / "test-artifacts"
-LOCAL_TOOLS = ROOT / ".tools" / "node_modules" / ".bin"  # .ci/run's npm prefix
+LOCAL_TOOLS = ROOT / "tests" / "browser-tools" / "node_modules" / ".bin"  # npm ci there
 ORG = "pangeo-data"  # allowedOrganizations of Pulumi.staging.yaml
 PRIVILEGED_TEAM = "gpu-users"  # privilegedGroups: [pangeo-data:gpu-users]
 MEMBER = GitHubUser("nora-member", 1001, orgs=(ORG,), teams=((ORG, "maintainers"),))
@@ -88,8 +88,8 @@ def tools() -> Tools:
     if absent:
         _missing(
             f"the spawn-form browser test needs {', '.join(absent)}: run .ci/run as root once "
-            "(apt-get install chromium chromium-driver; npm install --prefix .tools "
-            "configurable-http-proxy@5.2.0)"
+            "(apt-get install chromium chromium-driver; npm ci --prefix tests/browser-tools, "
+            "the proxy locked in tests/browser-tools/package-lock.json)"
         )
     return Tools(found["chromium"], found["chromedriver"], found["configurable-http-proxy"])  # type: ignore[arg-type]
 

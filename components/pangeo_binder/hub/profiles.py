@@ -66,7 +66,9 @@ def node_sizes(node: Allocatable, gpus: int = 0) -> list[Size]:
             label += f", {share_gpus} GPU"
         sizes.append(
             Size(
-                slug=f"mem-{memory_mib // 1024}g" + (f"-gpu{share_gpus}" if share_gpus else ""),
+                # Zero-padded: Helm writes the values with map keys sorted, so the hub lists
+                # the choices in slug order, which must be the order of size.
+                slug=f"mem-{memory_mib // 1024:04d}g" + (f"-gpu{share_gpus}" if share_gpus else ""),
                 display_name=label if share > 1 else f"{label} (a whole node)",
                 cpu_guarantee=cpu,
                 cpu_limit=node.cpu,
