@@ -254,6 +254,17 @@ def in_zone(domain: str, zone_domain: str) -> bool:
     return domain == zone_domain or domain.endswith(f".{zone_domain}")
 
 
+def check_zone(dns: HubDns, reported_name: str, *, cloud: str, kind: str) -> None:
+    """At deploy time: refuse a zone whose own DNS name (as the cloud reports it, with or
+    without the trailing dot) is not the configured `zoneDomain`, naming both."""
+    if reported_name.rstrip(".").lower() != dns.zone_domain.lower():
+        raise ValueError(
+            f"clouds.{cloud}.hub.dns: {kind} {dns.zone} is for {reported_name.rstrip('.')}, "
+            f"not {dns.zone_domain} as zoneDomain says; name the zone that serves "
+            f"{dns.zone_domain}, or correct zoneDomain"
+        )
+
+
 class HubDns(Model):
     """A DNS zone you already have, where the program writes the hub's A record(s)."""
 

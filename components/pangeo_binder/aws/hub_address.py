@@ -30,7 +30,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from pangeo_binder.config_shared import HubDns, in_zone
+from pangeo_binder.config_shared import HubDns, check_zone, in_zone
 from pangeo_binder.guards import guarded
 
 RECORD_TTL = 300
@@ -58,16 +58,6 @@ def proxy_service_values(
     }
 
 
-def check_zone(dns: HubDns, zone_name: str) -> None:
-    """Refuse a hosted zone whose name is not the configured `zoneDomain`, naming both."""
-    if zone_name.rstrip(".").lower() != dns.zone_domain.lower():
-        raise ValueError(
-            f"clouds.aws.hub.dns: Route 53 hosted zone {dns.zone} is for "
-            f"{zone_name.rstrip('.')}, not {dns.zone_domain} as zoneDomain says; name the "
-            f"zone that serves {dns.zone_domain}, or correct zoneDomain"
-        )
-
-
 class HubAddress(pulumi.ComponentResource):
     """One Elastic IP per public subnet for the hub's NLB and, with `hub.dns`, the hub's A
     record in an existing Route 53 hosted zone. The Elastic IPs are protected (and retained)
@@ -91,7 +81,7 @@ class HubAddress(pulumi.ComponentResource):
         super().__init__("pangeo-binder:aws:HubAddress", name, None, opts)
         if dns is not None:
             zone = aws.route53.get_zone(zone_id=dns.zone, opts=pulumi.InvokeOptions(parent=self))
-            check_zone(dns, zone.name)
+            check_zone(dns, zone.name, cloud="aws", kind="Route 53 hosted zone")
         child = pulumi.ResourceOptions(parent=self)
         zones = sorted(public_subnet_ids)
         eips = [

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
-from pangeo_binder.config_shared import HubDns, in_zone
+from pangeo_binder.config_shared import check_zone, in_zone
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.guards import guarded
 
@@ -27,17 +27,6 @@ RECORD_TTL = 300
 def proxy_service_values(ip: str) -> dict[str, Any]:
     """The piece of z2jh's `proxy.service` values GKE needs: the reserved address."""
     return {"loadBalancerIP": ip}
-
-
-def check_zone(dns: HubDns, zone_dns_name: str) -> None:
-    """Refuse a zone whose DNS name is not the configured `zoneDomain` (a zone of another
-    domain, or the config naming the wrong zone), naming both."""
-    if zone_dns_name.rstrip(".").lower() != dns.zone_domain.lower():
-        raise ValueError(
-            f"clouds.gcp.hub.dns: Cloud DNS zone {dns.zone} is for {zone_dns_name.rstrip('.')}, "
-            f"not {dns.zone_domain} as zoneDomain says; name the zone that serves "
-            f"{dns.zone_domain}, or correct zoneDomain"
-        )
 
 
 class HubAddress(pulumi.ComponentResource):
@@ -67,7 +56,7 @@ class HubAddress(pulumi.ComponentResource):
                 project=cloud.project,
                 opts=pulumi.InvokeOptions(parent=self),
             )
-            check_zone(dns, zone.dns_name)
+            check_zone(dns, zone.dns_name, cloud="gcp", kind="Cloud DNS zone")
         child = pulumi.ResourceOptions(parent=self)
         reserved = gcp.compute.Address(
             name,
