@@ -438,3 +438,26 @@ def test_resource_choices_keep_their_size_order_through_helm(case: tuple[Run, st
         ]
         assert memory == sorted(memory) and len(set(memory)) == len(memory), profile["slug"]
         assert as_helm_writes[0]["default"] is True, profile["slug"]
+
+
+@pytest.mark.usefixtures("chart_files")
+def test_the_proxy_takes_the_reserved_address(case: tuple[Run, str]) -> None:
+    """The proxy's load balancer sits on the address the cloud layer reserved (and exports as
+    hubAddress) before the hub started: GKE's static IP, EKS's Elastic IPs for an NLB."""
+    run, cloud = case
+    values = release(run, cloud, "jupyterhub")["values"]
+    objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
+    (service,) = find(objects, "Service", "proxy-public")
+    address = run.stack_outputs[cloud]["hubAddress"]
+    assert service["spec"]["type"] == "LoadBalancer"
+    if cloud == "gcp":
+        assert service["spec"]["loadBalancerIP"] == address
+        return
+    annotations = service["metadata"]["annotations"]
+    eips = run.of_type("aws:ec2/eip:Eip")
+    by_id = {r.outputs["allocationId"]: r.outputs["publicIp"] for r in eips}
+    allocations = annotations["service.beta.kubernetes.io/aws-load-balancer-eip-allocations"]
+    subnets = annotations["service.beta.kubernetes.io/aws-load-balancer-subnets"].split(",")
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "nlb"
+    assert len(allocations.split(",")) == len(subnets) >= 2
+    assert ",".join(by_id[a] for a in allocations.split(",")) == address

@@ -52,6 +52,7 @@ TEST_PRICES: dict[str, Any] = {
             },
             "gpus": {"nvidia-tesla-t4": {"onDemand": 0.35, "spot": 0.11, "source": "test"}},
             "disks": {"pd-balanced": {"usdPerGbMonth": 0.1, "source": "test"}},
+            "staticIpv4": {"usdPerHour": 0.01, "source": "test"},
         },
     },
     "aws": {
@@ -147,8 +148,10 @@ def test_idle_is_the_minimum_nodes_and_fixed_items(staging_plan: dict[str, Any])
         "pool core: e2-standard-2 (on-demand)",
         "pool core: boot disk 30 GB pd-balanced",
         "pool core: external IPv4 address per node",
+        "static IPv4 gcp-hub-address",  # the hub's reserved address (docs/howto/https.md)
     }
     expected = 0.07 * HOURS + 30 * 0.1 + 0.005 * HOURS  # pools at zero cost nothing idle
+    expected += 0.01 * HOURS
     expected += len(balancers) * 0.025 * HOURS
     assert staging_plan["clouds"]["gcp"]["cost"]["idleMonthlyUsd"] == pytest.approx(
         expected, abs=0.02

@@ -77,6 +77,8 @@ def test_stack_outputs(staging: Run) -> None:
         "imagePrefix": "us-central1-docker.pkg.dev/pangeo-binder-staging/pangeo-binder-staging-images/",
         "usersIdentity": "pb-staging-users@pangeo-binder-staging.iam.gserviceaccount.com",
         "builderIdentity": "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com",
+        # The reserved address, known from the first `up` (the mock's documentation-range IP).
+        "hubAddress": staging.one("gcp:compute/address:Address").outputs["address"],
         "hubUrl": "https://gcp.staging.pangeo-binder.example.org",
         # Empty under mocks: the cloud assigns the address when the Service is created.
         "hubLoadBalancer": "",
@@ -84,8 +86,9 @@ def test_stack_outputs(staging: Run) -> None:
 
 
 def test_staging_idles_at_the_cost_floor(staging: Run) -> None:
-    """Nobody logged in: one zonal control plane, one small core node and its disk; no NAT,
-    no reserved addresses, nothing else that bills by the hour."""
+    """Nobody logged in: one zonal control plane, one small core node and its disk, the hub's
+    one reserved address (HTTPS on the first deploy; docs/howto/https.md); no NAT, nothing else
+    that bills by the hour."""
     idle = [
         r
         for r in staging.of_type("gcp:container/nodePool:NodePool")
@@ -99,7 +102,8 @@ def test_staging_idles_at_the_cost_floor(staging: Run) -> None:
         "gcp:compute/address:Address",
         "gcp:compute/globalAddress:GlobalAddress",
     }
-    assert not [r for r in staging.registrations if r.type in hourly]
+    billed = [r.name for r in staging.registrations if r.type in hourly]
+    assert billed == ["gcp-hub-address"]
 
 
 @pytest.mark.parametrize("case", ERROR_CASES)

@@ -44,6 +44,7 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         "Problem": ("pangeo_binder.config", "Problem"),
         "NodePool": ("pangeo_binder.config_shared", "NodePool"),
         "CloudHub": ("pangeo_binder.config_shared", "CloudHub"),
+        "HubDns": ("pangeo_binder.config_shared", "HubDns"),
         "GcpCloud": ("pangeo_binder.gcp.config", "GcpCloud"),
         "GcpNodePool": ("pangeo_binder.gcp.config", "GcpNodePool"),
         "AwsCloud": ("pangeo_binder.aws.config", "AwsCloud"),
@@ -84,6 +85,7 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         "jupyterhub_values": ("pangeo_binder.hub.jupyterhub_values", "jupyterhub_values"),
         "dask_gateway_values": ("pangeo_binder.hub.dask_values", "dask_gateway_values"),
         "binderhub_values": ("pangeo_binder.hub.binderhub_values", "binderhub_values"),
+        "proxy_service": ("pangeo_binder.hub.proxy", "proxy_service"),
     },
     "Chart pins": {
         "ChartPin": ("pangeo_binder.charts", "ChartPin"),
@@ -121,7 +123,7 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
     from pangeo_binder.charts import PINS as CHART_PINS
     from pangeo_binder.charts import ChartPin
     from pangeo_binder.config import ConfigError, Problem, StackConfig, load_config
-    from pangeo_binder.config_shared import CloudHub, NodePool
+    from pangeo_binder.config_shared import CloudHub, HubDns, NodePool
     from pangeo_binder.gcp.cluster import GkeCluster
     from pangeo_binder.gcp.config import GcpCloud, GcpNodePool
     from pangeo_binder.gcp.identity import workload_identity_binding
@@ -135,6 +137,7 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
     from pangeo_binder.hub.hub import Hub
     from pangeo_binder.hub.hub_image import HubImage, hub_image_values
     from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
+    from pangeo_binder.hub.proxy import proxy_service
     from pangeo_binder.outputs import (
         CloudOutputs,
         KubernetesServiceAccount,

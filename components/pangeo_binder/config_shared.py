@@ -245,13 +245,50 @@ class GitHubApp(Model):
     )
 
 
+DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+
+def in_zone(domain: str, zone_domain: str) -> bool:
+    """`domain` is the zone's apex or a name under it (hub.example.org in example.org)."""
+    domain, zone_domain = domain.rstrip(".").lower(), zone_domain.rstrip(".").lower()
+    return domain == zone_domain or domain.endswith(f".{zone_domain}")
+
+
+def check_zone(dns: HubDns, reported_name: str, *, cloud: str, kind: str) -> None:
+    """At deploy time: refuse a zone whose own DNS name (as the cloud reports it, with or
+    without the trailing dot) is not the configured `zoneDomain`, naming both."""
+    if reported_name.rstrip(".").lower() != dns.zone_domain.lower():
+        raise ValueError(
+            f"clouds.{cloud}.hub.dns: {kind} {dns.zone} is for {reported_name.rstrip('.')}, "
+            f"not {dns.zone_domain} as zoneDomain says; name the zone that serves "
+            f"{dns.zone_domain}, or correct zoneDomain"
+        )
+
+
+class HubDns(Model):
+    """A DNS zone you already have, where the program writes the hub's A record(s)."""
+
+    zone: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$",
+        description="The zone as the cloud names it: a Cloud DNS managed zone's name (in the "
+        "stack's project) on GCP, a Route 53 hosted zone id (Z0123456789ABC) on AWS.",
+    )
+    zone_domain: str = Field(
+        pattern=DOMAIN_PATTERN,
+        description="The zone's DNS name (example.org), without the trailing dot. The hub's "
+        "domain must be it or a name under it; the deploy looks the zone up and refuses to "
+        "write a record when the zone's own name differs.",
+    )
+
+
 class CloudHub(Model):
     """Per-cloud hub settings (`clouds.<cloud>.hub`)."""
 
     domain: str = Field(
-        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
-        description="DNS name the hub is served at (hub.example.org); you point it at the "
-        "load balancer after the first deploy.",
+        pattern=DOMAIN_PATTERN,
+        description="DNS name the hub is served at (hub.example.org). Its record points at "
+        "the hub's reserved address (the `hubAddress` output): written by the program when "
+        "`dns` is set, else by you after the first deploy (docs/howto/https.md).",
     )
     contact_email: str = Field(
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
@@ -265,6 +302,25 @@ class CloudHub(Model):
         "default (everyone for ordinary pools, hub.privilegedGroups for GPU and high-memory "
         "pools). An empty list: admins only.",
     )
+    dns: HubDns | None = Field(
+        None,
+        description="A DNS zone you already have (Cloud DNS on GCP, Route 53 on AWS) that "
+        "contains `domain`: the program writes the hub's A record(s) there, pointing at the "
+        "reserved address, before the hub starts, so its certificate is issued on the first "
+        "deploy. Unset: you write the record yourself (docs/howto/https.md).",
+    )
+
+    @field_validator("dns")
+    @classmethod
+    def _domain_in_zone(cls, dns: HubDns | None, info: ValidationInfo) -> HubDns | None:
+        domain = info.data.get("domain")
+        if dns is not None and domain is not None and not in_zone(domain, dns.zone_domain):
+            raise ValueError(
+                f"the hub's domain {domain} is not in zone {dns.zone} ({dns.zone_domain}): "
+                f"the zone can only hold {dns.zone_domain} and names ending in "
+                f".{dns.zone_domain}"
+            )
+        return dns
 
 
 class StorageSettings(Model):

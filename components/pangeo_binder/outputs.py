@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pulumi
 
@@ -58,6 +58,12 @@ class CloudOutputs:
     `identity_annotation` is the annotation key the cloud reads (GKE: the Google service account
     email, EKS: the IAM role ARN). `registry_login` pushes to `image_prefix` as the deploying
     identity (the hub image); BinderHub's pushes use the builder identity instead.
+
+    The hub's public address is reserved by the cloud layer before the hub starts, so it
+    survives the proxy Service's replacement: `hub_address` is that address (GKE: one IP; EKS:
+    the Elastic IPs, comma-separated), `proxy_service` the piece of z2jh's `proxy.service`
+    values that makes the proxy's load balancer use it, and `hub_dns` the DNS records pointing
+    the hub's domain at it (empty without `hub.dns`), which the hub's release waits for.
     """
 
     cloud: Literal["gcp", "aws"]
@@ -71,6 +77,9 @@ class CloudOutputs:
     registry_login: RegistryLogin
     identity_annotation: str
     identities: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    hub_address: pulumi.Output[str] | None = None
+    proxy_service: pulumi.Output[dict[str, Any]] | None = None
+    hub_dns: list[pulumi.Resource] = field(default_factory=list)
 
     @property
     def service_account_annotations(self) -> dict[str, dict[str, pulumi.Output[str]]]:
@@ -86,4 +95,5 @@ class CloudOutputs:
             "registry": self.registry_host,
             "imagePrefix": self.image_prefix,
             **{f"{role}Identity": value for role, value in self.identities.items()},
+            **({"hubAddress": self.hub_address} if self.hub_address is not None else {}),
         }

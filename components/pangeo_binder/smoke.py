@@ -5,13 +5,23 @@
 `https://` + that cloud's `hub.domain` from the stack file (the hub answers there once its DNS
 record points at the proxy). deploy.yml then curls `<url>/hub/health` with a bounded retry.
 A stack with no hub URL at all is an error, not a silent pass.
+
+With `--diagnose` it checks each hub instead and, when one does not answer, says which step of
+docs/howto/https.md is missing: the domain does not resolve; it resolves to something other
+than the reserved `hubAddress` output; or it resolves correctly but TLS fails (the certificate
+was not issued: it prints the command that restarts autohttps). The resolver and the fetcher
+are arguments, so the checks are tested without a network.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
+import ssl
 import sys
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +62,105 @@ def hub_urls(outputs: dict[str, Any], stack_config: dict[str, Any]) -> list[str]
     return urls
 
 
+# host -> its IPv4 addresses, empty when the name does not resolve.
+Resolver = Callable[[str], list[str]]
+# GET a URL; raises on failure (ssl.SSLError, or URLError wrapping one, for a TLS failure).
+Fetcher = Callable[[str], None]
+
+
+def resolve(host: str) -> list[str]:
+    """The IPv4 addresses `host` resolves to, in the order the resolver gives them."""
+    try:
+        infos = socket.getaddrinfo(host, 443, socket.AF_INET, socket.SOCK_STREAM)
+    except socket.gaierror:
+        return []
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def fetch(url: str) -> None:
+    """GET `url` with certificate verification; raise on any failure."""
+    with urllib.request.urlopen(url, timeout=15):  # https only (see _checked)
+        pass
+
+
+def restart_command(namespace: str) -> str:
+    """Makes autohttps ask Let's Encrypt again (z2jh 4.4.0 names its Deployment autohttps)."""
+    return f"kubectl -n {namespace} rollout restart deployment/autohttps"
+
+
+def _tls_failure(error: BaseException) -> bool:
+    return isinstance(error, ssl.SSLError) or isinstance(
+        getattr(error, "reason", None), ssl.SSLError
+    )
+
+
+def diagnose(
+    url: str,
+    hub_address: str,
+    *,
+    namespace: str,
+    resolver: Resolver | None = None,
+    fetcher: Fetcher | None = None,
+) -> str | None:
+    """None when `<url>/hub/health` answers over TLS; else which step is missing.
+
+    `hub_address`: the cloud's `hubAddress` output (one IP, or Elastic IPs comma-separated);
+    empty when the stack exports none, and then where the domain points is not checked."""
+    resolver, fetcher = resolver or resolve, fetcher or fetch  # looked up now: patchable
+    host = urlsplit(url).hostname or ""
+    reserved = [a.strip() for a in hub_address.split(",") if a.strip()]
+    target = ", ".join(reserved) or "the hubAddress output"
+    addresses = resolver(host)
+    if not addresses:
+        return (
+            f"{host} does not resolve: create an A record for it pointing at {target}, "
+            "then restart autohttps (docs/howto/https.md)"
+        )
+    stray = [a for a in addresses if a not in reserved]
+    if reserved and stray:
+        return (
+            f"{host} resolves to {', '.join(addresses)}, not the reserved hubAddress {target}: "
+            "point its A record there (docs/howto/https.md)"
+        )
+    try:
+        fetcher(f"{url}/hub/health")
+    except Exception as error:  # every failure is reported
+        if _tls_failure(error):
+            return (
+                f"{host} resolves to the hub, but TLS fails ({error}): the certificate has not "
+                f"been issued; restart autohttps so it asks again: {restart_command(namespace)}"
+            )
+        return f"{host} resolves to the hub, but {url}/hub/health fails: {error}"
+    return None
+
+
+def diagnose_stack(
+    outputs: dict[str, Any],
+    stack_config: dict[str, Any],
+    *,
+    resolver: Resolver | None = None,
+    fetcher: Fetcher | None = None,
+) -> list[str]:
+    """One line per cloud's hub: `ok <url>` or `<cloud>: <what is missing>`."""
+    clouds = stack_config.get(f"{NAMESPACE}:clouds") or {}
+    namespace = (stack_config.get(f"{NAMESPACE}:hub") or {}).get("namespace") or "binder"
+    lines = []
+    for cloud in CLOUDS:
+        if cloud not in clouds and cloud not in outputs:
+            continue
+        exported = outputs.get(cloud) if isinstance(outputs.get(cloud), dict) else {}
+        urls = hub_urls({cloud: exported}, {f"{NAMESPACE}:clouds": {cloud: clouds.get(cloud)}})
+        problem = diagnose(
+            urls[0],
+            str(exported.get("hubAddress") or ""),
+            namespace=namespace,
+            resolver=resolver,
+            fetcher=fetcher,
+        )
+        lines.append(f"ok {urls[0]}" if problem is None else f"{cloud}: {problem}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
@@ -59,10 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--root", type=Path, default=Path.cwd(), help="where Pulumi.<stack>.yaml is"
     )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="check each hub: DNS, the reserved address, TLS; say which step is missing",
+    )
     args = parser.parse_args(argv)
     config = yaml.safe_load((args.root / f"Pulumi.{args.stack}.yaml").read_text()) or {}
+    outputs = json.loads(args.outputs.read_text())
     try:
-        urls = hub_urls(json.loads(args.outputs.read_text()), config.get("config") or {})
+        if args.diagnose:
+            lines = diagnose_stack(outputs, config.get("config") or {})
+            print("\n".join(lines))
+            return 0 if all(line.startswith("ok ") for line in lines) else 1
+        urls = hub_urls(outputs, config.get("config") or {})
     except SmokeError as error:
         print(f"smoke: {error}", file=sys.stderr)
         return 1

@@ -101,8 +101,13 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
     elif (
         typ == "kubernetes:core/v1:Service" and inputs.get("spec", {}).get("type") == "LoadBalancer"
     ):
-        # What the cloud reports once it has created the load balancer.
-        out |= {"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.20"}]}}}
+        # What the cloud reports once it has created the load balancer: the reserved address
+        # when the Service asks for one.
+        ip = inputs["spec"].get("loadBalancerIP") or "203.0.113.20"
+        out |= {"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}
+    elif typ == "gcp:compute/address:Address":
+        # GCP picks the address at reservation; a documentation range stands in for it.
+        out |= {"address": _example_ip("203.0.113", args.name), "selfLink": f"addresses/{name}"}
     elif typ == "random:index/randomId:RandomId":
         # byteLength random bytes, hex-encoded; derived from the name so runs are repeatable.
         digest = hashlib.sha256(args.name.encode()).hexdigest()
@@ -135,6 +140,21 @@ def _image_outputs(inputs: dict[str, Any], out: dict[str, Any]) -> tuple[str, di
 GCP_ACCESS_TOKEN = "ya29.mock-access-token-of-the-deploying-identity"
 # ECR's GetAuthorizationToken: base64 of "AWS:<password>", valid for 12 hours.
 ECR_PASSWORD = "eyJwYXlsb2FkIjoibW9jayBFQ1IgdG9rZW4ifQ=="
+
+
+def _example_ip(prefix: str, name: str) -> str:
+    """A repeatable address in a documentation range (RFC 5737), derived from `name`."""
+    return f"{prefix}.{int(hashlib.sha256(name.encode()).hexdigest(), 16) % 200 + 30}"
+
+
+# DNS zones the operator already has, by the name a stack file gives (a Cloud DNS managed
+# zone's name, a Route 53 hosted zone id) -> the zone's DNS name as each cloud reports it
+# (Cloud DNS with the trailing dot, Route 53 without).
+DNS_ZONES = {
+    "pangeo-binder-example-org": "pangeo-binder.example.org.",
+    "Z0EXAMPLE0PANGEO": "pangeo-binder.example.org",
+}
+
 
 AWS_ACCOUNT = "123456789012"
 AWS_REGION = "us-west-2"  # the region of the stack files; invokes do not see the provider's
@@ -195,6 +215,13 @@ def _aws_mock_outputs(
     elif typ == "aws:s3/bucket:Bucket":
         out |= {"arn": f"arn:aws:s3:::{inputs.get('bucket')}"}
         resource_id = str(inputs.get("bucket"))
+    elif typ == "aws:ec2/eip:Eip":
+        digest = hashlib.sha256(args.name.encode()).hexdigest()
+        out |= {
+            "allocationId": f"eipalloc-{digest[:17]}",
+            "publicIp": _example_ip("198.51.100", args.name),
+        }
+        resource_id = out["allocationId"]
     elif typ == "aws:kms/key:Key":
         key_id = "1234abcd-12ab-34cd-56ef-1234567890ab"
         out |= {"keyId": key_id, "arn": f"arn:aws:kms:{AWS_REGION}:{AWS_ACCOUNT}:key/{key_id}"}
@@ -224,9 +251,22 @@ class LiveEks:
     clusters: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+class ZoneNotFound(Exception):
+    """What the provider's zone lookup fails with for a zone that does not exist."""
+
+
+def _zone(zones: dict[str, str], key: str) -> str:
+    if key not in zones:
+        raise ZoneNotFound(f"DNS zone {key!r} not found")
+    return zones[key]
+
+
 def _aws_call(
-    token: str, call_args: dict[str, Any], live: LiveEks, caller: AwsCaller
+    token: str, call_args: dict[str, Any], live: LiveEks, caller: AwsCaller, zones: dict[str, str]
 ) -> dict[str, Any]:
+    if token == "aws:route53/getZone:getZone":
+        zone_id = call_args["zoneId"]
+        return {"zoneId": zone_id, "name": _zone(zones, zone_id), "id": zone_id}
     if token == "aws:eks/getAddonVersion:getAddonVersion":
         version = call_args["kubernetesVersion"]
         return {
@@ -289,10 +329,16 @@ def _aws_call(
 
 
 class Mocks(pulumi.runtime.Mocks):
-    def __init__(self, live: LiveEks | None = None, caller: AwsCaller | None = None) -> None:
+    def __init__(
+        self,
+        live: LiveEks | None = None,
+        caller: AwsCaller | None = None,
+        zones: dict[str, str] | None = None,
+    ) -> None:
         self.calls: list[mocks.MockCallArgs] = []
         self.live = live or LiveEks()
         self.caller = caller or AwsCaller()
+        self.zones = DNS_ZONES if zones is None else zones
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return _mock_outputs(args)
@@ -311,8 +357,11 @@ class Mocks(pulumi.runtime.Mocks):
                 "defaultLabels": {},
                 "id": "2026-12-03 13:00:00 +0000 UTC",
             }, []
+        if args.token == "gcp:dns/getManagedZone:getManagedZone":
+            zone = args.args["name"]
+            return {"name": zone, "dnsName": _zone(self.zones, zone), "id": zone}, []
         if args.token.startswith("aws:"):
-            return _aws_call(args.token, dict(args.args), self.live, self.caller), []
+            return _aws_call(args.token, dict(args.args), self.live, self.caller, self.zones), []
         return {}, []
 
 
@@ -337,8 +386,13 @@ def unwrap_secrets(value: Any) -> Any:
 class RecordingMonitor(mocks.MockMonitor):
     """The mock monitor, keeping each request's options as well as its inputs."""
 
-    def __init__(self, live: LiveEks | None = None, caller: AwsCaller | None = None) -> None:
-        super().__init__(Mocks(live, caller))
+    def __init__(
+        self,
+        live: LiveEks | None = None,
+        caller: AwsCaller | None = None,
+        zones: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(Mocks(live, caller, zones))
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
         self.secret_outputs: set[str] = set()

@@ -270,6 +270,13 @@ class AwsCloud(Model):
         "to be in adminRoleArns. Unset: the role that runs the program, so the entry "
         "follows whoever ran the last `pulumi up`. Written like adminRoleArns.",
     )
+    account_id: str | None = Field(
+        None,
+        description="The 12-digit AWS account this stack deploys to. Set: the program stops "
+        "before creating anything when the credentials it runs with belong to another "
+        "account (a profile left pointing elsewhere). Unset: whichever account the "
+        "credentials are in.",
+    )
     viewer_role_arns: list[str] = Field(
         default_factory=list,
         description="IAM roles given read-only access entries (AmazonEKSViewPolicy, cluster "
@@ -305,6 +312,18 @@ class AwsCloud(Model):
             return validate_pools(pools, handler)
         vpc_zones = info.data.get("availability_zones")
         return validate_pools(pools, handler, lambda raw: pool_zone_errors(raw, region, vpc_zones))
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_id(cls, account: Any) -> Any:
+        # YAML reads an unquoted 12-digit id as a number; a leading zero would be lost.
+        if account is None:
+            return account
+        if not isinstance(account, str) or not re.fullmatch(r"[0-9]{12}", account):
+            raise ValueError(
+                f"an AWS account id is 12 digits, quoted in YAML ('012345678901'); got {account!r}"
+            )
+        return account
 
     @field_validator("region")
     @classmethod

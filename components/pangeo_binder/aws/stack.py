@@ -15,6 +15,7 @@ from pangeo_binder.aws.cluster import (
     viewer_principals,
 )
 from pangeo_binder.aws.config import AwsCloud
+from pangeo_binder.aws.hub_address import HubAddress
 from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION
 from pangeo_binder.aws.network import Network
 from pangeo_binder.aws.registry import ImageRegistry, push_login
@@ -25,6 +26,18 @@ from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
 def default_zones(names: list[str]) -> list[str]:
     """The first three zones the account sees (two where a region offers only two)."""
     return list(names[:3])
+
+
+def wrong_account(pinned: str | None, caller_account: str) -> str | None:
+    """Why the program must stop when `clouds.aws.accountId` pins another account than the
+    one the credentials belong to; None when it matches or nothing is pinned."""
+    if pinned is None or pinned == caller_account:
+        return None
+    return (
+        f"clouds.aws.accountId is {pinned}, but the AWS credentials this program runs with "
+        f"belong to account {caller_account}: nothing was created. Use credentials for "
+        f"{pinned} (AWS_PROFILE, aws sso login), or correct accountId"
+    )
 
 
 class AwsStack(pulumi.ComponentResource):
@@ -65,6 +78,11 @@ class AwsStack(pulumi.ComponentResource):
         # The deployer's entry is for deployerRoleArn when set, so a preview under another
         # role (CI's preview role) plans the same entry as the deploy that follows it.
         caller = aws.get_caller_identity(opts=on_provider)
+        # Before anything but the provider is registered: credentials left pointing at
+        # another account must not build a cluster there.
+        wrong = wrong_account(cloud.account_id, caller.account_id)
+        if wrong:
+            raise ValueError(wrong)
         caller_arn = aws.iam.get_session_context(arn=caller.arn, opts=on_provider).issuer_arn
         deployer_arn = cloud.deployer_role_arn or caller_arn
         account_id = caller.account_id
@@ -144,6 +162,15 @@ class AwsStack(pulumi.ComponentResource):
             prod=prod,
             opts=child,
         )
+        hub_address = HubAddress(
+            f"{name}-hub-address",
+            deployment=deployment,
+            domain=cloud.hub.domain,
+            dns=cloud.hub.dns,
+            public_subnet_ids=network.public_subnet_ids,
+            prod=prod,
+            opts=child,
+        )
         if cloud.budget is not None:
             create_budget(
                 f"{name}-budget",
@@ -169,5 +196,8 @@ class AwsStack(pulumi.ComponentResource):
             ),
             identity_annotation=ROLE_ARN_ANNOTATION,
             identities=identities,
+            hub_address=hub_address.address,
+            proxy_service=hub_address.proxy_service,
+            hub_dns=hub_address.records,
         )
         self.register_outputs(self.outputs.exports())

@@ -32,9 +32,16 @@ BUDGET_APIS = {
 }
 
 
+DNS_APIS = {"dns.googleapis.com": "the hub's A record in an existing zone (hub.dns)"}
+
+
 def required_apis(cloud: GcpCloud) -> list[str]:
-    """The APIs this cloud section uses; the budget's only when a budget is configured."""
-    return [*APIS, *(BUDGET_APIS if cloud.budget is not None else {})]
+    """The APIs this cloud section uses; the budget's and Cloud DNS only when configured."""
+    return [
+        *APIS,
+        *(BUDGET_APIS if cloud.budget is not None else {}),
+        *(DNS_APIS if cloud.hub.dns is not None else {}),
+    ]
 
 
 def service_name(api: str) -> str:

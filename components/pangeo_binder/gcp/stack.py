@@ -10,6 +10,7 @@ import pulumi_gcp as gcp
 from pangeo_binder.gcp.budget import create_budget
 from pangeo_binder.gcp.cluster import GkeCluster
 from pangeo_binder.gcp.config import GcpCloud
+from pangeo_binder.gcp.hub_address import HubAddress
 from pangeo_binder.gcp.registry import ImageRegistry, push_login
 from pangeo_binder.gcp.services import ProjectApis, after_apis
 from pangeo_binder.gcp.storage import HubStorage
@@ -111,6 +112,9 @@ class GcpStack(pulumi.ComponentResource):
             depends_on=[cluster],
             opts=child,
         )
+        hub_address = HubAddress(
+            f"{name}-hub-address", cloud, deployment=deployment, prod=prod, opts=child
+        )
         if cloud.budget is not None:
             # The budgets API needs a quota project when called with user credentials. Only
             # the budget's own provider bills calls to the project: on the main provider it
@@ -152,5 +156,8 @@ class GcpStack(pulumi.ComponentResource):
             ),
             identity_annotation=WORKLOAD_IDENTITY_ANNOTATION,
             identities=identities,
+            hub_address=hub_address.address,
+            proxy_service=hub_address.proxy_service,
+            hub_dns=hub_address.records,
         )
         self.register_outputs(self.outputs.exports())

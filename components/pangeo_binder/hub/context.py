@@ -7,6 +7,7 @@ The hub component resolves `CloudOutputs` and the generated secrets into one `Hu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pangeo_binder.config_shared import NodePool
 from pangeo_binder.machines import Cloud
@@ -90,3 +91,7 @@ class HubContext:
     # The hub image the program built and pushed (`name:tag@sha256:...`, HubImage.ref); empty
     # when `hub.hubImage` names a prebuilt one, or nothing was built.
     hub_image_ref: str = ""
+    # The cloud's piece of z2jh's `proxy.service` (CloudOutputs.proxy_service): the reserved
+    # address (GKE `loadBalancerIP`) or the NLB's Elastic IP annotations (EKS); merged into
+    # the proxy's Service values with `hub.proxy.proxy_service`. Empty: the cloud picks one.
+    proxy_service: dict[str, Any] = field(default_factory=dict)

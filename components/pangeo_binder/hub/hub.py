@@ -144,6 +144,7 @@ class Hub(pulumi.ComponentResource):
             cloud.image_prefix,
             builder,
             self.hub_image_ref if self.hub_image_ref is not None else "",
+            cloud.proxy_service or {},
         ).apply(
             lambda v: HubContext(
                 cloud=cloud.cloud,
@@ -163,10 +164,17 @@ class Hub(pulumi.ComponentResource):
                 # On GKE the builder identity is the Google service account's email.
                 builder_email=(v[6] or "") if cloud.cloud == "gcp" else "",
                 hub_image_ref=v[7] or "",
+                proxy_service=v[8] or {},
             )
         )
         release_opts = pulumi.ResourceOptions.merge(
             k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, user_sa])
+        )
+        # The proxy's load balancer takes the reserved address at once, and autohttps asks
+        # Let's Encrypt for a certificate once, at start: the hub's DNS record (when the
+        # program writes it) must exist before then.
+        hub_opts = pulumi.ResourceOptions.merge(
+            release_opts, pulumi.ResourceOptions(depends_on=list(cloud.hub_dns))
         )
         jupyterhub = self._release(
             f"{name}-jupyterhub",
@@ -174,7 +182,7 @@ class Hub(pulumi.ComponentResource):
             JUPYTERHUB_RELEASE,
             settings.namespace,
             context.apply(lambda c: jupyterhub_values(c, settings, cloud_hub, pools)),
-            release_opts,
+            hub_opts,
         )
         # The gateway and BinderHub read their hub tokens from the hub release's Secret.
         after_hub = pulumi.ResourceOptions.merge(

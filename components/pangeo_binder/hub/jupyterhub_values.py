@@ -28,6 +28,7 @@ from pangeo_binder.hub.context import (
 from pangeo_binder.hub.hub_image import hub_image_values
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.profiles import profile_list
+from pangeo_binder.hub.proxy import proxy_service
 from pangeo_binder.scheduling import toleration
 
 
@@ -221,7 +222,9 @@ def jupyterhub_values(
         },
         "proxy": {
             "secretToken": tokens.proxy_token,
-            "service": {"type": "LoadBalancer"},
+            # One load balancer on the address the cloud layer reserved before the hub started
+            # (GKE loadBalancerIP, EKS NLB Elastic IPs): it survives the Service's replacement.
+            "service": proxy_service(context.proxy_service),
             "chp": {"networkPolicy": {"egress": service_routes(dask, settings.binder.enabled)}},
             "https": {
                 "enabled": True,

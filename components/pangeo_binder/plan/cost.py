@@ -270,8 +270,9 @@ def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
             charges.append(Charge(item, low, high, price, what))
     for nat in tree.of_type("gcp:compute/routerNat:RouterNat"):
         charges.append(_fixed(prices, "gcp", region, f"Cloud NAT {nat['name']}", "natGateway"))
-    for address in tree.of_type(
-        "gcp:compute/address:Address", "gcp:compute/globalAddress:GlobalAddress"
+    for address in sorted(
+        tree.of_type("gcp:compute/address:Address", "gcp:compute/globalAddress:GlobalAddress"),
+        key=lambda r: r["name"],
     ):
         charges.append(
             _fixed(prices, "gcp", region, f"static IPv4 {address['name']}", "staticIpv4")
@@ -327,7 +328,8 @@ def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
             charges.append(Charge(item, low, high, price, f"public IPv4 ({region})"))
     for nat in tree.of_type("aws:ec2/natGateway:NatGateway"):
         charges.append(_fixed(prices, "aws", region, f"NAT gateway {nat['name']}", "natGateway"))
-    for eip in tree.of_type("aws:ec2/eip:Eip"):
+    # By name: sibling resources register in no fixed order (one Elastic IP per zone).
+    for eip in sorted(tree.of_type("aws:ec2/eip:Eip"), key=lambda r: r["name"]):
         charges.append(_fixed(prices, "aws", region, f"Elastic IP {eip['name']}", "publicIpv4"))
     for key in tree.of_type("aws:kms/key:Key"):
         charges.append(_fixed(prices, "aws", region, f"KMS key {key['name']}", "kmsKey"))

@@ -1,0 +1,52 @@
+"""`clouds.aws.accountId` pins the account: credentials for another account stop the program
+before anything but the provider is registered."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import (
+    AWS_ACCOUNT,
+    DELETE,
+    SECRET_KEYS,
+    RecordingMonitor,
+    run_program,
+    stack_config,
+    with_value,
+)
+from pangeo_binder.aws.stack import wrong_account
+from pangeo_binder.config import ConfigError, load_config
+
+
+def aws_only(account: object) -> dict:
+    config = with_value(stack_config("staging"), "clouds.gcp", DELETE)
+    config = with_value(config, "secrets.gcp", DELETE)
+    return with_value(config, "clouds.aws.accountId", account)
+
+
+def test_the_callers_account_deploys() -> None:
+    run = run_program("staging", aws_only(AWS_ACCOUNT))
+    assert run.of_type("aws:eks/cluster:Cluster")
+
+
+def test_another_account_is_refused_naming_both_before_anything_is_created() -> None:
+    monitor = RecordingMonitor()
+    with pytest.raises(Exception, match="accountId is 210987654321") as error:
+        run_program("staging", aws_only("210987654321"), monitor)
+    assert AWS_ACCOUNT in str(error.value)
+    custom = [r.type for r in monitor.registrations if r.custom]
+    assert custom == ["pulumi:providers:aws"]
+
+
+def test_the_message_names_both_accounts_and_nothing_when_unpinned() -> None:
+    assert wrong_account(None, AWS_ACCOUNT) is None
+    assert wrong_account(AWS_ACCOUNT, AWS_ACCOUNT) is None
+    message = wrong_account("210987654321", AWS_ACCOUNT)
+    assert message is not None and "210987654321" in message and AWS_ACCOUNT in message
+
+
+@pytest.mark.parametrize("account", [12345, "12345678901", "1234567890123", 123456789012])
+def test_an_account_id_is_twelve_quoted_digits(account: object) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(aws_only(account), secret_keys=SECRET_KEYS)
+    assert [p.path for p in error.value.problems] == ["clouds.aws.accountId"]
