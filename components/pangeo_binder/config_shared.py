@@ -333,6 +333,32 @@ class StorageSettings(Model):
         description="Scratch objects are deleted this many days after creation: scratch is for "
         "intermediate results, and a week bounds its cost.",
     )
+    public_access_forbidden: bool = Field(
+        False,
+        description="Set when the account or organization forbids public buckets (AWS: "
+        "account-level Block Public Access; GCP: the org policy "
+        "storage.publicAccessPrevention, or domain-restricted sharing, which refuses allUsers): "
+        "a public bucket would fail mid-deploy there, so publicBucket is refused up front.",
+    )
+    public_bucket: bool = Field(
+        False,
+        description="A third bucket anyone on the internet can read (not list), which hub users "
+        "write under their own prefix (PUBLIC_PERSISTENT_BUCKET): for publishing results. Off "
+        "by default: what is put there is world-readable, and its downloads are billed to us.",
+    )
+
+    @field_validator("public_bucket")
+    @classmethod
+    def _public_allowed(cls, public: bool, info: ValidationInfo) -> bool:
+        """Refused where the account or organization forbids public buckets: the deploy would
+        fail at the bucket policy or IAM binding, after the cluster was already built."""
+        if public and info.data.get("public_access_forbidden"):
+            raise ValueError(
+                "this cloud's account or organization forbids public buckets "
+                "(publicAccessForbidden: true), so a public bucket cannot be made here; lift "
+                "that policy for this project/account first, or leave publicBucket false"
+            )
+        return public
 
 
 class RegistrySettings(Model):
