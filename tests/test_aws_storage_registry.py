@@ -23,10 +23,11 @@ def side(run: Run, kind: str, suffix: str, typ: str) -> dict:
 
 
 def test_buckets_named_per_deployment_and_account(staging: Run, prod: Run) -> None:
-    for run, env in ((staging, "staging"), (prod, "prod")):
+    for run, env, public in ((staging, "staging", True), (prod, "prod", False)):
         names = sorted(b.inputs["bucket"] for b in run.of_type(BUCKET))
         assert names == [
             f"pangeo-binder-{env}-123456789012-persistent",
+            *([f"pangeo-binder-{env}-123456789012-public"] if public else []),
             f"pangeo-binder-{env}-123456789012-scratch",
         ]
 
@@ -102,8 +103,9 @@ def test_persistent_bucket_is_versioned_with_noncurrent_expiry_everywhere(
 ) -> None:
     """One `rm -r` is not final in staging either; old versions go after 30 days."""
     for run in (staging, prod):
-        versioning = run.one("aws:s3/bucketVersioning:BucketVersioning")
-        assert versioning.name == "aws-storage-persistent-versioning"
+        versioning = run.one(
+            "aws:s3/bucketVersioning:BucketVersioning", "aws-storage-persistent-versioning"
+        )
         assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
         rules = lifecycle(run, "persistent")
         assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {

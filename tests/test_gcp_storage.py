@@ -16,17 +16,26 @@ def buckets(run: Run) -> dict[str, dict]:
     return {r.name.removeprefix("gcp-storage-"): r.inputs for r in run.of_type(BUCKET)}
 
 
-def test_two_buckets_per_hub(staging: Run) -> None:
+def test_two_buckets_per_hub_and_the_public_one_where_asked(staging: Run, prod: Run) -> None:
+    assert {k: v["name"] for k, v in buckets(prod).items()} == {
+        "scratch": "pangeo-binder-prod-scratch",
+        "persistent": "pangeo-binder-prod-persistent",
+    }
     assert {k: v["name"] for k, v in buckets(staging).items()} == {
         "scratch": "pangeo-binder-staging-scratch",
         "persistent": "pangeo-binder-staging-persistent",
+        "public": "pangeo-binder-staging-public",
     }
 
 
 def test_bucket_names_include_environment_when_project_does_not() -> None:
     config = with_value(stack_config("staging"), "clouds.gcp.project", "pangeo-shared")
     names = {b["name"] for b in buckets(run_program("staging", config)).values()}
-    assert names == {"pangeo-shared-staging-scratch", "pangeo-shared-staging-persistent"}
+    assert names == {
+        "pangeo-shared-staging-scratch",
+        "pangeo-shared-staging-persistent",
+        "pangeo-shared-staging-public",
+    }
 
 
 @pytest.mark.parametrize("kind", ["scratch", "persistent"])
@@ -61,6 +70,7 @@ def test_only_staging_scratch_can_be_force_destroyed(staging: Run, prod: Run) ->
     assert {k: v["forceDestroy"] for k, v in buckets(staging).items()} == {
         "scratch": True,
         "persistent": False,
+        "public": False,
     }
     assert {k: v["forceDestroy"] for k, v in buckets(prod).items()} == {
         "scratch": False,
@@ -75,7 +85,7 @@ def test_prod_buckets_are_protected_and_retained(staging: Run, prod: Run) -> Non
         assert (bucket.protect, bucket.retain_on_delete) == (False, False), bucket.name
 
 
-def test_users_get_object_access_on_their_two_buckets_only(staging: Run) -> None:
+def test_users_get_object_access_on_the_hub_buckets_only(staging: Run) -> None:
     grants = [
         r.inputs
         for r in staging.of_type(BUCKET_IAM)
@@ -83,6 +93,7 @@ def test_users_get_object_access_on_their_two_buckets_only(staging: Run) -> None
     ]
     assert sorted((g["bucket"], g["role"]) for g in grants) == [
         ("pangeo-binder-staging-persistent", "roles/storage.objectUser"),
+        ("pangeo-binder-staging-public", "roles/storage.objectUser"),
         ("pangeo-binder-staging-scratch", "roles/storage.objectUser"),
     ]
     project_grants = [

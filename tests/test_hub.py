@@ -324,7 +324,11 @@ def test_a_hub_without_a_dask_pool_has_no_gateway_anywhere() -> None:
         ]
         token_scopes = values["hub"]["config"]["KubeSpawner"]["server_token_scopes"]
         assert not [scope for scope in token_scopes if "dask" in scope]
-        assert set(values["singleuser"]["extraEnv"]) == {"SCRATCH_BUCKET", "PERSISTENT_BUCKET"}
+        assert set(values["singleuser"]["extraEnv"]) == {
+            "SCRATCH_BUCKET",
+            "PERSISTENT_BUCKET",
+            "PUBLIC_PERSISTENT_BUCKET",  # staging has a public bucket on both clouds
+        }
         assert "traefik" not in json.dumps(values["singleuser"]["networkPolicy"])
         tokens = [r.name for r in run.of_type("random:index/randomId:RandomId")]
         assert f"{cloud}-hub-dask-gateway-token" not in tokens

@@ -73,6 +73,7 @@ def test_stack_outputs(staging: Run) -> None:
         "clusterName": "pangeo-binder-staging",
         "scratchBucket": "gs://pangeo-binder-staging-scratch",
         "persistentBucket": "gs://pangeo-binder-staging-persistent",
+        "publicBucket": "gs://pangeo-binder-staging-public",
         "registry": "us-central1-docker.pkg.dev",
         "imagePrefix": "us-central1-docker.pkg.dev/pangeo-binder-staging/pangeo-binder-staging-images/",
         "usersIdentity": "pb-staging-users@pangeo-binder-staging.iam.gserviceaccount.com",

@@ -64,6 +64,8 @@ class CloudOutputs:
     the Elastic IPs, comma-separated), `proxy_service` the piece of z2jh's `proxy.service`
     values that makes the proxy's load balancer use it, and `hub_dns` the DNS records pointing
     the hub's domain at it (empty without `hub.dns`), which the hub's release waits for.
+
+    `public_bucket_url` is the world-readable bucket (`storage.publicBucket`), None without one.
     """
 
     cloud: Literal["gcp", "aws"]
@@ -80,6 +82,7 @@ class CloudOutputs:
     hub_address: pulumi.Output[str] | None = None
     proxy_service: pulumi.Output[dict[str, Any]] | None = None
     hub_dns: list[pulumi.Resource] = field(default_factory=list)
+    public_bucket_url: pulumi.Output[str] | None = None
 
     @property
     def service_account_annotations(self) -> dict[str, dict[str, pulumi.Output[str]]]:
@@ -88,10 +91,12 @@ class CloudOutputs:
     def exports(self) -> dict[str, pulumi.Output[str]]:
         """Stack outputs an operator reads (`pulumi stack output`). The kubeconfig is exported
         on its own, as a secret, so the rest of this map stays readable."""
+        public = self.public_bucket_url
         return {
             "clusterName": self.cluster_name,
             "scratchBucket": self.scratch_bucket_url,
             "persistentBucket": self.persistent_bucket_url,
+            **({"publicBucket": public} if public is not None else {}),
             "registry": self.registry_host,
             "imagePrefix": self.image_prefix,
             **{f"{role}Identity": value for role, value in self.identities.items()},

@@ -147,6 +147,7 @@ class AwsStack(pulumi.ComponentResource):
             oidc=cluster.oidc,
             kubernetes_service_account=service_accounts.users.ref,
             prod=prod,
+            public=cloud.storage.public_bucket,
             opts=child,
         )
         registry = ImageRegistry(
@@ -199,5 +200,6 @@ class AwsStack(pulumi.ComponentResource):
             hub_address=hub_address.address,
             proxy_service=hub_address.proxy_service,
             hub_dns=hub_address.records,
+            public_bucket_url=storage.public_bucket_url,
         )
         self.register_outputs(self.outputs.exports())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_aws as aws
 
@@ -16,6 +18,8 @@ OBJECT_ACTIONS = [
     "s3:ListMultipartUploadParts",
 ]
 BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"]
+# What anyone gets on the public bucket: the current version of an object, nothing else.
+PUBLIC_ACTIONS = ["s3:GetObject"]
 
 
 def tls_only_policy(bucket_arn: str) -> str:
@@ -43,8 +47,26 @@ def tls_only_policy(bucket_arn: str) -> str:
     )
 
 
+def public_read_policy(bucket_arn: str) -> str:
+    """The public bucket's policy: anyone may get an object, over TLS only; nobody anonymous
+    may list the bucket (`s3:ListBucket` is not granted), so what is not linked stays unfound."""
+    tls_only = json.loads(tls_only_policy(bucket_arn))["Statement"]
+    return policy_document(
+        [
+            *tls_only,
+            {
+                "Sid": "PublicReadObjects",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": PUBLIC_ACTIONS,
+                "Resource": f"{bucket_arn}/*",
+            },
+        ]
+    )
+
+
 def users_policy(bucket_arns: list[str]) -> str:
-    """Objects of the two hub buckets, nothing else: no bucket settings, no other bucket."""
+    """Objects of the hub buckets, nothing else: no bucket settings, no other bucket."""
     return policy_document(
         [
             {
@@ -117,8 +139,8 @@ def lifecycle_rules(
 
 
 class HubStorage(pulumi.ComponentResource):
-    """A scratch and a persistent bucket, and an IRSA role for `<namespace>/user-sa` with
-    object access to those two buckets only.
+    """A scratch and a persistent bucket (and, with `public`, a public one), and an IRSA role
+    for `<namespace>/user-sa` with object access to those buckets only.
 
     The persistent bucket is versioned in every environment, so one `rm -r` is not final
     anywhere: deleted and overwritten objects stay recoverable for `noncurrentVersionDays`.
@@ -126,10 +148,15 @@ class HubStorage(pulumi.ComponentResource):
     Every public access block is on, ACLs are disabled (the bucket owner owns every object),
     objects are encrypted with S3-managed keys, and only TLS requests are allowed. Only
     staging's scratch bucket can be destroyed while it holds objects.
+
+    The public bucket is versioned and kept like the persistent one; its access block lets a
+    public bucket policy through (BlockPublicPolicy, RestrictPublicBuckets off) while ACLs
+    stay blocked, and its policy lets anyone get (not list) objects over TLS.
     """
 
     scratch_bucket_url: pulumi.Output[str]
     persistent_bucket_url: pulumi.Output[str]
+    public_bucket_url: pulumi.Output[str] | None
     users_role_arn: pulumi.Output[str]
 
     def __init__(
@@ -143,27 +170,29 @@ class HubStorage(pulumi.ComponentResource):
         oidc: Oidc,
         kubernetes_service_account: str,
         prod: bool,
+        public: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:aws:HubStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         urls: dict[str, pulumi.Output[str]] = {}
         arns: list[pulumi.Output[str]] = []
-        for kind in ("scratch", "persistent"):
+        for kind in ["scratch", "persistent"] + (["public"] if public else []):
             scratch = kind == "scratch"
+            is_public = kind == "public"
             bucket = aws.s3.Bucket(
                 f"{name}-{kind}",
                 bucket=f"{bucket_prefix}-{kind}",
                 force_destroy=scratch and not prod,
                 opts=guarded(child, prod=prod, holds_data=True),
             )
-            aws.s3.BucketPublicAccessBlock(
+            access_block = aws.s3.BucketPublicAccessBlock(
                 f"{name}-{kind}-public-access",
                 bucket=bucket.id,
                 block_public_acls=True,
-                block_public_policy=True,
+                block_public_policy=not is_public,
                 ignore_public_acls=True,
-                restrict_public_buckets=True,
+                restrict_public_buckets=not is_public,
                 opts=child,
             )
             aws.s3.BucketOwnershipControls(
@@ -206,12 +235,21 @@ class HubStorage(pulumi.ComponentResource):
                     parent=self, depends_on=[versioning] if versioning is not None else []
                 ),
             )
-            aws.s3.BucketPolicy(
-                f"{name}-{kind}-tls-only",
-                bucket=bucket.id,
-                policy=bucket.arn.apply(tls_only_policy),
-                opts=child,
-            )
+            if is_public:
+                # S3 refuses a public policy while the bucket's access block still blocks it.
+                aws.s3.BucketPolicy(
+                    f"{name}-{kind}-public-read",
+                    bucket=bucket.id,
+                    policy=bucket.arn.apply(public_read_policy),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),
+                )
+            else:
+                aws.s3.BucketPolicy(
+                    f"{name}-{kind}-tls-only",
+                    bucket=bucket.id,
+                    policy=bucket.arn.apply(tls_only_policy),
+                    opts=child,
+                )
             urls[kind] = pulumi.Output.concat("s3://", bucket.bucket)
             arns.append(bucket.arn)
 
@@ -226,11 +264,13 @@ class HubStorage(pulumi.ComponentResource):
         )
         self.scratch_bucket_url = urls["scratch"]
         self.persistent_bucket_url = urls["persistent"]
+        self.public_bucket_url = urls.get("public")
         self.users_role_arn = role.arn
         self.register_outputs(
             {
                 "scratchBucketUrl": self.scratch_bucket_url,
                 "persistentBucketUrl": self.persistent_bucket_url,
+                **({"publicBucketUrl": self.public_bucket_url} if "public" in urls else {}),
                 "usersRoleArn": self.users_role_arn,
             }
         )

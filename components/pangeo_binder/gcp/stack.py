@@ -159,5 +159,6 @@ class GcpStack(pulumi.ComponentResource):
             hub_address=hub_address.address,
             proxy_service=hub_address.proxy_service,
             hub_dns=hub_address.records,
+            public_bucket_url=storage.public_bucket_url,
         )
         self.register_outputs(self.outputs.exports())

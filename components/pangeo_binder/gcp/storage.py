@@ -11,13 +11,20 @@ from pangeo_binder.guards import guarded
 
 # Read, write, delete and list objects; nothing about the bucket itself (no IAM, no deletion).
 OBJECT_ROLE = "roles/storage.objectUser"
+# What anyone on the internet gets on the public bucket: storage.objects.get only. Not
+# roles/storage.objectViewer, which adds storage.objects.list: anonymous listing would show
+# every user's prefix and file names, and S3's public bucket does not allow it either.
+PUBLIC_READ_ROLE = "roles/storage.legacyObjectReader"
+PUBLIC_MEMBER = "allUsers"
 SOFT_DELETE_KEPT_SECONDS = 7 * 24 * 3600  # GCS's own default, stated so it is visible
 
 
 def bucket_args(
-    cloud: GcpCloud, *, bucket_name: str, scratch: bool, prod: bool
+    cloud: GcpCloud, *, bucket_name: str, scratch: bool, prod: bool, public: bool = False
 ) -> gcp.storage.BucketArgs:
-    """One bucket: uniform access, never public, Google-managed encryption at rest.
+    """One bucket: uniform access, Google-managed encryption at rest, never public unless it
+    is the public bucket (`public`), whose public access prevention is left to the project
+    (`inherited`) so the `allUsers` binding can take effect.
 
     Scratch objects expire after `deleteAfterDays` and skip soft delete (it would bill deleted
     temporary data for another week); persistent buckets keep GCS's 7-day soft delete so a
@@ -30,7 +37,7 @@ def bucket_args(
         location=cloud.region.upper(),
         storage_class="STANDARD",
         uniform_bucket_level_access=True,
-        public_access_prevention="enforced",
+        public_access_prevention="inherited" if public else "enforced",
         force_destroy=scratch and not prod,
         lifecycle_rules=[
             gcp.storage.BucketLifecycleRuleArgs(
@@ -49,11 +56,13 @@ def bucket_args(
 
 
 class HubStorage(pulumi.ComponentResource):
-    """A scratch and a persistent bucket, and a Google service account for notebook servers
-    with object access to those two buckets only, bound to `<namespace>/user-sa`."""
+    """A scratch and a persistent bucket (and, with `storage.publicBucket`, a public one), and
+    a Google service account for notebook servers with object access to those buckets only,
+    bound to `<namespace>/user-sa`. Only the public bucket grants anything to `allUsers`."""
 
     scratch_bucket_url: pulumi.Output[str]
     persistent_bucket_url: pulumi.Output[str]
+    public_bucket_url: pulumi.Output[str] | None
     user_service_account_email: pulumi.Output[str]
 
     def __init__(
@@ -77,7 +86,8 @@ class HubStorage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         urls: dict[str, pulumi.Output[str]] = {}
-        for kind in ("scratch", "persistent"):
+        kinds = ["scratch", "persistent"] + (["public"] if cloud.storage.public_bucket else [])
+        for kind in kinds:
             bucket = gcp.storage.Bucket(
                 f"{name}-{kind}",
                 bucket_args(
@@ -85,6 +95,7 @@ class HubStorage(pulumi.ComponentResource):
                     bucket_name=f"{bucket_prefix}-{kind}",
                     scratch=kind == "scratch",
                     prod=prod,
+                    public=kind == "public",
                 ),
                 opts=guarded(pulumi.ResourceOptions(parent=self), prod=prod, holds_data=True),
             )
@@ -95,6 +106,14 @@ class HubStorage(pulumi.ComponentResource):
                 member=users.member,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            if kind == "public":
+                gcp.storage.BucketIAMMember(
+                    f"{name}-{kind}-anyone",
+                    bucket=bucket.name,
+                    role=PUBLIC_READ_ROLE,
+                    member=PUBLIC_MEMBER,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
             urls[kind] = bucket.url
         workload_identity_binding(
             f"{name}-users-wi",
@@ -105,11 +124,13 @@ class HubStorage(pulumi.ComponentResource):
         )
         self.scratch_bucket_url = urls["scratch"]
         self.persistent_bucket_url = urls["persistent"]
+        self.public_bucket_url = urls.get("public")
         self.user_service_account_email = users.email
         self.register_outputs(
             {
                 "scratchBucketUrl": self.scratch_bucket_url,
                 "persistentBucketUrl": self.persistent_bucket_url,
+                **({"publicBucketUrl": self.public_bucket_url} if "public" in urls else {}),
                 "userServiceAccountEmail": self.user_service_account_email,
             }
         )

@@ -95,3 +95,6 @@ class HubContext:
     # address (GKE `loadBalancerIP`) or the NLB's Elastic IP annotations (EKS); merged into
     # the proxy's Service values with `hub.proxy.proxy_service`. Empty: the cloud picks one.
     proxy_service: dict[str, Any] = field(default_factory=dict)
+    # The world-readable bucket (CloudOutputs.public_bucket_url); empty when the cloud has none,
+    # and then no PUBLIC_PERSISTENT_BUCKET is set anywhere.
+    public_bucket: str = ""

@@ -65,6 +65,7 @@ def gateway_settings(
         "defaultImage": default_image,
         "scratchBucket": context.scratch_bucket,
         "persistentBucket": context.persistent_bucket,
+        "publicBucket": context.public_bucket,
         "idleTimeoutSeconds": settings.dask.idle_timeout_minutes * 60,
         "maxWorkers": settings.dask.max_workers,
         "maxCores": settings.dask.max_cores,

@@ -145,6 +145,7 @@ class Hub(pulumi.ComponentResource):
             builder,
             self.hub_image_ref if self.hub_image_ref is not None else "",
             cloud.proxy_service or {},
+            cloud.public_bucket_url if cloud.public_bucket_url is not None else "",
         ).apply(
             lambda v: HubContext(
                 cloud=cloud.cloud,
@@ -165,6 +166,7 @@ class Hub(pulumi.ComponentResource):
                 builder_email=(v[6] or "") if cloud.cloud == "gcp" else "",
                 hub_image_ref=v[7] or "",
                 proxy_service=v[8] or {},
+                public_bucket=v[9] or "",
             )
         )
         release_opts = pulumi.ResourceOptions.merge(

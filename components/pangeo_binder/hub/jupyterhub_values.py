@@ -60,6 +60,11 @@ def user_environment(context: HubContext, dask: bool = True) -> dict[str, str]:
     buckets = {
         "SCRATCH_BUCKET": f"{context.scratch_bucket}/$(JUPYTERHUB_USER)",
         "PERSISTENT_BUCKET": f"{context.persistent_bucket}/$(JUPYTERHUB_USER)",
+        **(
+            {"PUBLIC_PERSISTENT_BUCKET": f"{context.public_bucket}/$(JUPYTERHUB_USER)"}
+            if context.public_bucket
+            else {}
+        ),
     }
     if not dask:
         return buckets

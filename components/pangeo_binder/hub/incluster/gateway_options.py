@@ -34,6 +34,8 @@ def cluster_config(settings: dict[str, Any], options: dict[str, Any], user: Any)
         "SCRATCH_BUCKET": f"{settings['scratchBucket']}/{user.name}",
         "PERSISTENT_BUCKET": f"{settings['persistentBucket']}/{user.name}",
     }
+    if settings.get("publicBucket"):
+        environment["PUBLIC_PERSISTENT_BUCKET"] = f"{settings['publicBucket']}/{user.name}"
     return {
         "image": options["image"] or settings["defaultImage"],
         "worker_cores": size["cores"],
