@@ -56,10 +56,10 @@ def test_gcs_public_bucket_readable_by_anyone_written_by_users(staging: Run) -> 
         for g in staging.of_type(GCS_IAM)
         if g.inputs["bucket"] == "pangeo-binder-staging-public"
     )
-    # Anyone: get an object (storage.objects.get), not list the bucket.
+    # Anyone: read and list objects (Storage Object Viewer), nothing about the bucket itself.
     assert grants == [
-        ("roles/storage.legacyObjectReader", "allUsers"),
         ("roles/storage.objectUser", f"serviceAccount:{USERS_EMAIL}"),
+        ("roles/storage.objectViewer", "allUsers"),
     ]
 
 

@@ -11,10 +11,13 @@ from pangeo_binder.guards import guarded
 
 # Read, write, delete and list objects; nothing about the bucket itself (no IAM, no deletion).
 OBJECT_ROLE = "roles/storage.objectUser"
-# What anyone on the internet gets on the public bucket: storage.objects.get only. Not
-# roles/storage.objectViewer, which adds storage.objects.list: anonymous listing would show
-# every user's prefix and file names, and S3's public bucket does not allow it either.
-PUBLIC_READ_ROLE = "roles/storage.legacyObjectReader"
+# What anyone on the internet gets on the public bucket: Storage Object Viewer, the role
+# Google's "make data public" guide grants allUsers on uniform-access buckets. It includes
+# storage.objects.list, so anonymous readers can list names (the docs say so). The legacy
+# object roles, which would read without listing, are ACL equivalents that we did not confirm
+# a uniform-access bucket accepts; a custom role with storage.objects.get alone would need the
+# deployer to hold roles/iam.roleAdmin.
+PUBLIC_READ_ROLE = "roles/storage.objectViewer"
 PUBLIC_MEMBER = "allUsers"
 SOFT_DELETE_KEPT_SECONDS = 7 * 24 * 3600  # GCS's own default, stated so it is visible
 
