@@ -135,6 +135,7 @@ def local_network(ports: Ports, github_url: str) -> str:
 c.JupyterHub.hub_bind_url = {hub!r}
 c.JupyterHub.hub_connect_url = {hub!r}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports.proxy_api}"
+c.JupyterHub.public_url = "{ports.public_url}"  # the values' https://<domain>
 c.GitHubOAuthenticator.github_url = {github_url!r}
 c.GitHubOAuthenticator.oauth_callback_url = "{ports.public_url}/hub/oauth_callback"
 c.JupyterHub.spawner_class = "offline_spawner.OfflineKubeSpawner"
