@@ -251,8 +251,8 @@ class PushApp(Model):
         "tokens limited to the repositories a user picks.",
     )
     url: str = Field(
-        description="The app's public page, https://github.com/apps/<slug>: users install the "
-        "app there, on the repositories they want to push to.",
+        description="The app's public page, `https://github.com/apps/<slug>`: users install "
+        "the app there, on the repositories they want to push to.",
     )
 
     @field_validator("client_id")
