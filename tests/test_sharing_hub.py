@@ -25,11 +25,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from chart_render import render, require_chart_files
 from conftest import release
-from fake_github import GitHubApp, GitHubUser, fake_github, kube_api_recorder
+from fake_github import GitHubUser, fake_github, kube_api_recorder
 from harness import ROOT, run_program, stack_config, with_value
-from local_hub import Ports, find_tool, hub_pod, local_hub
+from local_hub import find_tool, local_hub, prepare_hub
 
 pytestmark = pytest.mark.browser
 
@@ -66,19 +65,8 @@ class Hub:
 def running_hub(values: dict[str, Any], workdir: Path) -> Iterator[Hub]:
     """The rendered hub pod of `values` as local processes, with Alice and Bob on the fake
     GitHub; no Kubernetes API request may happen."""
-    from pangeo_binder.charts import JUPYTERHUB
-
     chp = proxy_tool()
-    require_chart_files((JUPYTERHUB,))
-    objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
-    pod = hub_pod(objects, workdir / "etc-jupyterhub", namespace="binder")
-    ports = Ports.pick()
-    github_config = values["hub"]["config"]["GitHubOAuthenticator"]
-    app = GitHubApp(
-        client_id=github_config["client_id"],
-        client_secret=github_config["client_secret"],
-        callback_url=f"{ports.public_url}/hub/oauth_callback",
-    )
+    pod, ports, app = prepare_hub(values, workdir)
     with (
         fake_github(app, [ALICE, BOB]) as github,
         kube_api_recorder() as (kube_url, kube_requests),
