@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chart_render import find
+from chart_render import find, render, require_chart_files
+from fake_github import GitHubApp
 
 POD_ROOT = "/usr/local/etc/jupyterhub"  # where the hub container mounts the chart's files
 HUB_CONTAINER_PORT = 8081  # jupyterhub_config.py's fixed hub_bind_url port
@@ -135,6 +136,7 @@ def local_network(ports: Ports, github_url: str) -> str:
 c.JupyterHub.hub_bind_url = {hub!r}
 c.JupyterHub.hub_connect_url = {hub!r}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{ports.proxy_api}"
+c.JupyterHub.public_url = "{ports.public_url}"  # the values' https://<domain>
 c.GitHubOAuthenticator.github_url = {github_url!r}
 c.GitHubOAuthenticator.oauth_callback_url = "{ports.public_url}/hub/oauth_callback"
 c.JupyterHub.spawner_class = "offline_spawner.OfflineKubeSpawner"
@@ -249,3 +251,22 @@ def find_tool(name: str, *also: Path) -> str | None:
     if found:
         return found
     return next((str(p / name) for p in also if (p / name).is_file()), None)
+
+
+def prepare_hub(values: dict[str, Any], workdir: Path) -> tuple[HubPod, Ports, GitHubApp]:
+    """The jupyterhub release of `values` rendered with the pinned chart, its hub pod laid out
+    under `workdir`, free ports, and the OAuth app the fake GitHub plays (the values' client,
+    called back on the local proxy)."""
+    from pangeo_binder.charts import JUPYTERHUB
+
+    require_chart_files((JUPYTERHUB,))
+    objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
+    pod = hub_pod(objects, workdir / "etc-jupyterhub", namespace="binder")
+    ports = Ports.pick()
+    github_config = values["hub"]["config"]["GitHubOAuthenticator"]
+    app = GitHubApp(
+        client_id=github_config["client_id"],
+        client_secret=github_config["client_secret"],
+        callback_url=f"{ports.public_url}/hub/oauth_callback",
+    )
+    return pod, ports, app

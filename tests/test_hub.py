@@ -23,6 +23,7 @@ from harness import (
     with_value,
 )
 from pangeo_binder.charts import DASK_GATEWAY, JUPYTERHUB
+from pangeo_binder.hub.sharing import PUSH_APP_VARIABLES, SHARER_SCOPES
 from pangeo_binder.scheduling import POOL_LABEL
 
 
@@ -320,6 +321,7 @@ def test_a_hub_without_a_dask_pool_has_no_gateway_anywhere() -> None:
         assert set(values["hub"]["services"]) == {"binder"}
         assert values["hub"]["loadRoles"]["user"]["scopes"] == [
             "self",
+            *SHARER_SCOPES,
             "access:services!service=binder",
         ]
         token_scopes = values["hub"]["config"]["KubeSpawner"]["server_token_scopes"]
@@ -328,6 +330,7 @@ def test_a_hub_without_a_dask_pool_has_no_gateway_anywhere() -> None:
             "SCRATCH_BUCKET",
             "PERSISTENT_BUCKET",
             "PUBLIC_PERSISTENT_BUCKET",  # staging has a public bucket on both clouds
+            *PUSH_APP_VARIABLES,
         }
         assert "traefik" not in json.dumps(values["singleuser"]["networkPolicy"])
         tokens = [r.name for r in run.of_type("random:index/randomId:RandomId")]

@@ -26,11 +26,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chart_render import render, require_chart_files
 from conftest import release
-from fake_github import GitHubApp, GitHubUser, fake_github, kube_api_recorder
+from fake_github import GitHubUser, fake_github, kube_api_recorder
 from harness import ROOT, Run
-from local_hub import Ports, find_tool, hub_pod, local_hub
+from local_hub import find_tool, local_hub, prepare_hub
 
 pytestmark = pytest.mark.browser
 
@@ -103,19 +102,8 @@ def values(staging: Run) -> dict[str, Any]:
 def hub(
     tools: Tools, values: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Hub]:
-    from pangeo_binder.charts import JUPYTERHUB
-
-    require_chart_files((JUPYTERHUB,))
-    objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
     workdir = tmp_path_factory.mktemp("hub")
-    pod = hub_pod(objects, workdir / "etc-jupyterhub", namespace="binder")
-    ports = Ports.pick()
-    github_config = values["hub"]["config"]["GitHubOAuthenticator"]
-    app = GitHubApp(
-        client_id=github_config["client_id"],
-        client_secret=github_config["client_secret"],
-        callback_url=f"{ports.public_url}/hub/oauth_callback",
-    )
+    pod, ports, app = prepare_hub(values, workdir)
     with (
         fake_github(app, [MEMBER, GPU_USER]) as github,
         kube_api_recorder() as (kube_url, kube_requests),

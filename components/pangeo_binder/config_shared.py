@@ -6,6 +6,7 @@ the rules that need that cloud's catalog. Keys are camelCase in YAML, snake_case
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
@@ -234,6 +235,48 @@ def validate_pools(
     return result
 
 
+# GitHub App client ids: `Iv1.` and 16 hex digits (apps made before 2024), `Iv23li` and 14
+# alphanumerics (newer). OAuth apps' ids start `Ov23li` (or are 20 hex digits, older ones).
+GITHUB_APP_CLIENT_ID = r"^(Iv1\.[0-9a-f]{16}|Iv23li[A-Za-z0-9]{14})$"
+# A GitHub App's public page: its slug is the app's name, lower case, hyphens inside.
+GITHUB_APP_URL = r"^https://github\.com/apps/[a-z0-9]+(-[a-z0-9]+)*$"
+
+
+class PushApp(Model):
+    """The GitHub App that users' `gh-scoped-creds` asks for short-lived push tokens."""
+
+    client_id: str = Field(
+        description="Client ID of the GitHub App (Iv1.<16 hex> or Iv23li<14 alphanumerics>, "
+        "from the app's settings page): not the login's OAuth app, which cannot hand out "
+        "tokens limited to the repositories a user picks.",
+    )
+    url: str = Field(
+        description="The app's public page, `https://github.com/apps/<slug>`: users install "
+        "the app there, on the repositories they want to push to.",
+    )
+
+    @field_validator("client_id")
+    @classmethod
+    def _github_app_client_id(cls, value: str) -> str:
+        if re.match(GITHUB_APP_CLIENT_ID, value):
+            return value
+        kind = " (an OAuth app's client id)" if value.startswith("Ov") else ""
+        raise ValueError(
+            f"{value!r}{kind} is not a GitHub App client id; accepted: Iv1. and 16 hex digits, "
+            "or Iv23li and 14 letters or digits (the app's settings page shows it)"
+        )
+
+    @field_validator("url")
+    @classmethod
+    def _github_app_url(cls, value: str) -> str:
+        if re.match(GITHUB_APP_URL, value):
+            return value
+        raise ValueError(
+            f"{value!r} is not a GitHub App's page; accepted: https://github.com/apps/<slug>, "
+            "the app's public link"
+        )
+
+
 class GitHubApp(Model):
     """The GitHub OAuth app of one hub (an app has one callback URL, so one app per hub)."""
 
@@ -242,6 +285,14 @@ class GitHubApp(Model):
         description="Client ID of the OAuth app whose callback URL is "
         "`https://<domain>/hub/oauth_callback`. Its secret is set with pulumi config set "
         "--secret --path 'secrets.<cloud>.githubClientSecret'.",
+    )
+    push_app: PushApp | None = Field(
+        None,
+        description="A GitHub App with Contents read and write, for pushing from notebooks: "
+        "every server gets its client id and page (GH_SCOPED_CREDS_CLIENT_ID, "
+        "GH_SCOPED_CREDS_APP_URL), and `gh-scoped-creds` gets a token for the repositories "
+        "the user installed the app on, valid 8 hours (docs/howto/push-app.md). Unset: no "
+        "push credentials; the login never asks for more than read:org.",
     )
 
 

@@ -187,6 +187,13 @@ class HubSettings(Model):
         "data lives in the buckets ($SCRATCH_BUCKET, $PERSISTENT_BUCKET), which nobody has to "
         "resize or back up.",
     )
+    sharing: bool = Field(
+        True,
+        description="Users may share their running server with other users and with groups "
+        "(their GitHub teams), directly or through a share code that expires (JupyterHub 5's "
+        "sharing; docs/user-guide.md). Whoever accepts gets into that one server only, as "
+        "its owner; false turns it off.",
+    )
     dask: DaskSettings = Field(default_factory=DaskSettings)
     binder: BinderSettings = Field(default_factory=BinderSettings)
     hub_image: HubImage | None = Field(

@@ -29,6 +29,12 @@ from pangeo_binder.hub.hub_image import hub_image_values
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.profiles import profile_list
 from pangeo_binder.hub.proxy import proxy_service
+from pangeo_binder.hub.sharing import (
+    push_app_environment,
+    sharing_server_token_scopes,
+    sharing_spawner_config,
+    sharing_user_scopes,
+)
 from pangeo_binder.scheduling import toleration
 
 
@@ -144,7 +150,7 @@ def jupyterhub_values(
     )
     dask = runs_dask(pools)
     services: dict[str, dict[str, Any]] = {}
-    user_scopes = ["self"]
+    user_scopes = ["self", *sharing_user_scopes(settings.sharing)]
     hub_ingress: list[dict[str, Any]] = []
     if dask:
         services[DASK_GATEWAY_SERVICE] = {
@@ -177,7 +183,12 @@ def jupyterhub_values(
         "fullnameOverride": "",
         "hub": {
             "config": {
-                "JupyterHub": {"authenticator_class": "github", "admin_access": False},
+                # public_url: share codes come back as full links on the hub's domain.
+                "JupyterHub": {
+                    "authenticator_class": "github",
+                    "admin_access": False,
+                    "public_url": url,
+                },
                 "Authenticator": {
                     "admin_users": list(settings.admin_users),
                     "enable_auth_state": True,
@@ -196,7 +207,11 @@ def jupyterhub_values(
                 # A notebook's own token must reach Dask Gateway (which accepts only tokens
                 # with access to its service) and tell it the user's groups (bigger workers
                 # for privileged ones). JupyterHub 5's default server token has neither.
-                "KubeSpawner": {"server_token_scopes": server_token_scopes(dask)},
+                "KubeSpawner": {
+                    "server_token_scopes": server_token_scopes(dask)
+                    + sharing_server_token_scopes(settings.sharing)
+                },
+                **sharing_spawner_config(settings.sharing),
             },
             "cookieSecret": tokens.cookie_secret,
             "services": services,
@@ -205,6 +220,7 @@ def jupyterhub_values(
                     "description": "Every user: "
                     + ", ".join(
                         ["their own server"]
+                        + (["sharing it"] if settings.sharing else [])
                         + (["Dask Gateway"] if dask else [])
                         + (["BinderHub"] if settings.binder.enabled else [])
                     )
@@ -248,7 +264,8 @@ def jupyterhub_values(
             # z2jh's security guide recommends when a policy controller runs.
             "cloudMetadata": {"blockWithIptables": False},
             "networkPolicy": user_network_policy(context, dask),
-            "extraEnv": user_environment(context, dask),
+            "extraEnv": user_environment(context, dask)
+            | push_app_environment(cloud_hub.github.push_app),
             "profileList": profile_list(context.cloud, pools, settings, cloud_hub),
             # A GPU node scales up and pulls a multi-GB image before the server starts.
             "startTimeout": 900,
