@@ -52,3 +52,27 @@ def test_the_readme_quickstart_runs_in_order() -> None:
     assert positions == sorted(positions)
     assert readme.index("make up STACK=") < readme.index("## Quickstart")  # the two commands
     assert "make test" in readme.split("## Quickstart")[0]
+
+
+def test_the_share_your_work_page_matches_the_hub() -> None:
+    """docs/share-your-work.md names variables every staging server really gets, and links
+    to user-guide sections that exist."""
+    import re
+
+    from conftest import release
+    from harness import run_program
+
+    page = (ROOT / "docs" / "share-your-work.md").read_text()
+    guide = (ROOT / "docs" / "user-guide.md").read_text()
+    anchors = {
+        re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        for heading in re.findall(r"^#+ (.*)$", guide, re.M)
+    }
+    linked = re.findall(r"\(user-guide\.md#([\w-]+)\)", page)
+    assert linked and set(linked) <= anchors
+    named = set(re.findall(r"\$([A-Z_]+)", page))
+    assert named >= {"GH_SCOPED_CREDS_APP_URL", "PUBLIC_PERSISTENT_BUCKET", "PERSISTENT_BUCKET"}
+    run = run_program("staging")
+    for cloud in ("gcp", "aws"):
+        env = release(run, cloud, "jupyterhub")["values"]["singleuser"]["extraEnv"]
+        assert named <= set(env), (cloud, named - set(env))
