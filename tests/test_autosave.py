@@ -93,7 +93,7 @@ def reasons(manifest: dict[str, Any]) -> dict[str, str]:
 def test_save_copies_what_git_and_the_user_do_not_keep(home: Path, bucket: tuple) -> None:
     fs, base = bucket
     manifest = autosave.save(
-        str(home), fs, base, max_bytes=10**6, budget_seconds=30, stamp="20260101T000000Z"
+        f"{home}/", fs, base, max_bytes=10**6, budget_seconds=30, stamp="20260101T000000Z"
     )
     files = f"{base}/autosave/20260101T000000Z/files"
     saved = sorted(p.removeprefix(files + "/") for p in fs.find(files))
@@ -370,3 +370,17 @@ def test_kubespawner_builds_each_profiles_pod_with_the_hook(
         volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
         assert volume["secret"]["secretName"] == "singleuser"
         assert mount["subPath"] == values_module.FILE_KEY
+
+
+def test_a_home_that_is_itself_a_repository(tmp_path: Path, bucket: tuple) -> None:
+    """Files deep in a repository at the top are matched to it, however the path is spelled."""
+    fs, base = bucket
+    write(tmp_path / "src" / "deep" / "kept.py", "a = 1\n")
+    write(tmp_path / "src" / "deep" / "changed.py", "b = 1\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "first")
+    write(tmp_path / "src" / "deep" / "changed.py", "b = 2\n")
+    manifest = autosave.save(f"{tmp_path}/", fs, base, max_bytes=10**6, budget_seconds=30)
+    assert [entry["path"] for entry in manifest["saved"]] == ["src/deep/changed.py"]
+    assert reasons(manifest)["src/deep/kept.py"] == "unchanged in git"

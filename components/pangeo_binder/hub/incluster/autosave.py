@@ -110,6 +110,7 @@ def plan(root: str, max_bytes: int) -> dict[str, Any]:
 
     Within the cap the smallest files go first, so one large file cannot crowd out many
     notebooks; files beyond it are skipped, the largest first."""
+    root = os.path.abspath(root)  # walk paths and their parents compare as strings below
     patterns = list(BUILTIN_EXCLUDES) + read_ignore_file(root)
     candidates: list[tuple[str, int]] = []
     skipped: list[dict[str, Any]] = []
