@@ -358,7 +358,12 @@ def test_kubespawner_builds_each_profiles_pod_with_the_hook(
                 assert spawner.delete_grace_period == 120
         return built
 
-    specs = asyncio.run(pods())
+    # A loop of its own: asyncio.run would unset the thread's loop the Pulumi mocks use.
+    loop = asyncio.new_event_loop()
+    try:
+        specs = loop.run_until_complete(pods())
+    finally:
+        loop.close()
     assert len(specs) == len(profiles) >= 2
     for slug, spec in specs.items():
         container = spec["containers"][0]
