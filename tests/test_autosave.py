@@ -363,6 +363,11 @@ def test_kubespawner_builds_each_profiles_pod_with_the_hook(
     try:
         specs = loop.run_until_complete(pods())
     finally:
+        # KubeSpawner leaves a task per loop that closes its API client when cancelled.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
     assert len(specs) == len(profiles) >= 2
     for slug, spec in specs.items():
