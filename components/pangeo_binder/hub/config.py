@@ -126,6 +126,34 @@ class BinderSettings(Model):
     )
 
 
+class AutosaveSettings(Model):
+    """Autosave: a stopping server copies its working directory to the persistent bucket."""
+
+    enabled: bool = Field(
+        True,
+        description="Every user pod's preStop hook copies the working directory (the home "
+        "directory, `/home/jovyan` in Pangeo images) to `$PERSISTENT_BUCKET/autosave/<UTC "
+        "timestamp>/` before the pod goes (culled, stopped, or its node drained), skipping "
+        "files git holds unchanged and those `.autosaveignore` lists. Images without "
+        "`fsspec` and `gcsfs`/`s3fs` skip it.",
+    )
+    max_megabytes: int = Field(
+        500,
+        ge=1,
+        description="Most a save copies, in MiB; the largest files are left out first and "
+        "listed in the manifest. 500: notebooks and code fit many times over, data belongs in "
+        "the buckets already, and 500 MiB uploads well within the default grace period.",
+    )
+    grace_seconds: int = Field(
+        120,
+        ge=30,
+        le=3600,
+        description="How long a stopping pod is given (its terminationGracePeriodSeconds and "
+        "KubeSpawner's delete_grace_period): the save gets this minus 15 s, the server the "
+        "rest. The pod's node stays up that much longer after a stop.",
+    )
+
+
 class HubSettings(Model):
     """Hub settings shared by every cloud (`pangeo-binder:hub`)."""
 
@@ -195,6 +223,7 @@ class HubSettings(Model):
         "its owner; false turns it off.",
     )
     dask: DaskSettings = Field(default_factory=DaskSettings)
+    autosave: AutosaveSettings = Field(default_factory=AutosaveSettings)
     binder: BinderSettings = Field(default_factory=BinderSettings)
     hub_image: HubImage | None = Field(
         None,

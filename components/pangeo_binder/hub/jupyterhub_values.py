@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pangeo_binder.config_shared import CloudHub, NodePool
+from pangeo_binder.hub.autosave import autosave_singleuser, autosave_spawner
 from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings, images_for
 from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
@@ -209,7 +210,8 @@ def jupyterhub_values(
                 # for privileged ones). JupyterHub 5's default server token has neither.
                 "KubeSpawner": {
                     "server_token_scopes": server_token_scopes(dask)
-                    + sharing_server_token_scopes(settings.sharing)
+                    + sharing_server_token_scopes(settings.sharing),
+                    **autosave_spawner(settings.autosave),
                 },
                 **sharing_spawner_config(settings.sharing),
             },
@@ -270,6 +272,8 @@ def jupyterhub_values(
             # A GPU node scales up and pulls a multi-GB image before the server starts.
             "startTimeout": 900,
             "defaultUrl": "/lab",
+            # The working directory goes to $PERSISTENT_BUCKET/autosave/ as the pod stops.
+            **autosave_singleuser(settings.autosave),
         },
         "scheduling": {
             "userScheduler": {"enabled": True},
