@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, urlencode
 
 from pangeo_binder.config import ConfigError, StackConfig, load_config
+from pangeo_binder.generated import replace_section
 from pangeo_binder.hub.profiles import profile_list
 from pangeo_binder.machines import Cloud
 from pangeo_binder.plan.runtime import PLACEHOLDER, stack_file_config
@@ -375,10 +376,10 @@ def example_section(root: Path) -> str:
 
 def with_section(page: str, section: str) -> str:
     """`page` with the text between the markers replaced by `section`."""
-    if BEGIN not in page or END not in page:
+    replaced = replace_section(page, BEGIN, END, section)
+    if replaced is None:
         raise LinkError([f"{GUIDE} lacks the generated-section markers"])
-    head, rest = page.split(BEGIN, 1)
-    return head + section + rest.split(END, 1)[1].removeprefix("\n")
+    return replaced
 
 
 def parser() -> argparse.ArgumentParser:

@@ -150,6 +150,8 @@ def jupyterhub_values(
         else {"type": "none"}
     )
     dask = runs_dask(pools)
+    # The proxy and the hub open the same routes to the services behind /services/.
+    routes = service_routes(dask, settings.binder.enabled)
     services: dict[str, dict[str, Any]] = {}
     user_scopes = ["self", *sharing_user_scopes(settings.sharing)]
     hub_ingress: list[dict[str, Any]] = []
@@ -240,7 +242,7 @@ def jupyterhub_values(
             "networkPolicy": {
                 "enabled": True,
                 "ingress": hub_ingress,
-                "egress": service_routes(dask, settings.binder.enabled),
+                "egress": routes,
             },
         },
         "proxy": {
@@ -248,7 +250,7 @@ def jupyterhub_values(
             # One load balancer on the address the cloud layer reserved before the hub started
             # (GKE loadBalancerIP, EKS NLB Elastic IPs): it survives the Service's replacement.
             "service": proxy_service(context.proxy_service),
-            "chp": {"networkPolicy": {"egress": service_routes(dask, settings.binder.enabled)}},
+            "chp": {"networkPolicy": {"egress": routes}},
             "https": {
                 "enabled": True,
                 "type": "letsencrypt",

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pangeo_binder.generated import replace_section
 from pangeo_binder.plan.build import evaluate, plan
 from pangeo_binder.plan.cost import Prices
 from pangeo_binder.plan.render import _table, usd
@@ -86,11 +87,8 @@ def section(documents: dict[str, dict[str, Any]], prices: Prices | None = None) 
 
 def update(page: str, generated: str) -> str:
     """`page` with its generated section replaced (appended when it has none)."""
-    if BEGIN in page and END in page:
-        head, rest = page.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        return head + generated + (("\n" + tail) if tail else "")
-    return page.rstrip("\n") + "\n\n" + generated
+    replaced = replace_section(page, BEGIN, END, generated)
+    return replaced if replaced is not None else page.rstrip("\n") + "\n\n" + generated
 
 
 def documents(root: Path, prices: Prices | None = None) -> dict[str, dict[str, Any]]:
