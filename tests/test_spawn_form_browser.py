@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -30,6 +30,7 @@ from conftest import release
 from fake_github import GitHubUser, fake_github, kube_api_recorder
 from harness import ROOT, Run
 from local_hub import find_tool, local_hub, prepare_hub
+from pangeo_binder import links
 
 pytestmark = pytest.mark.browser
 
@@ -41,20 +42,6 @@ MEMBER = GitHubUser("nora-member", 1001, orgs=(ORG,), teams=((ORG, "maintainers"
 GPU_USER = GitHubUser("gita-gpu", 1002, orgs=(ORG,), teams=((ORG, PRIVILEGED_TEAM),))
 REPO = "pangeo-data/pangeo-tutorial"
 WAIT = 20  # seconds: the longest any one browser wait may take
-
-
-def launch_fragment(profile: str, repo: str, ref: str = "HEAD") -> str:
-    """`#fancy-forms-config=...` for "build from a repository", as fancy-profiles 0.7.0 reads
-    it (src/context/Permalink.tsx: URLSearchParams of the hash, the value JSON; the image
-    option's keys from ResourceSelect.tsx and ImageBuilder.tsx)."""
-    config = {
-        "profile": profile,
-        "image": "--extra-selectable-item",  # ProfileOptions.tsx: "Build your own image"
-        "image:binderProvider": "gh",
-        "image:binderRepo": repo,
-        "image:ref": ref,
-    }
-    return "#" + urlencode({"fancy-forms-config": json.dumps(config)})
 
 
 # --- tools and processes ------------------------------------------------------------------
@@ -328,7 +315,14 @@ def test_a_launch_link_opens_the_form_with_the_repository_filled_in(
     profile = generated_profiles(values)[0]["slug"]
     sign_in(browser, hub, MEMBER)
     profiles_shown(browser)
-    link = f"{hub.url}/hub/spawn{launch_fragment(profile, REPO)}"
+    # The product's own build link (python -m pangeo_binder.links), without auto-start (no
+    # BinderHub here). It goes through the login; signed in already, the browser opens its
+    # `next`, the spawn form with the permalink fragment.
+    build = links.build_url(
+        "hub.example.org", profile, links.parse_repository(REPO), "HEAD", auto_start=False
+    )
+    (next_url,) = parse_qs(urlsplit(build).query)["next"]
+    link = f"{hub.url}{next_url}"
     print(f"launch link: {link}")
     browser.get(
         f"{hub.url}/hub/home"
