@@ -10,9 +10,7 @@ executed in order as the chart's config file runs them.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ import yaml
 from chart_render import find, render, validate_values
 from conftest import release
 from harness import Run
-from local_hub import hub_pod, kubeconfig
+from local_hub import kubespawner_config, run_in_own_loop
 from pangeo_binder.charts import JUPYTERHUB
 from pangeo_binder.hub import dask_values
 from pangeo_binder.hub.image_cache import (
@@ -240,30 +238,10 @@ def spawn_manifests(
     KubeSpawner's `_start` does (`pod = await self.get_pod_manifest()`, then
     `self.modify_pod_hook(self, pod)`)."""
     from kubernetes_asyncio.client import ApiClient
-    from kubernetes_asyncio.config import kube_config
     from kubespawner import KubeSpawner
-    from traitlets.config.loader import PyFileConfigLoader
 
     objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
-    pod = hub_pod(objects, tmp_path / "etc", namespace="binder")
-    for name, value in {
-        **pod.env,
-        "HUB_SERVICE_HOST": "hub",
-        "HUB_SERVICE_PORT": "8081",
-        "PROXY_API_SERVICE_PORT": "8001",
-        "PROXY_PUBLIC_SERVICE_HOST": "proxy-public",
-        "PROXY_PUBLIC_SERVICE_PORT": "443",
-    }.items():
-        monkeypatch.setenv(name, value)
-    # The chart's z2jh module caches the values it read: a module left by another test's hub
-    # would answer with that hub's values, so each load imports its own, and none is left.
-    sys.modules.pop("z2jh", None)
-    try:
-        config = PyFileConfigLoader("jupyterhub_config.py", path=str(pod.root)).load_config()
-    finally:
-        sys.modules.pop("z2jh", None)
-    (tmp_path / "kubeconfig").write_text(kubeconfig("http://127.0.0.1:9"))
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "kubeconfig"))
+    config = kubespawner_config(objects, tmp_path, monkeypatch)
 
     async def build() -> list[dict[str, Any]]:
         built = []
@@ -279,15 +257,7 @@ def spawn_manifests(
                 built.append(api.sanitize_for_serialization(manifest))
         return built
 
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(build())
-    finally:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
+    return run_in_own_loop(build())
 
 
 def own_image(image: str) -> dict[str, str]:
