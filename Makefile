@@ -29,7 +29,7 @@ HUB_IMAGE_REQUIREMENTS := images/hub/requirements.txt
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.10 --generate-hashes \
 	--custom-compile-command "make lock"
 
-.PHONY: venv lock lock-upgrade test lint format bench plan prereqs login preview up destroy
+.PHONY: venv lock lock-upgrade test lint format bench cold-start plan prereqs login preview up destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,12 @@ plan: venv
 
 bench: venv
 	$(BIN)/python benchmarks/evaluate.py
+
+# The cold-start model of docs/topics/cold-start.md: a server's wait per user pool, image and
+# pull path, from the figures in benchmarks/cold_start.yaml (or FIGURES=your-measurements.yaml).
+cold-start: venv
+	$(BIN)/python benchmarks/cold_start.py --stack "$(or $(STACK),staging)" \
+		$(if $(FIGURES),--figures "$(FIGURES)") --format "$(or $(FORMAT),text)"
 
 # The Pulumi CLI, and the cloud CLIs, auth plugin and logged-in identities of the clouds the
 # stack file configures: each missing one is named with the command that fixes it.

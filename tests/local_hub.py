@@ -128,6 +128,52 @@ def hub_pod(objects: list[dict[str, Any]], root: Path, namespace: str) -> HubPod
     return HubPod(root, args, env, secrets["hub.config.ConfigurableHTTPProxy.auth_token"])
 
 
+def kubespawner_config(objects: list[dict[str, Any]], root: Path, monkeypatch: Any) -> Any:
+    """The traitlets config the chart's jupyterhub_config.py builds from rendered `objects`, in
+    this process, for KubeSpawner's `get_pod_manifest` (no API call): the pod's environment and
+    the Services' variables the chart reads are set with `monkeypatch`, and KubeSpawner's
+    kubeconfig names a server nobody listens on. The chart's z2jh module caches the values it
+    read, so each load imports its own and leaves none behind for another test's hub."""
+    from kubernetes_asyncio.config import kube_config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    pod = hub_pod(objects, root / "etc", namespace="binder")
+    for name, value in {
+        **pod.env,
+        "HUB_SERVICE_HOST": "hub",
+        "HUB_SERVICE_PORT": "8081",
+        "PROXY_API_SERVICE_PORT": "8001",
+        "PROXY_PUBLIC_SERVICE_HOST": "proxy-public",
+        "PROXY_PUBLIC_SERVICE_PORT": "443",
+    }.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("z2jh", None)
+    try:
+        config = PyFileConfigLoader("jupyterhub_config.py", path=str(pod.root)).load_config()
+    finally:
+        sys.modules.pop("z2jh", None)
+    (root / "kubeconfig").write_text(kubeconfig("http://127.0.0.1:9"))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(root / "kubeconfig"))
+    return config
+
+
+def run_in_own_loop(coroutine: Any) -> Any:
+    """Run `coroutine` to the end in a loop of its own (asyncio.run would unset the thread's
+    loop the Pulumi mocks use), then cancel what KubeSpawner leaves behind: a task per loop
+    that closes its API client when cancelled."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
+
+
 def local_network(ports: Ports, github_url: str) -> str:
     """jupyterhub_config.d/ file: what Kubernetes gives the pod, on 127.0.0.1 instead."""
     hub = f"http://127.0.0.1:{ports.hub}"

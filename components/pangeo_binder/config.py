@@ -309,6 +309,33 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     problems += [
         p for p in _binder_disk_problems(raw, problems) if p.path not in {q.path for q in problems}
     ]
+    if config is not None:
+        problems += _placeholder_problems(config)
     if problems or config is None:
         raise ConfigError(problems)
     return config
+
+
+def _placeholder_problems(config: StackConfig) -> list[Problem]:
+    """User placeholders may hold at most the default user pool's `maxNodes` nodes: more
+    would wait forever for nodes the autoscaler may not add (and be paid for nothing).
+    Checked on the valid model, as the sizes are cut from it."""
+    from pangeo_binder.hub.placeholders import placeholders
+
+    problems = []
+    for cloud in ("gcp", "aws"):
+        settings = getattr(config.clouds, cloud)
+        if settings is None or not settings.hub.user_placeholders:
+            continue
+        held = placeholders(cloud, settings.node_pools, config.hub, settings.hub)
+        pool = settings.node_pools[held.pool]
+        if held.nodes > pool.max_nodes:
+            problems.append(
+                Problem(
+                    f"clouds.{cloud}.hub.userPlaceholders",
+                    f"{held.count} placeholders need {held.nodes} nodes of pool {held.pool} "
+                    f"({held.per_node} per node), more than its maxNodes ({pool.max_nodes}); "
+                    f"at most {held.per_node * pool.max_nodes}",
+                )
+            )
+    return problems

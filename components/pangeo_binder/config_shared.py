@@ -353,6 +353,17 @@ class CloudHub(Model):
         "default (everyone for ordinary pools, hub.privilegedGroups for GPU and high-memory "
         "pools). An empty list: admins only.",
     )
+    user_placeholders: int = Field(
+        0,
+        ge=0,
+        description="Warm capacity: this many user-sized placeholder pods (z2jh "
+        "`scheduling.userPlaceholder`) on the default user pool, each the size of that pool's "
+        "default choice. A user's server takes a placeholder's place at once, on a node that "
+        "is already up (the placeholder then waits for a new node in the background). The "
+        "nodes they hold are paid while idle (the plan prices them); at most what the pool's "
+        "`maxNodes` can hold. 0: none, every first user of a node waits for it to boot "
+        "(docs/topics/cold-start.md).",
+    )
     dns: HubDns | None = Field(
         None,
         description="A DNS zone you already have (Cloud DNS on GCP, Route 53 on AWS) that "

@@ -98,3 +98,6 @@ class HubContext:
     # The world-readable bucket (CloudOutputs.public_bucket_url); empty when the cloud has none,
     # and then no PUBLIC_PERSISTENT_BUCKET is set anywhere.
     public_bucket: str = ""
+    # The in-region image cache (CloudOutputs.image_cache): upstream registry host -> cache
+    # prefix without a trailing slash. Empty: no cache, every image is pulled from upstream.
+    image_cache: dict[str, str] = field(default_factory=dict)

@@ -7,12 +7,14 @@ A pure function of the config: tests read its output, and the hub's `profile_lis
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
 from pangeo_binder.config_shared import CloudHub, NodePool
 from pangeo_binder.hub.config import IMAGE_REF, HubSettings, images_for
 from pangeo_binder.hub.context import DOCKER_DAEMON_REQUEST, SCHEDULER_REQUEST, runs_dask
+from pangeo_binder.hub.incluster.image_cache import cached_image
 from pangeo_binder.machines import Allocatable, Cloud, allocatable, shape
 from pangeo_binder.scheduling import GPU_TOLERATION, POOL_LABEL, toleration
 
@@ -162,6 +164,23 @@ def pool_override(key: str, gpus: int) -> dict[str, Any]:
     return override
 
 
+def user_node(
+    cloud: Cloud, pools: dict[str, NodePool], settings: HubSettings, key: str, shared: str
+) -> Allocatable:
+    """What servers may take of one node of user pool `key`: its allocatable, less what the
+    shared pool keeps for schedulers and the docker daemon."""
+    pool = pools[key]
+    node = allocatable(cloud, pool.machine_type)
+    if node is None:  # the config check refuses user pools of unknown shape
+        raise ValueError(f"no machine shape for {pool.machine_type!r} (pool {key})")
+    if key == shared:
+        reserve = shared_reserve(pools, settings)
+        node = Allocatable(
+            round(node.cpu - reserve.cpu, 3), round(node.memory_gib - reserve.memory_gib, 3)
+        )
+    return node
+
+
 def profile_list(
     cloud: Cloud, pools: dict[str, NodePool], settings: HubSettings, cloud_hub: CloudHub
 ) -> list[dict[str, Any]]:
@@ -171,14 +190,7 @@ def profile_list(
     user_pools.sort(key=lambda item: is_privileged(item[1], settings, cloud))
     shared = shared_pool(pools, settings, cloud)
     for key, pool in user_pools:
-        node = allocatable(cloud, pool.machine_type)
-        if node is None:  # the config check refuses user pools of unknown shape
-            raise ValueError(f"no machine shape for {pool.machine_type!r} (pool {key})")
-        if key == shared:
-            reserve = shared_reserve(pools, settings)
-            node = Allocatable(
-                round(node.cpu - reserve.cpu, 3), round(node.memory_gib - reserve.memory_gib, 3)
-            )
+        node = user_node(cloud, pools, settings, key, shared)
         gpus = pool.gpu.count if pool.gpu else 0
         sizes = node_sizes(node, gpus)
         nominal = shape(cloud, pool.machine_type)
@@ -210,3 +222,22 @@ def profile_list(
             profile[ALLOWED_GROUPS_KEY] = groups
         profiles.append(profile)
     return profiles
+
+
+def cached_profile_list(
+    profiles: list[dict[str, Any]], cache: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The profile list with every menu image referenced through the in-region cache (a copy;
+    no cache: the list unchanged). The form shows display names, not references, and the hub
+    hands notebooks the upstream name (incluster/image_cache.py), so users see no change. The
+    user's own image (`{value}`) is rewritten when the pod is made, not here."""
+    if not cache:
+        return profiles
+    cached = copy.deepcopy(profiles)
+    for profile in cached:
+        for option in profile.get("profile_options", {}).values():
+            for choice in option.get("choices", {}).values():
+                override = choice.get("kubespawner_override", {})
+                if "image" in override:
+                    override["image"] = cached_image(override["image"], cache)
+    return cached

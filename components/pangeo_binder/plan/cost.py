@@ -1,5 +1,6 @@
-"""Monthly cost of what a run registered: `idle` (every pool at its minimum) and `ceiling`
-(every pool at maxNodes), each as line items priced from `pangeo_binder/data/prices.yaml`.
+"""Monthly cost of what a run registered: `idle` (every pool at its minimum, or at the nodes
+the hub's user placeholders keep up when that is more) and `ceiling` (every pool at maxNodes),
+each as line items priced from `pangeo_binder/data/prices.yaml`.
 
 Computed from the registered resources (node pools and groups with their machine type,
 sizes, spot and disks; clusters; NAT gateways; addresses; KMS keys; load balancers), not
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from pangeo_binder.hub.placeholders import nodes_held
 from pangeo_binder.plan.tree import CloudTree
 
 DATA = resources.files("pangeo_binder") / "data"
@@ -197,6 +199,20 @@ def load_balancers(tree: CloudTree) -> list[str]:
     return found
 
 
+def warm_nodes(tree: CloudTree) -> dict[str, int]:
+    """Per pool, the nodes the jupyterhub release's user placeholders keep up while idle
+    (`hub/placeholders.py`): the pool's idle quantity is at least that many."""
+    held: dict[str, int] = {}
+    for release in tree.releases():
+        if release.chart_name != "jupyterhub":
+            continue
+        placeholder = (release.values.get("scheduling") or {}).get("userPlaceholder") or {}
+        found = nodes_held(placeholder)
+        if found:
+            held[found[0]] = max(held.get(found[0], 0), found[1])
+    return held
+
+
 def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
     charges: list[Charge] = []
     clusters = tree.of_type("gcp:container/cluster:Cluster")
@@ -208,6 +224,7 @@ def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
     }
     region = ""
     credited = False
+    warm = warm_nodes(tree)
     for cluster in clusters:
         location = str(cluster["inputs"].get("location", ""))
         region = _region_of_location(location)
@@ -245,6 +262,7 @@ def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         machine = str(node.get("machineType", "e2-medium"))
         spot = bool(node.get("spot") or node.get("preemptible"))
         name = _pool_name(pool)
+        low = min(max(low, warm.get(name, 0)), max(high, low))
         charges.append(_machine(prices, "gcp", pool_region, name, machine, spot, low, high))
         if machine.split("-", 1)[0] not in _builtin_gpu_families():
             for gpu in node.get("guestAccelerators") or []:
@@ -297,6 +315,7 @@ def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
             _fixed(prices, "aws", region, f"EKS control plane ({support} support) {name}", key)
         )
     templates = {r["id"]: r for r in tree.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    warm = warm_nodes(tree)
     public = {
         r["id"]
         for r in tree.of_type("aws:ec2/subnet:Subnet")
@@ -310,6 +329,7 @@ def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         machine = str(types[0]) + (f" (first of {len(types)} types)" if len(types) > 1 else "")
         spot = inputs.get("capacityType") == "SPOT"
         name = _pool_name(group)
+        low = min(max(low, warm.get(name, 0)), max(high, low))
         charge = _machine(prices, "aws", region, name, str(types[0]), spot, low, high)
         charge.item = charge.item.replace(str(types[0]), machine, 1)
         charges.append(charge)
