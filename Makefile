@@ -26,10 +26,13 @@ BUILD_REQUIRES := setuptools>=77
 # What the hub image adds to the chart's (jupyterhub-fancy-profiles, pinned with its hash): the
 # browser test of the spawn form runs the hub with exactly this file's packages, as the image does.
 HUB_IMAGE_REQUIREMENTS := images/hub/requirements.txt
+# checkov (tests/test_checkov.py) in a locked environment of its own: checkov 3.3 pins
+# packaging<24, which pulumi (>=26) and pytest (>=24) cannot share.
+CHECKOV_TOOLS := tests/checkov-tools
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.10 --generate-hashes \
 	--custom-compile-command "make lock"
 
-.PHONY: venv lock lock-upgrade test lint format bench cold-start plan prereqs login preview up destroy
+.PHONY: venv checkov-tools lock lock-upgrade test lint format bench cold-start plan prereqs login preview up destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +53,7 @@ lock: $(BIN)/python
 	printf '%s\n' '$(BUILD_REQUIRES)' | $(UV_COMPILE) $(UV_FLAGS) pyproject.toml - --extra test -o $(DEV_LOCK)
 	$(UV_COMPILE) $(UV_FLAGS) pyproject.toml -c $(DEV_LOCK) -o $(RUNTIME_LOCK)
 	sed -n 's/^pulumi==\([0-9.]*\).*/\1/p' $(RUNTIME_LOCK) > .pulumi.version
+	$(UV_COMPILE) $(UV_FLAGS) $(CHECKOV_TOOLS)/requirements.in -o $(CHECKOV_TOOLS)/requirements.txt
 
 lock-upgrade:
 	$(MAKE) lock UV_FLAGS=--upgrade
@@ -62,8 +66,16 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Installed again only when its lock changes (the stamp holds the lock it was installed from).
+checkov-tools: $(CHECKOV_TOOLS)/.venv/installed-from.txt
+
+$(CHECKOV_TOOLS)/.venv/installed-from.txt: $(CHECKOV_TOOLS)/requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_TOOLS)/.venv
+	$(CHECKOV_TOOLS)/.venv/bin/pip install --quiet --require-hashes -r $<
+	cp $< $@
+
 # pytest exits 5 when it collects nothing; make treats that as a failure, as it should.
-test: lint
+test: lint checkov-tools
 	$(BIN)/python -m pytest
 
 # No credentials, no network: the program runs under Pulumi's mock engine.

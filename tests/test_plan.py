@@ -24,7 +24,7 @@ from markdown_it import MarkdownIt
 
 from harness import ROOT, RecordingMonitor, run_function
 from pangeo_binder.plan import __main__ as cli
-from pangeo_binder.plan import build, runtime
+from pangeo_binder.plan import build, cost, runtime
 from pangeo_binder.plan import docs as plan_docs
 from pangeo_binder.plan.cost import Prices
 from pangeo_binder.plan.render import RENDERERS
@@ -61,6 +61,8 @@ TEST_PRICES: dict[str, Any] = {
             "publicIpv4": {"usdPerHour": 0.005, "source": "test"},
             "kmsKey": {"usdPerMonth": 1.0, "source": "test"},
             "loadBalancer": {"usdPerHour": 0.025, "source": "test"},
+            "networkLoadBalancer": {"usdPerHour": 0.0225, "source": "test"},
+            "networkLoadBalancerNlcu": {"usdPerHour": 0.006, "source": "test"},
         },
         "us-west-2": {
             "machines": {
@@ -402,21 +404,8 @@ def test_cost_page_quotes_the_plans_own_figures(real_documents: dict[str, Any]) 
     )
 
 
-# What the real price file still leaves out, per stack and cloud. Each has no dated public
-# figure for its region (docs/topics/cost.md, "What has no price"): us-west-2 EBS gp3 and EC2
-# spot prices, the attachable T4 on GCP, and the lower address rate of GCP spot VMs. Adding a
-# figure to prices.yaml must remove its name here.
-STILL_UNPRICED = {
-    ("staging", "aws"): ["gp3 disk (us-west-2)", "r5.4xlarge (us-west-2, spot)"],
-    ("staging", "gcp"): [
-        "nvidia-tesla-t4 GPU (us-central1, on-demand)",
-        "spot VM external IPv4 (us-central1)",
-    ],
-    ("prod", "aws"): ["gp3 disk (us-west-2)", "r5.4xlarge (us-west-2, spot)"],
-    ("prod", "gcp"): ["spot VM external IPv4 (us-central1)"],
-}
-
-
+# The real price file prices every item the plans of both stacks count, on both clouds: a
+# missing figure would leave a line out of a total (docs/topics/cost.md, "Estimates").
 def stack_machines(stack: str) -> list[tuple[str, str, str, str]]:
     """(cloud, region, pool, machine type) for every machine a stack file can start, the
     extra EKS `instanceTypes` included."""
@@ -442,15 +431,117 @@ def test_every_machine_in_the_stack_files_has_an_on_demand_price(stack: str) -> 
     assert missing == []
 
 
-def test_the_real_plans_leave_exactly_the_known_items_unpriced(
-    real_documents: dict[str, dict[str, Any]],
-) -> None:
+def test_the_real_plans_leave_nothing_unpriced(real_documents: dict[str, dict[str, Any]]) -> None:
     unpriced = {
         (stack, cloud): block["cost"]["unpriced"]
         for stack, document in real_documents.items()
         for cloud, block in document["clouds"].items()
     }
-    assert unpriced == STILL_UNPRICED
+    assert set(unpriced) == {(s, c) for s in plan_docs.STACKS for c in ("gcp", "aws")}
+    assert unpriced == {key: [] for key in unpriced}
+
+
+def test_estimates_are_marked_on_their_lines(real_documents: dict[str, dict[str, Any]]) -> None:
+    """A line priced from a documented estimate says so in its source; list prices do not."""
+    aws = real_documents["staging"]["clouds"]["aws"]["cost"]["lines"]
+    sources = {line["item"]: line["source"] for line in aws if line["scope"] == "ceiling"}
+    assert sources["pool dask: r5.4xlarge (first of 4 types) (spot)"].endswith("(estimate)")
+    assert sources["pool core: boot disk 30 GB gp3"].endswith("(estimate)")
+    assert not sources["pool core: t3a.large (on-demand)"].endswith("(estimate)")
+
+
+def test_the_hub_on_eks_is_priced_as_the_nlb_its_service_asks_for(
+    real_documents: dict[str, dict[str, Any]],
+) -> None:
+    """aws/hub_address.py annotates the proxy Service for an NLB with one Elastic IP per
+    public subnet: the plan prices the NLB's hours and one NLCU, and its addresses are the
+    Elastic IPs' own lines (one per zone), not a Classic Load Balancer."""
+    for stack in plan_docs.STACKS:
+        idle = {
+            line["item"]: line
+            for line in real_documents[stack]["clouds"]["aws"]["cost"]["lines"]
+            if line["scope"] == "idle"
+        }
+        assert idle["network load balancer (jupyterhub release jupyterhub)"]["unitUsd"] == 0.0225
+        assert idle["NLB capacity, 1 NLCU (jupyterhub release jupyterhub)"]["unitUsd"] == 0.006
+        assert not [item for item in idle if item.startswith("classic load balancer")]
+        addresses = [item for item in idle if item.startswith("Elastic IP aws-hub-address-")]
+        assert len(addresses) == 3  # one per public subnet the NLB spans
+
+
+def test_a_service_without_the_nlb_annotation_is_a_classic_load_balancer() -> None:
+    prices = Prices(copy.deepcopy(TEST_PRICES))
+    classic = cost.aws_load_balancer(prices, "us-west-2", "Service x", {})
+    nlb = cost.aws_load_balancer(prices, "us-west-2", "Service x", {cost.AWS_LB_TYPE: "nlb"})
+    assert [(c.item, c.price.usd_per_hour) for c in classic] == [
+        ("classic load balancer (Service x)", 0.025)
+    ]
+    assert [c.price.usd_per_hour for c in nlb] == [0.0225, 0.006]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d["sources"]["test"].pop("read"), "sources.test: needs `url` and `read`"),
+        (lambda d: d["sources"]["test"].pop("url"), "sources.test: needs `url` and `read`"),
+        (
+            lambda d: d["aws"]["us-west-2"]["machines"]["r5.xlarge"].pop("source"),
+            "aws.us-west-2.machines.r5.xlarge: a figure without `source`",
+        ),
+        (
+            lambda d: d["gcp"]["all-regions"]["controlPlane"].update(source="nowhere"),
+            "gcp.all-regions.controlPlane: source 'nowhere' is not under `sources`",
+        ),
+    ],
+)
+def test_a_price_without_a_source_or_a_date_is_refused_when_loaded(
+    tmp_path: Path, damage: Any, message: str
+) -> None:
+    data = copy.deepcopy(TEST_PRICES)
+    damage(data)
+    price_file = tmp_path / "prices.yaml"
+    price_file.write_text(yaml.safe_dump(data))
+    with pytest.raises(cost.PriceFileError) as refused:
+        Prices.load(price_file)
+    assert message in str(refused.value)
+    Prices.load()  # the real file passes
+
+
+def test_doubling_the_gpu_pools_moves_the_ceiling_by_the_list_prices(tmp_path: Path) -> None:
+    """staging, and staging with every GPU pool's maxNodes doubled, priced with the real price
+    file: the ceiling moves within 5% of what the published list prices say, computed here
+    from those prices, not from the plan's code or data."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    copy_project(repo)
+    stack_file = repo / "Pulumi.staging.yaml"
+    stack = yaml.safe_load(stack_file.read_text())
+    added = {}
+    for cloud, settings in stack["config"]["pangeo-binder:clouds"].items():
+        for pool in settings["nodePools"].values():
+            if "gpu" in pool:
+                added[cloud] = pool["maxNodes"]
+                pool["maxNodes"] *= 2
+    assert added == {"gcp": 4, "aws": 4}
+    stack_file.write_text(yaml.safe_dump(stack, sort_keys=False))
+    git(repo, "commit", "-qam", "double the GPU pools")
+
+    document = build.full_plan(repo, "staging", compare="HEAD~1", prices=Prices.load())
+    # GCP, us-central1, per added node: n1-standard-8 $0.38/h (Google's Compute Engine price
+    # list; the 2023 pricing calculator estimate gives $1,664.39 for 4,380 h), one T4 $0.35/h
+    # (https://cloud.google.com/compute/gpus-pricing), 100 GB balanced PD $0.10/GB-month, one
+    # external IPv4 $0.005/h (https://cloud.google.com/vpc/network-pricing).
+    gcp_node = 0.38 + 0.35 + 100 * 0.10 / HOURS + 0.005
+    # AWS, us-west-2, per added node: g4dn.xlarge $0.526/h (https://aws.amazon.com/ec2/pricing/
+    # on-demand/), its boot volume (100 GB gp3 at $0.08/GB-month,
+    # https://aws.amazon.com/ebs/pricing/), one public IPv4 $0.005/h (AWS, from 2024-02-01).
+    aws_node = 0.526 + 100 * 0.08 / HOURS + 0.005
+    expected = (added["gcp"] * gcp_node + added["aws"] * aws_node) * HOURS  # ~ $3,700
+    delta = document["delta"]
+    assert delta["idleMonthlyUsd"] == 0
+    assert delta["ceilingMonthlyUsd"] == pytest.approx(expected, rel=0.05)
+    for cloud in ("gcp", "aws"):
+        assert document["clouds"][cloud]["cost"]["unpriced"] == []
 
 
 def test_every_price_on_file_names_a_dated_source() -> None:

@@ -33,6 +33,11 @@ LOAD_BALANCED_CHARTS = {
     "jupyterhub": (("proxy", "service", "type"), "LoadBalancer"),
     "dask-gateway": (("traefik", "service", "type"), "LoadBalancer"),
 }
+# The annotation EKS's in-tree service controller reads to make a Network Load Balancer
+# instead of a Classic one (aws/hub_address.py sets it on the hub's proxy Service), and the
+# values that mean an NLB (`external` is the AWS Load Balancer Controller's NLB).
+AWS_LB_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
+AWS_NLB_TYPES = ("nlb", "external")
 # A regional cluster puts nodes in three of the region's zones unless told otherwise
 # (https://cloud.google.com/kubernetes-engine/docs/concepts/regional-clusters, read 2026-11-26).
 GKE_REGIONAL_ZONES = 3
@@ -44,10 +49,50 @@ class Price:
     source: str
 
 
+class PriceFileError(ValueError):
+    """A price file with a figure that cannot be traced to a dated source."""
+
+
+def _undated(data: dict[str, Any]) -> list[str]:
+    """Every problem that makes a figure untraceable: a source without `url` or `read` (the
+    date it was read), a figure without `source`, or naming a source that is not listed."""
+    sources = data.get("sources") or {}
+    problems = [
+        f"sources.{name}: needs `url` and `read` (the date it was read)"
+        for name, source in sources.items()
+        if not isinstance(source, dict) or not source.get("url") or not source.get("read")
+    ]
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        figures = [k for k, v in node.items() if isinstance(v, int | float) and k != "source"]
+        figures = [k for k in figures if not isinstance(node[k], bool)]
+        if figures:
+            source = node.get("source")
+            if not source:
+                problems.append(f"{path}: a figure without `source`")
+            elif source not in sources:
+                problems.append(f"{path}: source {source!r} is not under `sources`")
+        for key, child in node.items():
+            walk(child, f"{path}.{key}")
+
+    for key, node in data.items():
+        if key not in ("sources", "hoursPerMonth"):
+            walk(node, key)
+    return problems
+
+
 class Prices:
-    """The price file, read for one cloud and region; each lookup names its source URL."""
+    """The price file, read for one cloud and region; each lookup names its source URL.
+
+    Refused when loaded if any figure lacks a source or any source lacks its date: a price
+    nobody can trace is worse than a missing one, which the plan at least names."""
 
     def __init__(self, data: dict[str, Any]) -> None:
+        problems = _undated(data)
+        if problems:
+            raise PriceFileError("price file refused:\n  " + "\n  ".join(problems))
         self.hours = float(data.get("hoursPerMonth", 730))
         self.sources = data.get("sources") or {}
         self.data = data
@@ -67,8 +112,10 @@ class Prices:
         return None
 
     def _source(self, entry: dict[str, Any]) -> str:
-        source = entry.get("source", "")
-        return (self.sources.get(source) or {}).get("url", source)
+        """The source's URL, marked when the source is a documented estimate."""
+        source = self.sources.get(entry.get("source", "")) or {}
+        url = source.get("url", entry.get("source", ""))
+        return f"{url} (estimate)" if source.get("estimate") else url
 
     def hourly(self, cloud: str, region: str, *keys: str, field: str = "") -> Price | None:
         """The hourly price of `keys` (`machines`, `n2-highmem-4`; field `spot`), if listed."""
@@ -152,12 +199,12 @@ def _machine(
 ) -> Charge:
     kind = "spot" if spot else "onDemand"
     label = "spot" if spot else "on-demand"
+    # A spot figure with a source of its own (an estimate beside a list price) comes first.
+    price = (spot and prices.hourly(cloud, region, "spotMachines", machine, field=kind)) or (
+        prices.hourly(cloud, region, "machines", machine, field=kind)
+    )
     return Charge(
-        f"pool {pool}: {machine} ({label})",
-        low,
-        high,
-        prices.hourly(cloud, region, "machines", machine, field=kind),
-        f"{machine} ({region}, {label})",
+        f"pool {pool}: {machine} ({label})", low, high, price, f"{machine} ({region}, {label})"
     )
 
 
@@ -180,22 +227,28 @@ def _region_of_location(location: str) -> str:
     return location.rsplit("-", 1)[0] if location.count("-") >= 2 else location
 
 
-def load_balancers(tree: CloudTree) -> list[str]:
-    """One name per load balancer the cloud will create: LoadBalancer Services that are
-    registered directly, and one per release of a chart that makes one by default."""
+def _dig(values: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        values = values.get(key) if isinstance(values, dict) else None
+    return values
+
+
+def load_balancers(tree: CloudTree) -> list[tuple[str, dict[str, Any]]]:
+    """One (name, Service annotations) per load balancer the cloud will create: LoadBalancer
+    Services that are registered directly, and one per release of a chart that makes one by
+    default. The annotations say which kind of load balancer AWS makes."""
     found = []
     for r in tree.of_type("kubernetes:core/v1:Service"):
         if (r["inputs"].get("spec") or {}).get("type") == "LoadBalancer":
-            found.append(f"Service {r['name']}")
+            annotations = (r["inputs"].get("metadata") or {}).get("annotations") or {}
+            found.append((f"Service {r['name']}", annotations))
     for release in tree.releases():
         if release.chart_name not in LOAD_BALANCED_CHARTS:
             continue
         path, default = LOAD_BALANCED_CHARTS[release.chart_name]
-        node: Any = release.values
-        for key in path:
-            node = node.get(key) if isinstance(node, dict) else None
-        if (node or default) == "LoadBalancer":
-            found.append(f"{release.chart_name} release {release.name}")
+        if (_dig(release.values, path) or default) == "LoadBalancer":
+            annotations = _dig(release.values, (*path[:-1], "annotations")) or {}
+            found.append((f"{release.chart_name} release {release.name}", annotations))
     return found
 
 
@@ -211,6 +264,20 @@ def warm_nodes(tree: CloudTree) -> dict[str, int]:
         if found:
             held[found[0]] = max(held.get(found[0], 0), found[1])
     return held
+
+
+def aws_load_balancer(prices: Prices, region: str, name: str, annotations: dict) -> list[Charge]:
+    """A Network Load Balancer (hours and one NLCU an hour) when the Service asks for one, else
+    a Classic Load Balancer. An NLB's public addresses are the Elastic IPs it is given (their
+    own lines); a Classic one's addresses are AWS's, one per zone, not counted here."""
+    if annotations.get(AWS_LB_TYPE) in AWS_NLB_TYPES:
+        return [
+            _fixed(prices, "aws", region, f"network load balancer ({name})", "networkLoadBalancer"),
+            _fixed(
+                prices, "aws", region, f"NLB capacity, 1 NLCU ({name})", "networkLoadBalancerNlcu"
+            ),
+        ]
+    return [_fixed(prices, "aws", region, f"classic load balancer ({name})", "loadBalancer")]
 
 
 def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
@@ -297,7 +364,7 @@ def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         )
     for key in tree.of_type("gcp:kms/cryptoKey:CryptoKey"):
         charges.append(_fixed(prices, "gcp", region, f"KMS key {key['name']}", "kmsKey"))
-    for lb in load_balancers(tree):
+    for lb, _ in load_balancers(tree):
         charges.append(_fixed(prices, "gcp", region, f"load balancer ({lb})", "loadBalancer"))
     return charges
 
@@ -353,8 +420,8 @@ def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         charges.append(_fixed(prices, "aws", region, f"Elastic IP {eip['name']}", "publicIpv4"))
     for key in tree.of_type("aws:kms/key:Key"):
         charges.append(_fixed(prices, "aws", region, f"KMS key {key['name']}", "kmsKey"))
-    for lb in load_balancers(tree):
-        charges.append(_fixed(prices, "aws", region, f"load balancer ({lb})", "loadBalancer"))
+    for lb, service_annotations in load_balancers(tree):
+        charges.extend(aws_load_balancer(prices, region, lb, service_annotations))
     return charges
 
 

@@ -31,8 +31,10 @@ def source_ids(prices: Prices) -> dict[str, str]:
 
 
 def _cite(cited: dict[str, str], source: str) -> str:
-    """A source's id, as code; a source the price file does not list is shown as it is."""
-    return f"`{cited[source]}`" if source in cited else source
+    """A source's id, as code (keeping an estimate's mark); a source the price file does not
+    list is shown as it is."""
+    url, mark, _ = source.partition(" (estimate)")
+    return f"`{cited[url]}`{mark}" if url in cited else source
 
 
 def section(documents: dict[str, dict[str, Any]], prices: Prices | None = None) -> str:

@@ -1,0 +1,196 @@
+"""checkov's Kubernetes checks over every object the pinned charts render for both stacks.
+
+The three releases of each stack and cloud are rendered once per session with the values the
+real program builds (tests/chart_render.py: Helm's own library, offline), each object is written
+to a file of its own (so a finding names its object exactly), and checkov runs once over all of
+them, offline. Its findings are compared with the reviewed baseline, tests/checkov-baseline.yaml:
+a finding it does not list fails the suite with the check id and the object, and so does a
+baseline entry that matches no finding any more (so the baseline shrinks as fixes land). Every
+entry carries a reason. How to review one: CONTRIBUTING.md, "The checkov baseline".
+
+checkov lives in a locked environment of its own (tests/checkov-tools, installed by `make
+checkov-tools`, which `make test` runs): its pins conflict with ours. Without it the test skips
+with that command, or fails under CI=true.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from chart_render import render
+from conftest import release
+from harness import ROOT, Run
+from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
+
+pytestmark = pytest.mark.usefixtures("chart_files")
+
+TOOLS = ROOT / "tests" / "checkov-tools"
+CHECKOV = TOOLS / ".venv" / "bin" / "checkov"
+BASELINE = ROOT / "tests" / "checkov-baseline.yaml"
+CHARTS = (
+    (JUPYTERHUB, "jupyterhub"),
+    (DASK_GATEWAY, "dask-gateway"),
+    (BINDERHUB_SERVICE, "binderhub-service"),
+)
+# checkov reaches out unless told not to: the Prisma Cloud policy mapping and guide links
+# (BC_SKIP_MAPPING, --skip-download) and the PyPI update check (CKV_SKIP_PACKAGE_UPDATE_CHECK,
+# read by checkov/common/util/banner.py) are switched off, so the run is offline and repeatable.
+OFFLINE_ENV = {
+    "BC_SKIP_MAPPING": "TRUE",
+    "CKV_SKIP_PACKAGE_UPDATE_CHECK": "TRUE",
+    "LOG_LEVEL": "ERROR",
+}
+
+
+def require_checkov() -> Path:
+    """checkov's own environment, or skip with the command that installs it (fail under CI)."""
+    if CHECKOV.exists():
+        return CHECKOV
+    message = f"checkov is not installed in {TOOLS}: run `make checkov-tools`"
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def object_key(chart: str, obj: dict[str, Any]) -> str:
+    """How the baseline names an object: `chart/Kind/name` (the same in every stack)."""
+    return f"{chart}/{obj['kind']}/{obj['metadata']['name']}"
+
+
+def write_objects(runs: dict[str, Run], folder: Path) -> dict[str, str]:
+    """Every rendered object in a file of its own; returns file name -> object key."""
+    files: dict[str, str] = {}
+    for stack, run in runs.items():
+        for cloud in ("gcp", "aws"):
+            for pin, chart in CHARTS:
+                inputs = release(run, cloud, chart)
+                objects = render(
+                    pin, inputs["values"], release=inputs["name"], namespace=inputs["namespace"]
+                )
+                for index, obj in enumerate(objects):
+                    key = object_key(chart, obj)
+                    safe = re.sub(r"[^A-Za-z0-9.-]", "_", key)
+                    name = f"{stack}-{cloud}-{index:03d}-{safe}.yaml"
+                    (folder / name).write_text(yaml.safe_dump(obj, sort_keys=False))
+                    files[name] = key
+    return files
+
+
+def run_checkov(checkov: Path, folder: Path) -> dict[str, Any]:
+    """checkov's Kubernetes framework over `folder`, offline, its JSON report."""
+    env = {**os.environ, **OFFLINE_ENV}
+    result = subprocess.run(
+        [
+            str(checkov),
+            "--directory",
+            str(folder),
+            "--framework",
+            "kubernetes",
+            "--output",
+            "json",
+            "--skip-download",
+            "--soft-fail",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout)
+    return report[0] if isinstance(report, list) else report
+
+
+@pytest.fixture(scope="session")
+def checkov_report(
+    staging: Run, prod: Run, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One checkov run over both stacks' rendered objects: its findings and counts."""
+    checkov = require_checkov()
+    folder = tmp_path_factory.mktemp("rendered")
+    files = write_objects({"staging": staging, "prod": prod}, folder)
+    report = run_checkov(checkov, folder)
+    failed = report["results"]["failed_checks"]
+    found = {(check["check_id"], files[Path(check["file_path"]).name]) for check in failed}
+    return {
+        "files": files,
+        "found": found,
+        "failed": len(failed),
+        "passed": report["summary"]["passed"],
+        "names": {check["check_id"]: check["check_name"] for check in failed},
+    }
+
+
+def load_baseline(path: Path = BASELINE) -> list[dict[str, Any]]:
+    """The reviewed entries: a check id, its objects, and the reason they are accepted."""
+    entries = yaml.safe_load(path.read_text())["accepted"]
+    for entry in entries:
+        assert set(entry) == {"check", "objects", "reason"}, entry
+        assert re.fullmatch(r"CKV2?_K8S_\d+", entry["check"]), entry["check"]
+        assert entry["objects"] and entry["reason"].strip(), entry["check"]
+    return entries
+
+
+def accepted(entries: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(entry["check"], key) for entry in entries for key in entry["objects"]}
+
+
+def test_every_baseline_entry_has_a_reason_and_no_pair_is_listed_twice() -> None:
+    entries = load_baseline()
+    pairs = [(entry["check"], key) for entry in entries for key in entry["objects"]]
+    assert [pair for pair, n in Counter(pairs).items() if n > 1] == []
+    for entry in entries:
+        reason = entry["reason"].strip()
+        assert len(reason) > 20 and "\n" not in reason, entry["check"]
+
+
+def test_checkov_ran_over_every_rendered_object(checkov_report: dict[str, Any]) -> None:
+    files = checkov_report["files"]
+    # Each stack and cloud renders the hub, the proxy, BinderHub and the gateway.
+    for key in ("jupyterhub/Deployment/hub", "jupyterhub/Deployment/proxy"):
+        assert sum(1 for k in files.values() if k == key) == 4, key
+    assert any(k.startswith("binderhub-service/") for k in files.values())
+    assert any(k.startswith("dask-gateway/") for k in files.values())
+    assert checkov_report["passed"] > 1000  # the checks ran, not only parsed
+
+
+def test_no_finding_outside_the_baseline(checkov_report: dict[str, Any]) -> None:
+    new = sorted(checkov_report["found"] - accepted(load_baseline()))
+    names = checkov_report["names"]
+    assert new == [], "new checkov findings (fix them, or review and add to {}):\n{}".format(
+        BASELINE.relative_to(ROOT),
+        "\n".join(f"  {check} {key}: {names.get(check, '')}" for check, key in new),
+    )
+
+
+def test_no_baseline_entry_outlives_its_finding(checkov_report: dict[str, Any]) -> None:
+    stale = sorted(accepted(load_baseline()) - checkov_report["found"])
+    assert stale == [], "baseline entries that match no finding any more (remove them):\n" + (
+        "\n".join(f"  {check} {key}" for check, key in stale)
+    )
+
+
+def test_a_dropped_entry_and_an_invented_one_are_both_caught(
+    checkov_report: dict[str, Any], tmp_path: Path
+) -> None:
+    """The two comparisons above, on a baseline with one real finding removed and one invented:
+    each reports exactly its pair."""
+    data = yaml.safe_load(BASELINE.read_text())
+    first = data["accepted"][0]
+    dropped = (first["check"], first["objects"].pop(0))
+    invented = (first["check"], "jupyterhub/Deployment/no-such-object")
+    first["objects"].append(invented[1])
+    edited = tmp_path / "baseline.yaml"
+    edited.write_text(yaml.safe_dump(data))
+    pairs = accepted(load_baseline(edited))
+    assert checkov_report["found"] - pairs == {dropped}
+    assert pairs - checkov_report["found"] == {invented}
