@@ -92,6 +92,7 @@ def test_the_idle_cluster_fits_on_its_core_pool(
         "Deployment/api-dask-gateway",
         "Deployment/controller-dask-gateway",
         "Deployment/traefik-dask-gateway",
+        "CronJob/hub-db-backup",
     } <= names, names
     fit = core_fit.core_fit(cloud, machine, nodes, ours, core_fit.EXTRA_CORE_WORKLOADS)
     print(f"\n{stack} {cloud} {machine} x{nodes}\n{fit.table()}")
