@@ -369,10 +369,15 @@ def test_component_outputs_for_the_hub_layer() -> None:
     assert outputs.cloud == "aws"
     assert outputs.kubernetes_provider is not None
     role = "arn:aws:iam::123456789012:role/pangeo-binder-staging-"
-    assert run.stack_outputs["identities"] == {"users": f"{role}users", "builder": f"{role}builder"}
+    assert run.stack_outputs["identities"] == {
+        "users": f"{role}users",
+        "builder": f"{role}builder",
+        "backup": f"{role}backup",
+    }
     assert run.stack_outputs["annotations"] == {
         "users": {"eks.amazonaws.com/role-arn": f"{role}users"},
         "builder": {"eks.amazonaws.com/role-arn": f"{role}builder"},
+        "backup": {"eks.amazonaws.com/role-arn": f"{role}backup"},
     }
 
 

@@ -19,6 +19,7 @@ OIDC_ARN = f"arn:aws:iam::123456789012:oidc-provider/{ISSUER}"
 IRSA = {
     "aws-storage-users": "binder:user-sa",
     "aws-registry-builder": "binder:binderhub",
+    "aws-storage-backup": "binder:hub-db-backup",
     "aws-autoscaler-role": "kube-system:cluster-autoscaler",
     "aws-eks-vpc-cni": "kube-system:aws-node",
     "aws-eks-aws-ebs-csi-driver": "kube-system:ebs-csi-controller-sa",
@@ -163,8 +164,14 @@ def test_users_reach_their_two_buckets_only(run: Run) -> None:
         run.one("aws:iam/rolePolicy:RolePolicy", "aws-storage-users-policy").inputs["policy"]
     )
     buckets = sorted(b.outputs["arn"] for b in run.of_type("aws:s3/bucket:Bucket"))
-    resources = sorted(r for s in policy["Statement"] for r in as_list(s["Resource"]))
+    allowed = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    resources = sorted(r for s in allowed for r in as_list(s["Resource"]))
     assert resources == sorted(buckets + [f"{arn}/*" for arn in buckets])
+    # The one Deny: the hub database's backups (tests/test_hub_db_backup.py).
+    (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert [r.split(":::")[1] for r in as_list(deny["Resource"])] == [
+        next(a for a in buckets if a.endswith("-persistent")).split(":::")[1] + "/backups/*"
+    ]
     actions = {a for s in policy["Statement"] for a in as_list(s["Action"])}
     assert not {a for a in actions if "Policy" in a or "Acl" in a or "DeleteBucket" in a}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import pangeo_binder
-from harness import EKS_ISSUER, SECRET_KEYS, Run, run_function, stack_config
+from harness import EKS_ISSUER, SECRET_KEYS, Run, run_function, stack_config, with_value
 from pangeo_binder.config import load_config
-from pangeo_binder.outputs import KubernetesServiceAccount, WorkloadServiceAccounts
+from pangeo_binder.outputs import BackupWriter, KubernetesServiceAccount, WorkloadServiceAccounts
 
 PACKAGE = Path(pangeo_binder.__file__).parent
 CLOUD_FOLDERS = ("gcp", "aws")
@@ -116,7 +116,10 @@ def test_the_hub_passes_its_own_accounts() -> None:
     assert config.hub.workload_service_accounts() == WorkloadServiceAccounts(
         users=KubernetesServiceAccount("binder", "user-sa"),
         builder=KubernetesServiceAccount("binder", "binderhub"),
+        backup=BackupWriter(KubernetesServiceAccount("binder", "hub-db-backup"), retention_days=30),
     )
+    off = with_value(stack_config("staging"), "hub.backup.enabled", False)
+    assert load_config(off, secret_keys=SECRET_KEYS).hub.workload_service_accounts().backup is None
 
 
 def test_a_deployment_name_too_long_for_google_account_ids_is_refused() -> None:
@@ -126,6 +129,7 @@ def test_a_deployment_name_too_long_for_google_account_ids_is_refused() -> None:
         "nodes": "pb-research-staging-nodes",
         "users": "pb-research-staging-users",
         "builder": "pb-research-staging-builder",
+        "backup": "pb-research-staging-backup",
     }
     # 30 characters is IAM's limit: the builder's id is the longest.
     assert account_ids("research-production")["builder"] == "pb-research-production-builder"

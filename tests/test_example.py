@@ -127,7 +127,11 @@ def test_its_identities_are_bound_to_its_own_namespace(example: Run) -> None:
         if r.inputs["role"] == "roles/iam.workloadIdentityUser"
     )
     pool = "serviceAccount:example-research-hub.svc.id.goog"
-    assert members == [f"{pool}[research/binderhub]", f"{pool}[research/user-sa]"]
+    assert members == [
+        f"{pool}[research/binderhub]",
+        f"{pool}[research/hub-db-backup]",
+        f"{pool}[research/user-sa]",
+    ]
 
 
 def test_only_jupyterhub_no_dask_gateway_no_binderhub(example: Run) -> None:

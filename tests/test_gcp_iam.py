@@ -50,9 +50,9 @@ def test_only_the_node_identity_has_a_project_role(run: Run, env: str) -> None:
     ]
 
 
-def test_three_dedicated_service_accounts(run: Run, env: str) -> None:
+def test_four_dedicated_service_accounts(run: Run, env: str) -> None:
     ids = sorted(r.inputs["accountId"] for r in run.of_type("gcp:serviceaccount/account:Account"))
-    assert ids == [f"pb-{env}-builder", f"pb-{env}-nodes", f"pb-{env}-users"]
+    assert ids == [f"pb-{env}-backup", f"pb-{env}-builder", f"pb-{env}-nodes", f"pb-{env}-users"]
 
 
 def test_workload_identity_members_name_one_service_account(run: Run) -> None:
@@ -63,5 +63,6 @@ def test_workload_identity_members_name_one_service_account(run: Run) -> None:
     ]
     assert sorted(b["member"].split("[")[1] for b in bindings) == [
         "binder/binderhub]",
+        "binder/hub-db-backup]",
         "binder/user-sa]",
     ]

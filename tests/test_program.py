@@ -78,6 +78,7 @@ def test_stack_outputs(staging: Run) -> None:
         "imagePrefix": "us-central1-docker.pkg.dev/pangeo-binder-staging/pangeo-binder-staging-images/",
         "usersIdentity": "pb-staging-users@pangeo-binder-staging.iam.gserviceaccount.com",
         "builderIdentity": "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com",
+        "backupIdentity": "pb-staging-backup@pangeo-binder-staging.iam.gserviceaccount.com",
         # The reserved address, known from the first `up` (the mock's documentation-range IP).
         "hubAddress": staging.one("gcp:compute/address:Address").outputs["address"],
         "hubUrl": "https://gcp.staging.pangeo-binder.example.org",
@@ -185,6 +186,7 @@ def test_gcp_component_outputs_for_the_hub_layer() -> None:
     assert run.stack_outputs["annotations"] == {
         "users": {"iam.gke.io/gcp-service-account": email.format("users")},
         "builder": {"iam.gke.io/gcp-service-account": email.format("builder")},
+        "backup": {"iam.gke.io/gcp-service-account": email.format("backup")},
     }
     # Nothing but the GCP tree: a GCP-only program never touches AWS.
     assert {r.type.split(":")[0] for r in run.registrations} <= {"pangeo-binder", "gcp", "pulumi"}

@@ -57,6 +57,7 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         "RegistryLogin": ("pangeo_binder.outputs", "RegistryLogin"),
         "WorkloadServiceAccounts": ("pangeo_binder.outputs", "WorkloadServiceAccounts"),
         "KubernetesServiceAccount": ("pangeo_binder.outputs", "KubernetesServiceAccount"),
+        "BackupWriter": ("pangeo_binder.outputs", "BackupWriter"),
     },
     "Cloud stacks": {
         "GcpStack": ("pangeo_binder.gcp.stack", "GcpStack"),
@@ -139,6 +140,7 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
     from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
     from pangeo_binder.hub.proxy import proxy_service
     from pangeo_binder.outputs import (
+        BackupWriter,
         CloudOutputs,
         KubernetesServiceAccount,
         RegistryLogin,

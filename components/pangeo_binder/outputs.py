@@ -25,16 +25,29 @@ class KubernetesServiceAccount:
 
 
 @dataclass(frozen=True)
+class BackupWriter:
+    """An account that may write under one prefix of the persistent bucket (`backups/`), and
+    how long objects there are kept (a lifecycle rule on that prefix). The cloud stack gives
+    it its own identity, which can write nothing else."""
+
+    account: KubernetesServiceAccount
+    retention_days: int
+    prefix: str = "backups/"
+
+
+@dataclass(frozen=True)
 class WorkloadServiceAccounts:
     """The Kubernetes service accounts a cloud stack binds its keyless identities to.
 
     The cluster layer knows nothing of the hub: whoever installs workloads on the cluster (our
     hub, or another hub of a different shape) says which accounts get bucket access (`users`)
-    and which may push to the registry (`builder`).
+    and which may push to the registry (`builder`), and optionally which may write backups
+    (`backup`) under a prefix of the persistent bucket.
     """
 
     users: KubernetesServiceAccount
     builder: KubernetesServiceAccount
+    backup: BackupWriter | None = None
 
 
 @dataclass(frozen=True)

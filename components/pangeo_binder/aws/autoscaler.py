@@ -65,6 +65,12 @@ def autoscaler_values(
         },
         "nodeSelector": dict(PURPOSE_LABELS["core"]),
         "priorityClassName": "system-cluster-critical",
+        # The chart leaves resources empty (BestEffort on the core node); this is the
+        # example its values.yaml gives, with room above it for memory.
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "300Mi"},
+            "limits": {"memory": "600Mi"},
+        },
         "extraArgs": {
             "balance-similar-node-groups": True,
             "expander": "least-waste",

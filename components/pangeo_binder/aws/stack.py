@@ -148,6 +148,8 @@ class AwsStack(pulumi.ComponentResource):
             kubernetes_service_account=service_accounts.users.ref,
             prod=prod,
             public=cloud.storage.public_bucket,
+            backup=service_accounts.backup,
+            backup_role_name=f"{deployment}-backup",
             opts=child,
         )
         registry = ImageRegistry(
@@ -181,6 +183,8 @@ class AwsStack(pulumi.ComponentResource):
             )
 
         identities = {"users": storage.users_role_arn, "builder": registry.builder_role_arn}
+        if storage.backup_role_arn is not None:
+            identities["backup"] = storage.backup_role_arn
         self.outputs = CloudOutputs(
             cloud="aws",
             cluster_name=cluster.cluster_name,

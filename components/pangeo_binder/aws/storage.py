@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from pangeo_binder.aws.identity import Oidc, irsa_role, policy_document
 from pangeo_binder.guards import guarded
+from pangeo_binder.outputs import BackupWriter
 
 OBJECT_ACTIONS = [
     "s3:GetObject",
@@ -65,10 +66,18 @@ def public_read_policy(bucket_arn: str) -> str:
     )
 
 
-def users_policy(bucket_arns: list[str]) -> str:
-    """Objects of the hub buckets, nothing else: no bucket settings, no other bucket."""
+def users_policy(bucket_arns: list[str], fenced: list[str] | None = None) -> str:
+    """Objects of the hub buckets, nothing else: no bucket settings, no other bucket. `fenced`
+    object ARN patterns (the hub database's backups) are denied outright, so a notebook can
+    neither read the hub's database nor tamper with its copies."""
+    deny = (
+        [{"Sid": "NotBackups", "Effect": "Deny", "Action": "s3:*", "Resource": fenced}]
+        if fenced
+        else []
+    )
     return policy_document(
         [
+            *deny,
             {
                 "Sid": "ListHubBuckets",
                 "Effect": "Allow",
@@ -85,12 +94,33 @@ def users_policy(bucket_arns: list[str]) -> str:
     )
 
 
+def backup_policy(bucket_arn: str, prefix: str) -> str:
+    """The backup writer's policy: put objects under `prefix` of one bucket, nothing else (no
+    read, no list, no delete: an overwritten `latest.json` stays as an old version)."""
+    return policy_document(
+        [
+            {
+                "Sid": "WriteBackups",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": f"{bucket_arn}/{prefix}*",
+            }
+        ]
+    )
+
+
 def lifecycle_rules(
-    *, scratch: bool, delete_after_days: int, noncurrent_version_days: int
+    *,
+    scratch: bool,
+    delete_after_days: int,
+    noncurrent_version_days: int,
+    backup: BackupWriter | None = None,
 ) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
     """Scratch objects expire; every bucket drops abandoned multipart uploads (billed but
     invisible); the versioned persistent bucket forgets old versions after
-    `noncurrentVersionDays`, and drops the delete markers left once they are gone."""
+    `noncurrentVersionDays`, and drops the delete markers left once they are gone. With
+    `backup`, objects under its prefix expire after `retention_days` (becoming old versions,
+    gone `noncurrentVersionDays` later)."""
     rule = aws.s3.BucketLifecycleConfigurationRuleArgs
     everything = aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="")
     rules = [
@@ -135,6 +165,17 @@ def lifecycle_rules(
                 ),
             )
         )
+    if backup is not None and not scratch:
+        rules.append(
+            rule(
+                id="expire-backups",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=backup.prefix),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    days=backup.retention_days
+                ),
+            )
+        )
     return rules
 
 
@@ -148,6 +189,10 @@ class HubStorage(pulumi.ComponentResource):
     Every public access block is on, ACLs are disabled (the bucket owner owns every object),
     objects are encrypted with S3-managed keys, and only TLS requests are allowed. Only
     staging's scratch bucket can be destroyed while it holds objects.
+
+    With `backup`, an IRSA role (`backup_role_name`) for
+    that Kubernetes account, which may only put objects under the persistent bucket's
+    `backup.prefix`, and a lifecycle rule expiring them after `backup.retention_days`.
 
     The public bucket is versioned and kept like the persistent one; its access block lets a
     public bucket policy through (BlockPublicPolicy, RestrictPublicBuckets off) while ACLs
@@ -171,9 +216,12 @@ class HubStorage(pulumi.ComponentResource):
         kubernetes_service_account: str,
         prod: bool,
         public: bool = False,
+        backup: BackupWriter | None = None,
+        backup_role_name: str = "",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:aws:HubStorage", name, None, opts)
+        self.backup_role_arn: pulumi.Output[str] | None = None
         child = pulumi.ResourceOptions(parent=self)
         urls: dict[str, pulumi.Output[str]] = {}
         arns: list[pulumi.Output[str]] = []
@@ -230,6 +278,7 @@ class HubStorage(pulumi.ComponentResource):
                     scratch=scratch,
                     delete_after_days=delete_after_days,
                     noncurrent_version_days=noncurrent_version_days,
+                    backup=backup if kind == "persistent" else None,
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self, depends_on=[versioning] if versioning is not None else []
@@ -251,6 +300,17 @@ class HubStorage(pulumi.ComponentResource):
                     opts=child,
                 )
             urls[kind] = pulumi.Output.concat("s3://", bucket.bucket)
+            if kind == "persistent" and backup is not None:
+                prefix = backup.prefix
+                self.backup_role_arn = irsa_role(
+                    f"{name}-backup",
+                    role_name=backup_role_name,
+                    oidc=oidc,
+                    service_account=backup.account.ref,
+                    description=f"Backups: {prefix} of the persistent bucket only",
+                    policy=bucket.arn.apply(lambda arn, p=prefix: backup_policy(arn, p)),
+                    opts=child,
+                ).arn
             arns.append(bucket.arn)
 
         role = irsa_role(
@@ -259,7 +319,13 @@ class HubStorage(pulumi.ComponentResource):
             oidc=oidc,
             service_account=kubernetes_service_account,
             description="Hub users: scratch and persistent buckets",
-            policy=pulumi.Output.all(*arns).apply(lambda values: users_policy(list(values))),
+            policy=pulumi.Output.all(*arns).apply(
+                lambda values: users_policy(
+                    list(values),
+                    # arns[1] is the persistent bucket's.
+                    [f"{values[1]}/{backup.prefix}*"] if backup is not None else None,
+                )
+            ),
             opts=child,
         )
         self.scratch_bucket_url = urls["scratch"]

@@ -25,7 +25,7 @@ def account_ids(deployment: str) -> dict[str, str]:
     """The stack's Google service account ids, by role, derived from `deployment`; a
     deployment name too long for them is refused before anything is registered."""
     short = deployment.removeprefix("pangeo-binder-")
-    ids = {role: f"pb-{short}-{role}" for role in ("nodes", "users", "builder")}
+    ids = {role: f"pb-{short}-{role}" for role in ("nodes", "users", "builder", "backup")}
     bad = sorted(value for value in ids.values() if not ACCOUNT_ID.match(value))
     if bad:
         raise ValueError(
@@ -99,6 +99,8 @@ class GcpStack(pulumi.ComponentResource):
             kubernetes_service_account=service_accounts.users.ref,
             prod=prod,
             depends_on=[cluster],
+            backup=service_accounts.backup,
+            backup_account_id=ids["backup"],
             opts=child,
         )
         registry = ImageRegistry(
@@ -142,6 +144,8 @@ class GcpStack(pulumi.ComponentResource):
             "users": storage.user_service_account_email,
             "builder": registry.builder_service_account_email,
         }
+        if storage.backup_service_account_email is not None:
+            identities["backup"] = storage.backup_service_account_email
         self.outputs = CloudOutputs(
             cloud="gcp",
             cluster_name=cluster.cluster_name,

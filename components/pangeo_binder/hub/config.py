@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, StringConstraints, field_validator
+from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
+from pangeo_binder import cron
 from pangeo_binder.config_shared import GitHubLogin, Model, OrgOrTeam, Team
-from pangeo_binder.outputs import KubernetesServiceAccount, WorkloadServiceAccounts
+from pangeo_binder.outputs import BackupWriter, KubernetesServiceAccount, WorkloadServiceAccounts
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 # Kubernetes service account of notebook servers and Dask pods, bound to the bucket identity.
 USER_SERVICE_ACCOUNT = "user-sa"
+# Kubernetes service account (and CronJob) of the hub database backups.
+BACKUP_SERVICE_ACCOUNT = "hub-db-backup"
 
 # registry/path/name:tag or ...@sha256:digest. A bare name would float on `latest`.
 # Hyphens escaped: browsers compile the form's `pattern` with the `v` flag, which refuses an
@@ -154,6 +157,50 @@ class AutosaveSettings(Model):
     )
 
 
+class BackupSettings(Model):
+    """Backups of the hub's sqlite database to the persistent bucket's `backups/` prefix."""
+
+    enabled: bool = Field(
+        True,
+        description="A CronJob copies the hub database (sqlite's online backup, consistent "
+        "while the hub writes) to `<persistent bucket>/backups/`, under an identity that can "
+        "write only there. Restore: docs/howto/restore.md.",
+    )
+    schedule: str = Field(
+        "17 */6 * * *",
+        description="When, as a Kubernetes CronJob schedule in UTC (five fields, or @hourly, "
+        "@daily, ...). Every 6 hours by default: a restore loses at most 6 hours of logins "
+        "and server records.",
+    )
+    retention_days: int = Field(
+        30,
+        ge=1,
+        description="Backups are deleted this many days after they are written (a lifecycle "
+        "rule on `backups/`); at least two schedule periods, so a late run never leaves none.",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        cron.longest_gap(value)  # parses, and fires at least twice in four years
+        return value
+
+    @model_validator(mode="after")
+    def _keeps_two_periods(self) -> BackupSettings:
+        gap = cron.longest_gap(self.schedule)
+        if self.retention_days * 86400 < 2 * gap.total_seconds():
+            raise ValueError(
+                f"retentionDays {self.retention_days} keeps less than two periods of "
+                f"schedule {self.schedule!r} (up to {gap} apart): one late run would leave "
+                "no backup"
+            )
+        return self
+
+    def period_seconds(self) -> int:
+        """The longest time between two scheduled runs."""
+        return int(cron.longest_gap(self.schedule).total_seconds())
+
+
 class HubSettings(Model):
     """Hub settings shared by every cloud (`pangeo-binder:hub`)."""
 
@@ -225,6 +272,7 @@ class HubSettings(Model):
     dask: DaskSettings = Field(default_factory=DaskSettings)
     autosave: AutosaveSettings = Field(default_factory=AutosaveSettings)
     binder: BinderSettings = Field(default_factory=BinderSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
     hub_image: HubImage | None = Field(
         None,
         description="A prebuilt hub image, name:tag, used as it is. Unset (the default): "
@@ -237,10 +285,18 @@ class HubSettings(Model):
 
     def workload_service_accounts(self) -> WorkloadServiceAccounts:
         """The hub's Kubernetes service accounts, for a cloud stack to bind its identities to:
-        notebooks and Dask pods run as `user-sa`, BinderHub as the builder account."""
+        notebooks and Dask pods run as `user-sa`, BinderHub as the builder account, the
+        database backups (when on) as `hub-db-backup`."""
+        backup = self.backup
         return WorkloadServiceAccounts(
             users=KubernetesServiceAccount(self.namespace, USER_SERVICE_ACCOUNT),
             builder=KubernetesServiceAccount(self.namespace, self.builder_service_account),
+            backup=BackupWriter(
+                KubernetesServiceAccount(self.namespace, BACKUP_SERVICE_ACCOUNT),
+                retention_days=backup.retention_days,
+            )
+            if backup.enabled
+            else None,
         )
 
     def default_image(self, kind: Literal["cpu", "gpu"] = "cpu") -> str:

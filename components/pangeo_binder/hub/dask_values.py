@@ -73,6 +73,18 @@ def gateway_settings(
     }
 
 
+# Requests (and memory limits) of the gateway's pods on core nodes; the chart leaves them
+# empty (BestEffort). No upstream figures; estimates for an API server, a controller and a
+# Traefik that are idle most of the time. Checked against the core node in
+# tests/test_core_fit.py.
+GATEWAY_RESOURCES = {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+CONTROLLER_RESOURCES = {
+    "requests": {"cpu": "20m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+TRAEFIK_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+
+
 def dask_gateway_values(
     context: HubContext, settings: HubSettings, pools: dict[str, NodePool]
 ) -> dict[str, Any]:
@@ -96,6 +108,7 @@ def dask_gateway_values(
                 },
             },
             "nodeSelector": CORE_SELECTOR,
+            "resources": GATEWAY_RESOURCES,
             "backend": {
                 "scheduler": {
                     "extraPodConfig": {
@@ -119,10 +132,14 @@ def dask_gateway_values(
                 "10-options": source("gateway_options"),
             },
         },
-        "controller": {"nodeSelector": CORE_SELECTOR},
+        "controller": {"nodeSelector": CORE_SELECTOR, "resources": CONTROLLER_RESOURCES},
         # Inside the cluster only: the hub's proxy is the way in (the chart's default would
         # be a second load balancer).
-        "traefik": {"service": {"type": "ClusterIP"}, "nodeSelector": CORE_SELECTOR},
+        "traefik": {
+            "service": {"type": "ClusterIP"},
+            "nodeSelector": CORE_SELECTOR,
+            "resources": TRAEFIK_RESOURCES,
+        },
     }
 
 

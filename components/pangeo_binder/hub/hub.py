@@ -12,6 +12,8 @@ import pulumi_random as random
 
 from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB, ChartPin
 from pangeo_binder.config_shared import CloudHub, NodePool
+from pangeo_binder.hub.backup import NAME as BACKUP_NAME
+from pangeo_binder.hub.backup import backup_configmap, backup_cronjob
 from pangeo_binder.hub.binderhub_values import binderhub_values
 from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
 from pangeo_binder.hub.context import (
@@ -59,6 +61,13 @@ def load_balancer_address(resources: list[Any] | None) -> pulumi.Output[str]:
     return pulumi.Output.all(*[pulumi.Output.all(s.metadata, s.status) for s in services]).apply(
         proxy_address
     )
+
+
+def hub_image_ref(settings: HubSettings, context: HubContext) -> str:
+    """The image the hub runs: the operator's, the one `pulumi up` built, or the chart's."""
+    if settings.hub_image:
+        return settings.hub_image
+    return context.hub_image_ref or f"quay.io/jupyterhub/k8s-hub:{JUPYTERHUB.version}"
 
 
 class Hub(pulumi.ComponentResource):
@@ -218,9 +227,51 @@ class Hub(pulumi.ComponentResource):
                 context.apply(lambda c: binderhub_values(c, settings, pools)),
                 after_hub,
             )
+        if settings.backup.enabled:
+            self._backup(name, cloud, settings, context, after_hub)
         self.address = jupyterhub.resources.apply(load_balancer_address)
         self.url = pulumi.Output.from_input(f"https://{cloud_hub.domain}")
         self.register_outputs(self.exports())
+
+    def _backup(
+        self,
+        name: str,
+        cloud: CloudOutputs,
+        settings: HubSettings,
+        context: pulumi.Output[HubContext],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.batch.v1.CronJob:
+        """The database backup: its service account (bound to the cloud's backup identity),
+        script and CronJob (`hub/backup.py`), after the hub's release made the volume."""
+        namespace = settings.namespace
+        k8s.core.v1.ServiceAccount(
+            f"{name}-backup-sa",
+            metadata={
+                "name": BACKUP_NAME,
+                "namespace": namespace,
+                "annotations": cloud.service_account_annotations.get("backup", {}),
+            },
+            opts=opts,
+        )
+        script = backup_configmap(namespace)
+        k8s.core.v1.ConfigMap(
+            f"{name}-backup-script", metadata=script["metadata"], data=script["data"], opts=opts
+        )
+        manifest = context.apply(
+            lambda c: backup_cronjob(
+                cloud=c.cloud,
+                namespace=namespace,
+                settings=settings.backup,
+                hub_image=hub_image_ref(settings, c),
+                persistent_bucket=c.persistent_bucket,
+            )
+        )
+        return k8s.batch.v1.CronJob(
+            f"{name}-backup",
+            metadata=manifest.apply(lambda m: m["metadata"]),
+            spec=manifest.apply(lambda m: m["spec"]),
+            opts=opts,
+        )
 
     def _release(
         self,

@@ -38,6 +38,24 @@ from pangeo_binder.hub.sharing import (
 )
 from pangeo_binder.scheduling import toleration
 
+# Requests (and memory limits) of the pods on core nodes. z2jh 4.4.0 leaves every
+# `resources` empty, which makes them BestEffort: the first pods the kubelet evicts when the
+# core node runs short, the hub among them. No upstream figures exist for these pods (z2jh's
+# values.yaml and docs give none); these are estimates for a hub of a few hundred users, with
+# memory limits well above the request so a leak is stopped before it starves the node, and no
+# CPU limits (throttling the proxy would slow every request). Their sum is checked against the
+# core node's allocatable in tests/test_core_fit.py.
+HUB_RESOURCES = {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+PROXY_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+SECRET_SYNC_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "32Mi"},
+    "limits": {"memory": "128Mi"},
+}
+USER_SCHEDULER_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+
 
 def _split_image(ref: str) -> tuple[str, str] | None:
     """`name:tag` -> (name, tag); None for digests, which the pre-puller cannot name."""
@@ -239,6 +257,7 @@ def jupyterhub_values(
             },
             # sqlite on a volume of the cluster's default storage class.
             "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
+            "resources": HUB_RESOURCES,
             "networkPolicy": {
                 "enabled": True,
                 "ingress": hub_ingress,
@@ -250,7 +269,10 @@ def jupyterhub_values(
             # One load balancer on the address the cloud layer reserved before the hub started
             # (GKE loadBalancerIP, EKS NLB Elastic IPs): it survives the Service's replacement.
             "service": proxy_service(context.proxy_service),
-            "chp": {"networkPolicy": {"egress": routes}},
+            "chp": {"networkPolicy": {"egress": routes}, "resources": PROXY_RESOURCES},
+            # autohttps: Traefik and the sidecar that keeps its certificate in a Secret.
+            "traefik": {"resources": PROXY_RESOURCES},
+            "secretSync": {"resources": SECRET_SYNC_RESOURCES},
             "https": {
                 "enabled": True,
                 "type": "letsencrypt",
@@ -278,7 +300,7 @@ def jupyterhub_values(
             **autosave_singleuser(settings.autosave),
         },
         "scheduling": {
-            "userScheduler": {"enabled": True},
+            "userScheduler": {"enabled": True, "resources": USER_SCHEDULER_RESOURCES},
             "podPriority": {"enabled": True},
             "userPlaceholder": {"enabled": True, "replicas": 0},
             "corePods": {"nodeAffinity": {"matchNodePurpose": "require"}},
