@@ -22,6 +22,10 @@ from pangeo_binder.hub.context import (
     SCHEDULER_REQUEST,
     HubContext,
 )
+from pangeo_binder.hub.image_cache import (
+    gateway_extra_config_image_cache,
+    gateway_settings_image_cache,
+)
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.profiles import shared_pool
 from pangeo_binder.machines import Allocatable, Cloud, allocatable
@@ -70,6 +74,7 @@ def gateway_settings(
         "maxWorkers": settings.dask.max_workers,
         "maxCores": settings.dask.max_cores,
         "maxMemoryGib": settings.dask.max_memory_gb,
+        **gateway_settings_image_cache(context.image_cache),
     }
 
 
@@ -129,6 +134,8 @@ def dask_gateway_values(
             },
             "extraConfig": {
                 "00-settings": settings_entry,
+                # The image rewrite the options handler applies to workers and schedulers.
+                **gateway_extra_config_image_cache(context.image_cache),
                 "10-options": source("gateway_options"),
             },
         },

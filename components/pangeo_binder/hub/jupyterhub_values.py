@@ -27,7 +27,9 @@ from pangeo_binder.hub.context import (
     runs_dask,
 )
 from pangeo_binder.hub.hub_image import hub_image_values
+from pangeo_binder.hub.image_cache import jupyterhub_image_cache
 from pangeo_binder.hub.incluster import source
+from pangeo_binder.hub.placeholders import user_placeholder_values
 from pangeo_binder.hub.profiles import profile_list
 from pangeo_binder.hub.proxy import proxy_service
 from pangeo_binder.hub.sharing import (
@@ -199,7 +201,7 @@ def jupyterhub_values(
         hub_image = {"name": image_name, "tag": image_tag}
     elif context.hub_image_ref:
         hub_image = hub_image_values(context.hub_image_ref)
-    return {
+    values: dict[str, Any] = {
         # z2jh's default names (hub, proxy-public, autohttps) without a release prefix.
         "fullnameOverride": "",
         "hub": {
@@ -302,7 +304,8 @@ def jupyterhub_values(
         "scheduling": {
             "userScheduler": {"enabled": True, "resources": USER_SCHEDULER_RESOURCES},
             "podPriority": {"enabled": True},
-            "userPlaceholder": {"enabled": True, "replicas": 0},
+            # Warm capacity on the default pool (clouds.<cloud>.hub.userPlaceholders).
+            "userPlaceholder": user_placeholder_values(context.cloud, pools, settings, cloud_hub),
             "corePods": {"nodeAffinity": {"matchNodePurpose": "require"}},
             "userPods": {
                 "nodeAffinity": {"matchNodePurpose": "require"},
@@ -325,3 +328,6 @@ def jupyterhub_values(
         },
         "cull": {"enabled": True, "timeout": settings.cull_idle_minutes * 60, "every": 300},
     }
+    # Menu, default and pre-puller images by their in-region cache names (when the cloud has
+    # one); users and the servers' JUPYTER_IMAGE_SPEC keep the upstream names.
+    return jupyterhub_image_cache(values, context.image_cache)
