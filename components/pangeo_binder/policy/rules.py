@@ -47,6 +47,8 @@ class Context:
 
 @dataclass(frozen=True)
 class Violation:
+    """One rule's finding on one resource (`as_dict` is the shape `policy check` prints)."""
+
     policy: str
     enforcement: Enforcement
     type: str
@@ -67,6 +69,8 @@ Check = Callable[[Resource, Context], Iterable[str]]
 
 @dataclass(frozen=True)
 class Rule:
+    """A guard rail: its check, its enforcement and why, and the checkov/CIS item it mirrors."""
+
     name: str
     enforcement: Enforcement
     description: str
