@@ -38,12 +38,14 @@ from pangeo_binder.policy.rules import RULES, Rule, check_resource  # noqa: E402
 CONTEXT = context_for_stack(PROJECT, os.environ.get("PANGEO_POLICY_STACK"))
 
 
-def level(rule: Rule) -> EnforcementLevel:
-    return (
-        EnforcementLevel.MANDATORY
-        if rule.enforcement == "mandatory"
-        else (EnforcementLevel.ADVISORY)
-    )
+def described(rule: Rule) -> dict[str, Any]:
+    """What every policy of the pack takes from its rule: name, description, enforcement."""
+    mandatory = rule.enforcement == "mandatory"
+    return {
+        "name": rule.name,
+        "description": rule.description,
+        "enforcement_level": EnforcementLevel.MANDATORY if mandatory else EnforcementLevel.ADVISORY,
+    }
 
 
 def resource_policy(rule: Rule) -> ResourceValidationPolicy:
@@ -56,12 +58,7 @@ def resource_policy(rule: Rule) -> ResourceValidationPolicy:
         for message in messages:
             report(message, None)
 
-    return ResourceValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        enforcement_level=level(rule),
-        validate=validate,
-    )
+    return ResourceValidationPolicy(**described(rule), validate=validate)
 
 
 def stack_policy(rule: Rule) -> StackValidationPolicy:
@@ -70,12 +67,7 @@ def stack_policy(rule: Rule) -> StackValidationPolicy:
         for urn, message in stack_violations(rule.name, resources, CONTEXT):
             report(message, urn)
 
-    return StackValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        enforcement_level=level(rule),
-        validate=validate,
-    )
+    return StackValidationPolicy(**described(rule), validate=validate)
 
 
 def policies() -> list[Any]:

@@ -42,15 +42,19 @@ def resource(plan: dict[str, Any], name: str) -> Resource:
     return found[0]
 
 
+def set_path(mapping: dict[str, Any], path: str, value: Any, sep: str = "__") -> None:
+    """Set `mapping[a][b] = value` for the path `a__b` (`sep` between keys), making maps."""
+    *parents, last = path.split(sep)
+    for key in parents:
+        mapping = mapping.setdefault(key, {})
+    mapping[last] = value
+
+
 def changed(r: Resource, *, protect: bool | None = None, **paths: Any) -> Resource:
     """`r` with inputs set by path (`a__b` is inputs["a"]["b"]) and maybe another protect."""
     inputs = copy.deepcopy(r.inputs)
     for path, value in paths.items():
-        *parents, last = path.split("__")
-        node = inputs
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
+        set_path(inputs, path, value)
     return Resource(
         r.type, r.name, inputs, r.protect if protect is None else protect, r.retain_on_delete
     )
@@ -80,11 +84,7 @@ def public_hub(**values: Any) -> Resource:
         "singleuser": {"extraPodConfig": {"automountServiceAccountToken": False}},
     }
     for path, value in values.items():
-        *parents, last = path.split("__")
-        node = base
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
+        set_path(base, path, value)
     return Resource(
         "kubernetes:helm.sh/v4:Chart",
         "gcp-public-jupyterhub",
@@ -480,11 +480,7 @@ def set_input(plan: dict[str, Any], name: str, path: str, value: Any) -> dict[st
     plan = copy.deepcopy(plan)
     cloud = name.split("-", 1)[0]
     [item] = [r for r in plan["clouds"][cloud]["resources"] if r["name"] == name]
-    *parents, last = path.split(".")
-    node = item["inputs"]
-    for key in parents:
-        node = node[key]
-    node[last] = value
+    set_path(item["inputs"], path, value, sep=".")
     return plan
 
 
