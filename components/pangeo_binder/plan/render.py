@@ -214,6 +214,14 @@ def text(document: dict[str, Any]) -> str:
             ]
         if cost["unpriced"]:
             out += ["", "  unpriced: " + ", ".join(cost["unpriced"])]
+    found = (document.get("policies") or {}).get("violations")
+    if found is not None:
+        out += ["", "== policies =="]
+        out += [
+            f"  {v['enforcement']} {v['policy']}: {v.get('cloud', '')} {v['resource']['type']} "
+            f"{v['resource']['name']}: {v['message']}"
+            for v in found
+        ] or ["  no violations"]
     delta = document.get("delta")
     if delta is not None:
         out += ["", f"== change against {delta['against']} =="]
