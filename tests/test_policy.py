@@ -581,6 +581,10 @@ def test_markdown_lists_violations_above_the_cost(plans: dict[str, Any]) -> None
     markdown = RENDERERS["markdown"](document)
     assert markdown.index("no-admin-roles") < markdown.index("### Monthly cost")
     assert "gcp-gke-nodes-role" in markdown
+    text = RENDERERS["text"](document)
+    assert (
+        "mandatory no-admin-roles: gcp gcp:projects/iAMMember:IAMMember gcp-gke-nodes-role" in text
+    )
     clean = RENDERERS["markdown"](plans["staging"])
     assert "No policy violations" in clean
     assert clean.index("No policy violations") < clean.index("### Monthly cost")
