@@ -531,7 +531,8 @@ ANONYMOUS = {
 
 
 def anonymous_hub(values: dict[str, Any]) -> bool:
-    """A z2jh hub anyone can use without logging in (null, tmp or dummy authenticator)."""
+    """A z2jh hub anyone can use without logging in (null, tmp or dummy authenticator); a chart
+    that sets none gets z2jh 4.4.0's default, `dummy`."""
     authenticator = _get(values, "hub", "config", "JupyterHub", "authenticator_class")
     return authenticator is None or str(authenticator) in ANONYMOUS
 
