@@ -1,7 +1,7 @@
 # pangeo-binder: the commands an operator and a developer need.
 #   make up STACK=staging      set up the virtualenv, check the CLIs and logins the stack needs,
 #                              pick a state backend, deploy the stack
-#   make preview STACK=staging the same checks as up, then pulumi preview --diff
+#   make preview STACK=staging the same checks as up, then pulumi preview --diff with the policy pack
 #   make destroy STACK=staging pulumi destroy (prod's protect guards refuse)
 #   make prereqs STACK=staging only the check of the CLIs and logins
 #   make test                  set up the virtualenv, lint, run the test suite (what CI runs;
@@ -106,7 +106,7 @@ login: prereqs
 
 preview: venv login
 	pulumi stack select --create "$(STACK)"
-	pulumi preview --stack "$(STACK)" --diff
+	PANGEO_POLICY_STACK="$(STACK)" pulumi preview --stack "$(STACK)" --diff --policy-pack policies
 
 up: venv login
 	pulumi stack select --create "$(STACK)"

@@ -102,8 +102,8 @@ def test_tree_groups_every_resource_under_its_cloud_and_component(
     staging_eval: dict[str, Any], staging_plan: dict[str, Any]
 ) -> None:
     gcp, aws = (
-        staging_plan["clouds"]["gcp"]["resources"],
-        staging_plan["clouds"]["aws"]["resources"],
+        [{k: r[k] for k in ("type", "name", "parent")} for r in block["resources"]]
+        for block in (staging_plan["clouds"]["gcp"], staging_plan["clouds"]["aws"])
     )
     assert sorted(staging_plan["clouds"]) == ["aws", "gcp"]
     assert len(gcp) + len(aws) == len(staging_eval["records"])
@@ -230,7 +230,9 @@ def test_json_has_the_shape_other_tools_read(staging_plan: dict[str, Any]) -> No
     assert document["stack"] == "staging"
     for block in document["clouds"].values():
         assert {"resources", "cost"} <= block.keys()
-        assert all(set(r) == {"type", "name", "parent"} for r in block["resources"])
+        assert all(
+            set(r) == {"type", "name", "parent", "inputs", "options"} for r in block["resources"]
+        )
         cost = block["cost"]
         assert {"idleMonthlyUsd", "ceilingMonthlyUsd", "lines", "unpriced"} <= cost.keys()
         for line in cost["lines"]:

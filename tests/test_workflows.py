@@ -206,6 +206,9 @@ def test_the_preview_runs_only_for_same_repository_pull_requests() -> None:
     assert step["with"]["command"] == "preview"
     assert step["with"]["diff"] is True
     assert step["with"]["comment-on-pr"] is True
+    # the guard rails run in the preview, with the stack's declarations
+    assert step["with"]["policyPacks"] == "policies"
+    assert step["env"]["PANGEO_POLICY_STACK"] == "${{ matrix.stack }}"
     assert job["permissions"] == {
         "contents": "read",
         "id-token": "write",
@@ -222,6 +225,8 @@ def test_the_plan_compares_with_the_base_and_publishes_summary_and_artifact() ->
     script = run["run"]
     assert '--compare "$BASE_SHA"' in script
     assert "--format markdown" in script and "--format json" in script
+    # the guard rails over each plan fail the job on a mandatory violation
+    assert '.venv/bin/python -m pangeo_binder.policy check "plan/$stack.json" || status=1' in script
     assert "for stack in staging prod; do" in script
     assert '>> "$GITHUB_STEP_SUMMARY"' in script
     assert "plan/pr-number" in script
@@ -260,13 +265,19 @@ def test_deploys_are_ordered_and_never_overlap() -> None:
     for stack in ("staging", "prod"):
         job = deploy[stack]
         assert job["environment"] == stack
-        (up,) = steps_using(job, "pulumi/actions")
-        assert up["with"] == {
-            "command": "up",
-            "stack-name": stack,
-            "pulumi-version-file": ".pulumi.version",
-        }
+        preview, up = steps_using(job, "pulumi/actions")
+        # the policy pack's preview comes first: a mandatory violation stops the job before
+        # `up` changes anything; `up` runs the pack again with every value known
+        for step, command in ((preview, "preview"), (up, "up")):
+            assert step["with"] == {
+                "command": command,
+                "stack-name": stack,
+                "pulumi-version-file": ".pulumi.version",
+                "policyPacks": "policies",
+            }
+            assert step["env"] == {"PANGEO_POLICY_STACK": stack}
         steps = job["steps"]
+        assert steps.index(preview) + 1 == steps.index(up)
         smoke = steps[steps.index(up) + 1]["run"]
         assert f"pulumi stack output --stack {stack} --json" in smoke
         assert f"pangeo_binder.smoke --stack {stack}" in smoke
@@ -301,7 +312,7 @@ def test_every_pulumi_run_uses_the_pinned_cli() -> None:
     version = (ROOT / ".pulumi.version").read_text().strip()
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
     steps = [s for _, _, j in jobs() for s in steps_using(j, "pulumi/actions")]
-    assert len(steps) == 3
+    assert len(steps) == 5  # the PR preview; per deploy job, the policy preview and up
     assert all(s["with"]["pulumi-version-file"] == ".pulumi.version" for s in steps)
 
 

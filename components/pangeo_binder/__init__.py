@@ -19,7 +19,9 @@ The layers, in the order a program composes them:
 - the hub: `Hub` installs JupyterHub (and Dask Gateway where a dask pool exists, and BinderHub
   unless disabled) on any cloud's `CloudOutputs`; its values are built by pure functions that
   take the config model and a `HubContext`;
-- chart pins: the exact chart versions the hub installs.
+- chart pins: the exact chart versions the hub installs;
+- guard rails: the policy rules (`POLICY_RULES`) over a stack's resources (`check_policies`),
+  which this project's CrossGuard pack and offline plan run (docs/reference/policies.md).
 
 Nothing here reads Pulumi config: a program's `__main__.py` does, and passes typed models in.
 Names are resolved on first use, so `import pangeo_binder` stays cheap and a GCP-only program
@@ -92,6 +94,14 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         "ChartPin": ("pangeo_binder.charts", "ChartPin"),
         "CHART_PINS": ("pangeo_binder.charts", "PINS"),
     },
+    "Guard rails": {
+        "POLICY_RULES": ("pangeo_binder.policy.rules", "RULES"),
+        "PolicyRule": ("pangeo_binder.policy.rules", "Rule"),
+        "PolicyResource": ("pangeo_binder.policy.rules", "Resource"),
+        "PolicyContext": ("pangeo_binder.policy.rules", "Context"),
+        "PolicyViolation": ("pangeo_binder.policy.rules", "Violation"),
+        "check_policies": ("pangeo_binder.policy.rules", "check_stack"),
+    },
 }
 _EXPORTS = {name: where for layer in _LAYERS.values() for name, where in layer.items()}
 
@@ -146,3 +156,9 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
         RegistryLogin,
         WorkloadServiceAccounts,
     )
+    from pangeo_binder.policy.rules import RULES as POLICY_RULES
+    from pangeo_binder.policy.rules import Context as PolicyContext
+    from pangeo_binder.policy.rules import Resource as PolicyResource
+    from pangeo_binder.policy.rules import Rule as PolicyRule
+    from pangeo_binder.policy.rules import Violation as PolicyViolation
+    from pangeo_binder.policy.rules import check_stack as check_policies

@@ -15,6 +15,7 @@ from pangeo_binder.gcp.registry import ImageRegistry, push_login
 from pangeo_binder.gcp.services import ProjectApis, after_apis
 from pangeo_binder.gcp.storage import HubStorage
 from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
+from pangeo_binder.policy.context import gcp_bucket_prefix
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
 # Google service account ids: 6-30 characters, a lowercase letter first (IAM's own rule).
@@ -76,12 +77,8 @@ class GcpStack(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(
             parent=self, providers=[provider], transformations=needs_apis
         )
-        short = deployment.removeprefix("pangeo-binder-")
-        # Bucket names are global; the project id is too. Add the environment unless the
-        # project already names it (pangeo-binder-staging), so staging and prod can share one.
-        bucket_prefix = (
-            cloud.project if cloud.project.endswith(f"-{short}") else f"{cloud.project}-{short}"
-        )
+        # one naming rule, which the policies read to know the declared public bucket
+        bucket_prefix = gcp_bucket_prefix(cloud.project, deployment.removeprefix("pangeo-binder-"))
 
         cluster = GkeCluster(
             f"{name}-gke",

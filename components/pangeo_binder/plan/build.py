@@ -15,6 +15,9 @@ from pangeo_binder.plan import runtime
 from pangeo_binder.plan.cost import Prices, estimate
 from pangeo_binder.plan.diff import delta
 from pangeo_binder.plan.tree import by_cloud
+from pangeo_binder.policy.check import context_as_dict, violations
+from pangeo_binder.policy.context import context_from_stack_file
+from pangeo_binder.policy.rules import Context
 
 
 class PlanError(RuntimeError):
@@ -39,8 +42,11 @@ def evaluate(root: Path, stack: str, stack_file: Path | None = None) -> dict[str
     return json.loads(result.stdout)
 
 
-def plan(evaluation: dict[str, Any], prices: Prices, ref: str = "") -> dict[str, Any]:
-    """The plan document: per cloud its resources, Helm releases (values redacted) and cost.
+def plan(
+    evaluation: dict[str, Any], prices: Prices, ref: str = "", context: Context | None = None
+) -> dict[str, Any]:
+    """The plan document: per cloud its resources (inputs redacted, options), Helm releases
+    and cost, and the policy violations over them (`context`: the stack's declarations).
 
     `_inputs` (redacted inputs by cloud, type and name) is for `diff` and is dropped
     before output."""
@@ -60,10 +66,15 @@ def plan(evaluation: dict[str, Any], prices: Prices, ref: str = "") -> dict[str,
         }
         for record in tree.records:
             inputs[(cloud, record["type"], record["name"])] = record["inputs"]
+    context = context or Context()
     return {
         "stack": evaluation["stack"],
         "ref": ref,
         "clouds": clouds,
+        "policies": {
+            "context": context_as_dict(context),
+            "violations": violations(clouds, context),
+        },
         "_inputs": inputs,
         "_scrub": sorted(scrub),
     }
@@ -108,7 +119,9 @@ def full_plan(
     Both sides are priced with this checkout's price file, so the delta shows what the
     resources change, not what a price update changes."""
     prices = prices or Prices.load()
-    current = plan(evaluate(root, stack), prices, ref="HEAD")
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    context = context_from_stack_file(stack_file) if stack_file.is_file() else None
+    current = plan(evaluate(root, stack), prices, ref="HEAD", context=context)
     if compare:
         base = plan(evaluate_ref(root, compare, stack), prices, ref=compare)
         current["delta"] = delta(current, base)

@@ -77,6 +77,30 @@ def warnings(document: dict[str, Any]) -> list[str]:
     ]
 
 
+def _policy_lines(document: dict[str, Any]) -> list[str]:
+    """The policy violations (docs/reference/policies.md), mandatory ones first."""
+    found = (document.get("policies") or {}).get("violations")
+    if found is None:
+        return []
+    out = ["### Policies", ""]
+    if not found:
+        return [*out, "No policy violations.", ""]
+    blocking = sum(v["enforcement"] == "mandatory" for v in found)
+    out += [f"{blocking} mandatory (blocks the deploy), {len(found) - blocking} advisory.", ""]
+    rows = [
+        (
+            v["enforcement"],
+            v["policy"],
+            v.get("cloud", ""),
+            v["resource"]["type"],
+            v["resource"]["name"],
+            v["message"],
+        )
+        for v in found
+    ]
+    return [*out, *_table(("enforcement", "policy", "cloud", "type", "name", "message"), rows), ""]
+
+
 def markdown(document: dict[str, Any]) -> str:
     out = [f"## Offline plan: stack `{document['stack']}`", ""]
     delta = document.get("delta")
@@ -112,6 +136,7 @@ def markdown(document: dict[str, Any]) -> str:
                 ],
             )
         out += [""]
+    out += _policy_lines(document)
     out += ["### Monthly cost (list prices, 730 hours)", ""]
     out += _table(
         ("cloud", "idle", "ceiling", "unpriced"),
@@ -189,6 +214,14 @@ def text(document: dict[str, Any]) -> str:
             ]
         if cost["unpriced"]:
             out += ["", "  unpriced: " + ", ".join(cost["unpriced"])]
+    found = (document.get("policies") or {}).get("violations")
+    if found is not None:
+        out += ["", "== policies =="]
+        out += [
+            f"  {v['enforcement']} {v['policy']}: {v.get('cloud', '')} {v['resource']['type']} "
+            f"{v['resource']['name']}: {v['message']}"
+            for v in found
+        ] or ["  no violations"]
     delta = document.get("delta")
     if delta is not None:
         out += ["", f"== change against {delta['against']} =="]

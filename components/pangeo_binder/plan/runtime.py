@@ -124,6 +124,16 @@ def recording_monitor(base: type) -> Any:
                         "parent": request.parent,
                         "custom": bool(request.custom),
                         "inputs": _plain(redact_secrets(raw)),
+                        # what the policies read besides inputs (pangeo_binder.policy)
+                        "options": {
+                            "protect": bool(request.protect),
+                            "retainOnDelete": bool(request.retainOnDelete),
+                            "ignoreChanges": list(request.ignoreChanges),
+                            # a provider reference is `<urn>::<id>`; the urn names it
+                            "provider": str(request.provider).rsplit("::", 1)[0]
+                            if str(request.provider).count("::") >= 4
+                            else str(request.provider),
+                        },
                     }
                 )
             return response

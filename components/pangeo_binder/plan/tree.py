@@ -20,13 +20,23 @@ SECRET_KEY = re.compile(
     r"secret|token|passw|api_?key|private_?key|cookie|credential|kubeconfig|\.pem$",
     re.IGNORECASE,
 )
+# Keys that match SECRET_KEY but hold settings the policies read: the launch template's
+# IMDSv2 switch (`metadataOptions.httpTokens: required`). Booleans are never redacted either
+# (`automountServiceAccountToken: false` is a setting, not a credential).
+NOT_SECRET_KEYS = frozenset({"httpTokens"})
+
+
+def _secret_key(key: Any, item: Any) -> bool:
+    if str(key) in NOT_SECRET_KEYS or isinstance(item, bool) or item == {}:
+        return False
+    return bool(SECRET_KEY.search(str(key)))
 
 
 def redact(value: Any, scrub: frozenset[str] = frozenset()) -> Any:
     """`value` with known secret keys' values and any `scrub` string replaced by SECRET."""
     if isinstance(value, dict):
         return {
-            key: SECRET if SECRET_KEY.search(str(key)) and item != {} else redact(item, scrub)
+            key: SECRET if _secret_key(key, item) else redact(item, scrub)
             for key, item in value.items()
         }
     if isinstance(value, list):
@@ -56,11 +66,28 @@ class CloudTree:
     records: list[dict[str, Any]] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # urn -> name, for parents
 
-    def resources(self) -> list[dict[str, str]]:
+    def resources(self) -> list[dict[str, Any]]:
+        """Each resource with its parent's name, its inputs (redacted) and the options the
+        policies read; `provider` is the explicit provider's name, "" for the default one."""
         return [
-            {"type": r["type"], "name": r["name"], "parent": self.names.get(r["parent"], "")}
+            {
+                "type": r["type"],
+                "name": r["name"],
+                "parent": self.names.get(r["parent"], ""),
+                "inputs": r["inputs"],
+                "options": self._options(r.get("options") or {}),
+            }
             for r in self.records
         ]
+
+    def _options(self, options: dict[str, Any]) -> dict[str, Any]:
+        provider = str(options.get("provider", ""))
+        return {
+            "protect": bool(options.get("protect")),
+            "retainOnDelete": bool(options.get("retainOnDelete")),
+            "ignoreChanges": list(options.get("ignoreChanges") or []),
+            "provider": self.names.get(provider, provider),
+        }
 
     def of_type(self, *types: str) -> list[dict[str, Any]]:
         return [r for r in self.records if r["type"] in types]
