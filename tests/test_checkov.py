@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chart_render import render
+from chart_render import find, render
 from conftest import release
 from harness import ROOT, Run
 from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
@@ -194,3 +194,51 @@ def test_a_dropped_entry_and_an_invented_one_are_both_caught(
     pairs = accepted(load_baseline(edited))
     assert checkov_report["found"] - pairs == {dropped}
     assert pairs - checkov_report["found"] == {invented}
+
+
+def pod_spec(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (workload,) = find(objects, kind, name)
+    return workload["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("cloud", ["gcp", "aws"])
+def test_our_security_settings_reach_the_pods_with_the_charts_own(
+    stack: str, cloud: str, request: pytest.FixtureRequest
+) -> None:
+    """The values that closed baseline entries, on the rendered pods: Helm merges them into the
+    charts' own contexts, which must survive (a replaced map would drop `drop: [ALL]`)."""
+    run: Run = request.getfixturevalue(stack)
+    binder = release(run, cloud, "binderhub-service")
+    objects = render(
+        BINDERHUB_SERVICE, binder["values"], release=binder["name"], namespace=binder["namespace"]
+    )
+    spec = pod_spec(objects, "Deployment", "binderhub")
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert spec["containers"][0]["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+    }
+    # The build daemon stays as the chart makes it: privileged root, no pod context.
+    daemon = pod_spec(objects, "DaemonSet", "docker-api")
+    assert daemon["containers"][0]["securityContext"] == {"privileged": True, "runAsUser": 0}
+    assert "securityContext" not in daemon
+
+    hub = release(run, cloud, "jupyterhub")
+    objects = render(JUPYTERHUB, hub["values"], release=hub["name"], namespace=hub["namespace"])
+    spec = pod_spec(objects, "StatefulSet", "user-placeholder")
+    (pause,) = spec["containers"]
+    # Sized with a CPU request and a memory limit whatever the replica count (0 in both stacks).
+    assert pause["resources"]["requests"]["cpu"] > 0
+    assert pause["resources"]["limits"]["memory"] == pause["resources"]["requests"]["memory"]
+    assert pause["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pause["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pause["securityContext"]["runAsUser"] == 65534
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False

@@ -72,10 +72,10 @@ def user_placeholder_values(
 ) -> dict[str, Any]:
     """z2jh's `scheduling.userPlaceholder`: pods sized like a default server, pinned to the
     default pool (the placeholders otherwise follow `singleuser.nodeSelector`, which this hub
-    leaves empty, and could wake any user pool)."""
+    leaves empty, and could wake any user pool). Sized and pinned with no replicas too: the
+    chart renders the StatefulSet either way (with the servers' memory guarantee only), and
+    a `kubectl scale` of it, z2jh's own way to try the autoscaler, must start real ones."""
     held = placeholders(cloud, pools, settings, cloud_hub)
-    if not held.count:
-        return {"enabled": True, "replicas": 0}
     memory = f"{held.memory_mib}M"
     return {
         "enabled": True,
@@ -84,7 +84,13 @@ def user_placeholder_values(
             "requests": {"cpu": held.cpu, "memory": memory},
             "limits": {"memory": memory},
         },
-        "extraPodSpec": {"nodeSelector": {POOL_LABEL: held.pool}},
+        # Merged into the chart's (nobody, no capabilities, RuntimeDefault): `pause` writes
+        # nothing, and the pod, which the chart gives no context, gets the same defaults.
+        "containerSecurityContext": {"readOnlyRootFilesystem": True},
+        "extraPodSpec": {
+            "nodeSelector": {POOL_LABEL: held.pool},
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        },
         "annotations": {PER_NODE_ANNOTATION: str(held.per_node)},
     }
 
