@@ -70,7 +70,10 @@ TEST_PRICES: dict[str, Any] = {
                 "g4dn.xlarge": {"onDemand": 0.53, "spot": 0.2, "source": "test"},
                 "r5.4xlarge": {"onDemand": 1.0, "spot": 0.3, "source": "test"},
             },
-            "disks": {"gp3": {"usdPerGbMonth": 0.08, "source": "test"}},
+            "disks": {
+                "gp3": {"usdPerGbMonth": 0.08, "source": "test"},
+                "gp3-throughput": {"usdPerMonth": 0.04, "source": "test"},
+            },
             "natGateway": {"usdPerHour": 0.045, "source": "test"},
         },
     },
