@@ -59,9 +59,10 @@ def test_gcp_remote_repositories_in_the_cluster_region(env: str, staging: Run, p
     run = staging if env == "staging" else prod
     repos = remote_repositories(run)
     assert sorted(repos) == [f"{env}-docker-hub", f"{env}-ghcr", f"{env}-quay"]
-    cluster_region = run.one("gcp:container/cluster:Cluster").inputs["location"][
-        : len("us-central1")
-    ]
+    location = run.one("gcp:container/cluster:Cluster").inputs["location"]
+    # A zonal cluster's location is a zone (us-central1-b), a regional one's the region.
+    cluster_region = location.rsplit("-", 1)[0] if location.count("-") == 2 else location
+    assert cluster_region == "us-central1"
     build = run.one(REPOSITORY, "gcp-registry-repository").inputs
     for repo in repos.values():
         # Image streaming and in-region pulls: the same region as the cluster and its registry.
