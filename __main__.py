@@ -64,15 +64,19 @@ def build(config: StackConfig) -> None:
         settings = getattr(config.clouds, cloud)
         if settings is None:
             continue
+        secrets = getattr(config.secrets, cloud)
+        # Secret values leave the model only wrapped as Pulumi secrets.
         stack = _stack_class(cloud)(
             cloud,
             settings,
             deployment=deployment,
             environment=config.environment,
             service_accounts=config.hub.workload_service_accounts(),
+            registry_tokens={
+                key: pulumi.Output.secret(token) for key, token in secrets.registry_tokens().items()
+            },
         )
-        # The client secret leaves the model only wrapped as a Pulumi secret.
-        client_secret = getattr(config.secrets, cloud).github_client_secret.get_secret_value()
+        client_secret = secrets.github_client_secret.get_secret_value()
         hub = Hub(
             f"{cloud}-hub",
             stack.outputs,

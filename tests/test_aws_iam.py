@@ -134,6 +134,11 @@ def test_node_role_has_only_join_and_pull(run: Run) -> None:
         "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
     }
     assert not [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.parent == node_role]
+    # Beyond them, one inline policy: a first pull through the image caches
+    # (tests/test_image_cache.py checks its actions and resources).
+    name = run.one(ROLE, "aws-eks-nodes").outputs["name"]
+    inline = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == name]
+    assert [r.name for r in inline] == ["aws-image-cache-nodes-first-pull"]
 
 
 def test_no_iam_users_or_access_keys(run: Run) -> None:

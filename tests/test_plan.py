@@ -72,7 +72,10 @@ TEST_PRICES: dict[str, Any] = {
                 "g4dn.xlarge": {"onDemand": 0.53, "spot": 0.2, "source": "test"},
                 "r5.4xlarge": {"onDemand": 1.0, "spot": 0.3, "source": "test"},
             },
-            "disks": {"gp3": {"usdPerGbMonth": 0.08, "source": "test"}},
+            "disks": {
+                "gp3": {"usdPerGbMonth": 0.08, "source": "test"},
+                "gp3-throughput": {"usdPerMonth": 0.04, "source": "test"},
+            },
             "natGateway": {"usdPerHour": 0.045, "source": "test"},
         },
     },
@@ -176,6 +179,11 @@ def test_ceiling_puts_every_pool_at_max_nodes_spot_priced_as_spot(
     aws = {x["item"]: x for x in lines(staging_plan, "aws", "ceiling")}
     assert aws["pool dask: r5.4xlarge (first of 4 types) (spot)"]["unitUsd"] == 0.3
     assert aws["pool core: boot disk 30 GB gp3"]["unitUsd"] == pytest.approx(30 * 0.08 / HOURS)
+    # Parallel pull's 600 MiB/s root volumes: 475 MiB/s above gp3's included 125, per node.
+    throughput = aws["pool user: gp3 throughput 475 MiB/s above the included 125"]
+    assert throughput["quantity"] == 20
+    assert throughput["unitUsd"] == pytest.approx(475 * 0.04 / HOURS)
+    assert not [item for item in aws if item.startswith("pool core: gp3 throughput")]
 
     # the same pool on demand: priced from the resource, so the change shows
     records = copy.deepcopy(staging_eval["records"])

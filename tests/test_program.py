@@ -84,6 +84,12 @@ def test_stack_outputs(staging: Run) -> None:
         "hubUrl": "https://gcp.staging.pangeo-binder.example.org",
         # Empty under mocks: the cloud assigns the address when the Service is created.
         "hubLoadBalancer": "",
+        # Upstream host -> in-region cache (docs/howto/image-cache.md).
+        "imageCache": {
+            "docker.io": "us-central1-docker.pkg.dev/pangeo-binder-staging/staging-docker-hub",
+            "quay.io": "us-central1-docker.pkg.dev/pangeo-binder-staging/staging-quay",
+            "ghcr.io": "us-central1-docker.pkg.dev/pangeo-binder-staging/staging-ghcr",
+        },
     }
 
 

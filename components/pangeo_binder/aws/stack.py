@@ -17,6 +17,7 @@ from pangeo_binder.aws.cluster import (
 from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.aws.hub_address import HubAddress
 from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION
+from pangeo_binder.aws.image_cache import ImageCache
 from pangeo_binder.aws.network import Network
 from pangeo_binder.aws.registry import ImageRegistry, push_login
 from pangeo_binder.aws.storage import HubStorage
@@ -46,7 +47,8 @@ class AwsStack(pulumi.ComponentResource):
     Resource names derive from `deployment` (e.g. `pangeo-binder-staging`), so two
     environments can share an account; bucket names add the account id, as S3 names are global.
     `service_accounts` names the Kubernetes service accounts the bucket and registry roles
-    trust (IRSA): the caller's, so this layer never reads the hub.
+    trust (IRSA): the caller's, so this layer never reads the hub. `registry_tokens` are the
+    image caches' upstream tokens by cache key (`dockerHub`, `ghcr`), secret.
     """
 
     outputs: CloudOutputs
@@ -59,6 +61,7 @@ class AwsStack(pulumi.ComponentResource):
         deployment: str,
         environment: str,
         service_accounts: WorkloadServiceAccounts,
+        registry_tokens: dict[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:aws:Stack", name, None, opts)
@@ -165,6 +168,17 @@ class AwsStack(pulumi.ComponentResource):
             prod=prod,
             opts=child,
         )
+        cache = ImageCache(
+            f"{name}-image-cache",
+            cloud.image_cache,
+            environment=environment,
+            region=cloud.region,
+            account_id=account_id,
+            node_role_name=cluster.node_role_name,
+            tokens=registry_tokens or {},
+            prod=prod,
+            opts=child,
+        )
         hub_address = HubAddress(
             f"{name}-hub-address",
             deployment=deployment,
@@ -205,5 +219,6 @@ class AwsStack(pulumi.ComponentResource):
             proxy_service=hub_address.proxy_service,
             hub_dns=hub_address.records,
             public_bucket_url=storage.public_bucket_url,
+            image_cache=cache.mapping if cloud.image_cache.cached() else None,
         )
         self.register_outputs(self.outputs.exports())

@@ -17,6 +17,7 @@ from pangeo_binder.config_shared import (
     Cidr,
     CloudHub,
     Gpu,
+    ImageCacheSettings,
     Model,
     NodePool,
     PoolKey,
@@ -197,6 +198,14 @@ class Maintenance(Model):
         return recurrence
 
 
+class GcpImageCache(ImageCacheSettings):
+    """Artifact Registry remote repositories for Docker Hub, quay.io and ghcr.io in the region."""
+
+    @classmethod
+    def upstreams_offered(cls) -> tuple[str, ...]:
+        return ("dockerHub", "quay", "ghcr")
+
+
 class GcpCloud(Model):
     """Everything deployed on GCP for one stack."""
 
@@ -217,6 +226,7 @@ class GcpCloud(Model):
     hub: CloudHub
     storage: StorageSettings = Field(default_factory=StorageSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    image_cache: GcpImageCache = Field(default_factory=GcpImageCache)
     maintenance: Maintenance = Field(default_factory=Maintenance)
     budget: GcpBudget | None = None
     subnet_cidr: IPv4Network = Field(

@@ -11,6 +11,7 @@ from pangeo_binder.gcp.budget import create_budget
 from pangeo_binder.gcp.cluster import GkeCluster
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.gcp.hub_address import HubAddress
+from pangeo_binder.gcp.image_cache import ImageCache
 from pangeo_binder.gcp.registry import ImageRegistry, push_login
 from pangeo_binder.gcp.services import ProjectApis, after_apis
 from pangeo_binder.gcp.storage import HubStorage
@@ -44,6 +45,7 @@ class GcpStack(pulumi.ComponentResource):
     environments can share a project without colliding. `service_accounts` names the
     Kubernetes service accounts bound to the bucket and registry identities: the caller's
     (the hub passes `HubSettings.workload_service_accounts()`), so this layer never reads the hub.
+    `registry_tokens` are the image caches' upstream tokens by cache key (`dockerHub`), secret.
     """
 
     outputs: CloudOutputs
@@ -56,6 +58,7 @@ class GcpStack(pulumi.ComponentResource):
         deployment: str,
         environment: str,
         service_accounts: WorkloadServiceAccounts,
+        registry_tokens: dict[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         ids = account_ids(deployment)
@@ -111,6 +114,14 @@ class GcpStack(pulumi.ComponentResource):
             depends_on=[cluster],
             opts=child,
         )
+        cache = ImageCache(
+            f"{name}-image-cache",
+            cloud,
+            environment=environment,
+            node_service_account_email=cluster.node_service_account_email,
+            tokens=registry_tokens or {},
+            opts=child,
+        )
         hub_address = HubAddress(
             f"{name}-hub-address", cloud, deployment=deployment, prod=prod, opts=child
         )
@@ -161,5 +172,6 @@ class GcpStack(pulumi.ComponentResource):
             proxy_service=hub_address.proxy_service,
             hub_dns=hub_address.records,
             public_bucket_url=storage.public_bucket_url,
+            image_cache=cache.mapping if cloud.image_cache.cached() else None,
         )
         self.register_outputs(self.outputs.exports())

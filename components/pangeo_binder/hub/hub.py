@@ -155,6 +155,8 @@ class Hub(pulumi.ComponentResource):
             self.hub_image_ref if self.hub_image_ref is not None else "",
             cloud.proxy_service or {},
             cloud.public_bucket_url if cloud.public_bucket_url is not None else "",
+            # The in-region cache (CloudOutputs.image_cache); {} when the cloud has none.
+            cloud.image_cache if cloud.image_cache is not None else {},
         ).apply(
             lambda v: HubContext(
                 cloud=cloud.cloud,
@@ -176,6 +178,7 @@ class Hub(pulumi.ComponentResource):
                 hub_image_ref=v[7] or "",
                 proxy_service=v[8] or {},
                 public_bucket=v[9] or "",
+                image_cache=dict(v[10] or {}),
             )
         )
         release_opts = pulumi.ResourceOptions.merge(
