@@ -16,6 +16,7 @@ spawner is tests/offline_spawner.py (KubeSpawner without the API calls).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import shutil
@@ -126,6 +127,45 @@ def hub_pod(objects: list[dict[str, Any]], root: Path, namespace: str) -> HubPod
             raise AssertionError(f"the hub container's env {item} is new to this test")
     args = [arg.replace(POD_ROOT, str(root)) for arg in container["args"]]
     return HubPod(root, args, env, secrets["hub.config.ConfigurableHTTPProxy.auth_token"])
+
+
+def hub_config(objects: list[dict[str, Any]], root: Path, namespace: str, monkeypatch: Any) -> Any:
+    """The traitlets Config z2jh's own jupyterhub_config.py makes from a rendered release, as
+    in the hub pod (its env and the Services' variables the chart reads), ready for
+    KubeSpawner: a kubeconfig naming a server nobody listens on (KubeSpawner loads one in
+    __init__). z2jh.py caches the values it read, so it is imported afresh."""
+    from kubernetes_asyncio.config import kube_config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    pod = hub_pod(objects, root / "etc", namespace=namespace)
+    for name, value in {
+        **pod.env,
+        "HUB_SERVICE_HOST": "hub",
+        "HUB_SERVICE_PORT": "8081",
+        "PROXY_API_SERVICE_PORT": "8001",
+        "PROXY_PUBLIC_SERVICE_HOST": "proxy-public",
+        "PROXY_PUBLIC_SERVICE_PORT": "443",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delitem(sys.modules, "z2jh", raising=False)
+    config = PyFileConfigLoader("jupyterhub_config.py", path=str(pod.root)).load_config()
+    (root / "kubeconfig").write_text(kubeconfig("http://127.0.0.1:9"))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(root / "kubeconfig"))
+    return config
+
+
+def run_on_own_loop(coroutine: Any) -> Any:
+    """Run `coroutine` on a loop of its own (asyncio.run would unset the thread's loop the
+    Pulumi mocks use), then cancel the client-closing task KubeSpawner leaves on it."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()
 
 
 def local_network(ports: Ports, github_url: str) -> str:

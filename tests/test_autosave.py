@@ -9,7 +9,6 @@ by KubeSpawner 7.0.0's `get_pod_manifest`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -26,7 +25,7 @@ import yaml
 from chart_render import find, render, validate_values
 from conftest import release
 from harness import Run
-from local_hub import hub_pod, kubeconfig
+from local_hub import hub_config, run_on_own_loop
 from pangeo_binder.charts import JUPYTERHUB
 from pangeo_binder.hub import autosave as values_module
 from pangeo_binder.hub.config import AutosaveSettings
@@ -321,27 +320,11 @@ def test_kubespawner_builds_each_profiles_pod_with_the_hook(
     its `get_pod_manifest` (no API call) gives every profile's pod the hook, the mounted
     script and the grace period."""
     from kubernetes_asyncio.client import ApiClient
-    from kubernetes_asyncio.config import kube_config
     from kubespawner import KubeSpawner
-    from traitlets.config.loader import PyFileConfigLoader
 
     values = release(staging, "gcp", "jupyterhub")["values"]
     objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
-    pod = hub_pod(objects, tmp_path / "etc", namespace="binder")
-    # What Kubernetes gives the hub pod: its env and the Services' variables the chart reads.
-    for name, value in {
-        **pod.env,
-        "HUB_SERVICE_HOST": "hub",
-        "HUB_SERVICE_PORT": "8081",
-        "PROXY_API_SERVICE_PORT": "8001",
-        "PROXY_PUBLIC_SERVICE_HOST": "proxy-public",
-        "PROXY_PUBLIC_SERVICE_PORT": "443",
-    }.items():
-        monkeypatch.setenv(name, value)
-    config = PyFileConfigLoader("jupyterhub_config.py", path=str(pod.root)).load_config()
-    # KubeSpawner loads a kubeconfig in __init__; this one names a server nobody listens on.
-    (tmp_path / "kubeconfig").write_text(kubeconfig("http://127.0.0.1:9"))
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "kubeconfig"))
+    config = hub_config(objects, tmp_path, "binder", monkeypatch)
     profiles = values["singleuser"]["profileList"]
 
     async def pods() -> dict[str, dict[str, Any]]:
@@ -358,17 +341,7 @@ def test_kubespawner_builds_each_profiles_pod_with_the_hook(
                 assert spawner.delete_grace_period == 120
         return built
 
-    # A loop of its own: asyncio.run would unset the thread's loop the Pulumi mocks use.
-    loop = asyncio.new_event_loop()
-    try:
-        specs = loop.run_until_complete(pods())
-    finally:
-        # KubeSpawner leaves a task per loop that closes its API client when cancelled.
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()
+    specs = run_on_own_loop(pods())
     assert len(specs) == len(profiles) >= 2
     for slug, spec in specs.items():
         container = spec["containers"][0]

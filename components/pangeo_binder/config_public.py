@@ -222,9 +222,10 @@ def public_binder_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                 )
             )
         domain = public.get("domain")
-        if isinstance(domain, str) and domain.lower() == str(
-            _section(settings, "hub").get("domain", "")
-        ).lower():
+        if (
+            isinstance(domain, str)
+            and domain.lower() == str(_section(settings, "hub").get("domain", "")).lower()
+        ):
             problems.append(
                 (
                     f"{path}.domain",

@@ -35,6 +35,9 @@ class WorkloadServiceAccounts:
 
     users: KubernetesServiceAccount
     builder: KubernetesServiceAccount
+    # The public Binder's BinderHub (clouds.<cloud>.publicBinder): pushes under the same
+    # registry, as the same identity on GKE and its own IRSA role on EKS. None without it.
+    public_builder: KubernetesServiceAccount | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,17 @@ class RegistryLogin:
     address: pulumi.Output[str]
     username: pulumi.Output[str]
     password: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class ReservedAddress:
+    """A load balancer address reserved before its Service exists: the address (GKE: one IP;
+    EKS: the Elastic IPs, comma-separated), the piece of z2jh's `proxy.service` values that
+    makes the proxy use it, and the DNS records pointing a domain at it (may be empty)."""
+
+    address: pulumi.Output[str]
+    proxy_service: pulumi.Output[dict[str, Any]]
+    records: list[pulumi.Resource] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ class CloudOutputs:
     the hub's domain at it (empty without `hub.dns`), which the hub's release waits for.
 
     `public_bucket_url` is the world-readable bucket (`storage.publicBucket`), None without one.
+    `public_binder_address` is the public Binder's own address (`publicBinder`), None without.
     """
 
     cloud: Literal["gcp", "aws"]
@@ -83,6 +98,7 @@ class CloudOutputs:
     proxy_service: pulumi.Output[dict[str, Any]] | None = None
     hub_dns: list[pulumi.Resource] = field(default_factory=list)
     public_bucket_url: pulumi.Output[str] | None = None
+    public_binder_address: ReservedAddress | None = None
 
     @property
     def service_account_annotations(self) -> dict[str, dict[str, pulumi.Output[str]]]:
@@ -101,4 +117,9 @@ class CloudOutputs:
             "imagePrefix": self.image_prefix,
             **{f"{role}Identity": value for role, value in self.identities.items()},
             **({"hubAddress": self.hub_address} if self.hub_address is not None else {}),
+            **(
+                {"publicBinderAddress": self.public_binder_address.address}
+                if self.public_binder_address is not None
+                else {}
+            ),
         }
