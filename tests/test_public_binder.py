@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from chart_render import find, render, validate_objects, validate_values
-from harness import Run
+from harness import DELETE, Run, run_program, stack_config, with_value
 from local_hub import hub_config, run_on_own_loop
 from pangeo_binder.charts import BINDERHUB_SERVICE, JUPYTERHUB
 from pangeo_binder.config_public import spec_banned
@@ -141,6 +141,12 @@ def test_both_releases_render_and_validate(staging: Run, cloud: str) -> None:
         ("Deployment", "binderhub"),
         ("DaemonSet", "docker-api"),
     } <= names
+    # The proxy's one default target is BinderHub (the chart's flag, not a second one).
+    proxy = find(hub_objects, "Deployment", "proxy")[0]["spec"]["template"]["spec"]
+    command = proxy["containers"][0]["command"]
+    assert [a for a in command if a.startswith("--default-target")] == [
+        "--default-target=http://binderhub:80"
+    ]
     # Nothing that pulls images onto nodes or schedules in the hub's way.
     assert not find(hub_objects, "DaemonSet")
     assert not find(hub_objects, "ClusterRole")
@@ -182,7 +188,7 @@ def test_binderhub_ui_on_at_the_root_without_auth(staging: Run, cloud: str) -> N
     assert hub["hub"]["config"]["JupyterHub"]["authenticator_class"] == "null"
     # The proxy sends what is not the hub's or a server's to BinderHub.
     assert hub["hub"]["config"]["JupyterHub"]["hub_routespec"] == "/hub/"
-    assert hub["proxy"]["chp"]["extraCommandLineFlags"] == ["--default-target=http://binderhub:80"]
+    assert hub["proxy"]["chp"]["defaultTarget"] == "http://binderhub:80"
 
 
 def test_the_allow_list_refuses_a_repository_outside_it(staging: Run) -> None:
@@ -404,3 +410,16 @@ def test_the_spawner_source_wires_itself_when_executed() -> None:
     c = Config()
     exec(compile(source("public_spawner"), "public_spawner.py", "exec"), {"c": c})
     assert c.JupyterHub.spawner_class.__name__ == "PublicBinderSpawner"
+
+
+def test_the_authenticated_hub_is_untouched(staging: Run) -> None:
+    """The hub's releases get the same values with or without the public Binder beside them."""
+    config = stack_config("staging")
+    for cloud in CLOUDS:
+        config = with_value(config, f"clouds.{cloud}.publicBinder", DELETE)
+        config = with_value(config, f"clouds.{cloud}.nodePools.public", DELETE)
+    without = run_program("staging", config)
+    for cloud in CLOUDS:
+        for chart in ("jupyterhub", "binderhub-service", "dask-gateway"):
+            name = f"{cloud}-hub-{chart}"
+            assert staging.one(HELM, name).inputs == without.one(HELM, name).inputs, name

@@ -6,7 +6,8 @@ The public JupyterHub (z2jh 4.4.0) has no login (`null` authenticator): only the
 BinderHub (binderhub-service, UI on at `/`, auth off) creates its anonymous users and starts
 their servers, with images it built from allowed repositories. One domain serves both: the
 proxy sends `/hub/` to JupyterHub (`JupyterHub.hub_routespec`), `/user/` to running servers,
-and everything else to BinderHub (configurable-http-proxy's `--default-target`). JupyterHub's
+and everything else to BinderHub (configurable-http-proxy's `--default-target`, z2jh's
+`proxy.chp.defaultTarget`). JupyterHub's
 docs for `hub_routespec` describe exactly this, for deployments that register their own
 default target. Value names follow z2jh 4.4.0's and binderhub-service's values.schema.yaml.
 """
@@ -164,7 +165,8 @@ def public_jupyterhub_values(
             "secretToken": tokens.proxy_token,
             "service": proxy_service(context.proxy_service),
             "chp": {
-                "extraCommandLineFlags": [f"--default-target=http://{BINDER_K8S_SERVICE}:80"],
+                # The chart's own `--default-target` (the hub, unless this is set).
+                "defaultTarget": f"http://{BINDER_K8S_SERVICE}:80",
                 "networkPolicy": _component_policy(service_routes(False, True)),
             },
             # Let's Encrypt over the internet; the certificate is stored through the API.
