@@ -412,8 +412,10 @@ def test_the_spawner_source_wires_itself_when_executed() -> None:
     assert c.JupyterHub.spawner_class.__name__ == "PublicBinderSpawner"
 
 
-def test_the_authenticated_hub_is_untouched(staging: Run) -> None:
-    """The hub's releases get the same values with or without the public Binder beside them."""
+def test_the_authenticated_hub_is_untouched() -> None:
+    """The hub's releases get the same values with or without the public Binder beside them.
+    Two fresh runs: the session's `staging` run is shared with tests that may alter it."""
+    staging = run_program("staging")
     config = stack_config("staging")
     for cloud in CLOUDS:
         config = with_value(config, f"clouds.{cloud}.publicBinder", DELETE)
