@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pangeo_binder import machines
 from pangeo_binder.aws.config import AwsCloud
+from pangeo_binder.config_public import public_binder_problems
 from pangeo_binder.config_shared import Model
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.hub.config import (
@@ -248,7 +249,7 @@ def _shape_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Proble
             path = f"clouds.{cloud}.nodePools.{key}"
             machine = pool.get("machineType") if isinstance(pool, dict) else None
             if (
-                _purpose(pool) in ("user", "dask")
+                _purpose(pool) in ("user", "dask", "public")
                 and isinstance(machine, str)
                 and not any(p.path.startswith(f"{path}.") for p in reported)
                 and machines.shape(cloud, machine) is None
@@ -370,6 +371,11 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     ]
     if config is not None:
         problems += _placeholder_problems(config)
+    problems += [
+        Problem(path, message)
+        for path, message in public_binder_problems(raw)
+        if path not in {q.path for q in problems}
+    ]
     if problems or config is None:
         raise ConfigError(problems)
     return config

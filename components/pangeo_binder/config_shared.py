@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-Purpose = Literal["core", "user", "dask"]
+Purpose = Literal["core", "user", "dask", "public"]
 
 # Pool keys become cloud resource names with a generated suffix (GKE: 40 characters in all,
 # with 26 taken by the suffix), so they are short DNS labels.
@@ -95,7 +95,8 @@ class NodePool(Model):
     """One autoscaled node pool. Field order matters: later validators read earlier fields."""
 
     purpose: Purpose = Field(
-        description="core: hub, proxy and controllers; user: notebook servers; dask: workers."
+        description="core: hub, proxy and controllers; user: notebook servers; dask: workers; "
+        "public: the public Binder's servers only (clouds.<cloud>.publicBinder)."
     )
     machine_type: str = Field(description="Machine or instance type, e.g. n2-highmem-4.")
     gpu: Gpu | None = Field(None, description="GPUs per node; only on GPU-capable machines.")

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
 from pangeo_binder import catalog
+from pangeo_binder.config_public import PublicBinder
 from pangeo_binder.config_shared import (
     CONTROL_PLANE_ACCESS,
     OPEN_TO_ALL,
@@ -289,6 +290,11 @@ class AwsCloud(Model):
         description="Node groups by name; the name prefixes the EKS node group name."
     )
     hub: CloudHub
+    public_binder: PublicBinder | None = Field(
+        None,
+        description="An anonymous Binder for allowed repositories beside the hub "
+        "(docs/howto/public-binder.md). Unset: none.",
+    )
     storage: AwsStorageSettings = Field(default_factory=AwsStorageSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     image_cache: AwsImageCache = Field(default_factory=AwsImageCache)

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
 from pangeo_binder import catalog
+from pangeo_binder.config_public import PublicBinder
 from pangeo_binder.config_shared import (
     CONTROL_PLANE_ACCESS,
     OPEN_TO_ALL,
@@ -224,6 +225,11 @@ class GcpCloud(Model):
         "starts the GKE pool name, which a generated suffix completes)."
     )
     hub: CloudHub
+    public_binder: PublicBinder | None = Field(
+        None,
+        description="An anonymous Binder for allowed repositories beside the hub "
+        "(docs/howto/public-binder.md). Unset: none.",
+    )
     storage: StorageSettings = Field(default_factory=StorageSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     image_cache: GcpImageCache = Field(default_factory=GcpImageCache)
