@@ -6,6 +6,7 @@ every problem, before a single resource is registered.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ from pulumi.runtime import config as runtime_config  # noqa: E402
 
 from pangeo_binder.config import NAMESPACE, ConfigError, StackConfig, load_config  # noqa: E402
 from pangeo_binder.hub.hub import Hub  # noqa: E402
+from pangeo_binder.hub.public_binder import PublicBinder  # noqa: E402
+from pangeo_binder.outputs import KubernetesServiceAccount  # noqa: E402
 from pangeo_binder.raw_config import namespace_keys  # noqa: E402
 
 
@@ -64,15 +67,28 @@ def build(config: StackConfig) -> None:
         settings = getattr(config.clouds, cloud)
         if settings is None:
             continue
+        accounts = config.hub.workload_service_accounts()
+        public = settings.public_binder
+        if public is not None:
+            accounts = dataclasses.replace(
+                accounts,
+                public_builder=KubernetesServiceAccount(
+                    public.namespace, config.hub.builder_service_account
+                ),
+            )
+        secrets = getattr(config.secrets, cloud)
+        # Secret values leave the model only wrapped as Pulumi secrets.
         stack = _stack_class(cloud)(
             cloud,
             settings,
             deployment=deployment,
             environment=config.environment,
-            service_accounts=config.hub.workload_service_accounts(),
+            service_accounts=accounts,
+            registry_tokens={
+                key: pulumi.Output.secret(token) for key, token in secrets.registry_tokens().items()
+            },
         )
-        # The client secret leaves the model only wrapped as a Pulumi secret.
-        client_secret = getattr(config.secrets, cloud).github_client_secret.get_secret_value()
+        client_secret = secrets.github_client_secret.get_secret_value()
         hub = Hub(
             f"{cloud}-hub",
             stack.outputs,
@@ -82,7 +98,18 @@ def build(config: StackConfig) -> None:
             github_client_secret=pulumi.Output.secret(client_secret),
             hub_image_context=hub_image_context(),
         )
-        pulumi.export(cloud, {**stack.outputs.exports(), **hub.exports()})
+        exports = {**stack.outputs.exports(), **hub.exports()}
+        if public is not None:
+            exports |= PublicBinder(
+                f"{cloud}-public-binder",
+                stack.outputs,
+                public=public,
+                pools=settings.node_pools,
+                settings=config.hub,
+                cloud_hub=settings.hub,
+                github_client_secret=pulumi.Output.secret(client_secret),
+            ).exports()
+        pulumi.export(cloud, exports)
         pulumi.export(f"{cloud}Kubeconfig", pulumi.Output.secret(stack.outputs.kubeconfig))
 
 

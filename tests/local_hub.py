@@ -16,6 +16,7 @@ spawner is tests/offline_spawner.py (KubeSpawner without the API calls).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import shutil
@@ -128,16 +129,15 @@ def hub_pod(objects: list[dict[str, Any]], root: Path, namespace: str) -> HubPod
     return HubPod(root, args, env, secrets["hub.config.ConfigurableHTTPProxy.auth_token"])
 
 
-def kubespawner_config(objects: list[dict[str, Any]], root: Path, monkeypatch: Any) -> Any:
-    """The traitlets config the chart's jupyterhub_config.py builds from rendered `objects`, in
-    this process, for KubeSpawner's `get_pod_manifest` (no API call): the pod's environment and
-    the Services' variables the chart reads are set with `monkeypatch`, and KubeSpawner's
-    kubeconfig names a server nobody listens on. The chart's z2jh module caches the values it
-    read, so each load imports its own and leaves none behind for another test's hub."""
+def hub_config(objects: list[dict[str, Any]], root: Path, namespace: str, monkeypatch: Any) -> Any:
+    """The traitlets Config z2jh's own jupyterhub_config.py makes from a rendered release, as
+    in the hub pod (its env and the Services' variables the chart reads), ready for
+    KubeSpawner: a kubeconfig naming a server nobody listens on (KubeSpawner loads one in
+    __init__). z2jh.py caches the values it read, so it is imported afresh."""
     from kubernetes_asyncio.config import kube_config
     from traitlets.config.loader import PyFileConfigLoader
 
-    pod = hub_pod(objects, root / "etc", namespace="binder")
+    pod = hub_pod(objects, root / "etc", namespace=namespace)
     for name, value in {
         **pod.env,
         "HUB_SERVICE_HOST": "hub",
@@ -157,12 +157,9 @@ def kubespawner_config(objects: list[dict[str, Any]], root: Path, monkeypatch: A
     return config
 
 
-def run_in_own_loop(coroutine: Any) -> Any:
-    """Run `coroutine` to the end in a loop of its own (asyncio.run would unset the thread's
-    loop the Pulumi mocks use), then cancel what KubeSpawner leaves behind: a task per loop
-    that closes its API client when cancelled."""
-    import asyncio
-
+def run_on_own_loop(coroutine: Any) -> Any:
+    """Run `coroutine` on a loop of its own (asyncio.run would unset the thread's loop the
+    Pulumi mocks use), then cancel the client-closing task KubeSpawner leaves on it."""
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(coroutine)

@@ -25,7 +25,7 @@ import yaml
 from chart_render import find, render, validate_values
 from conftest import release
 from harness import Run
-from local_hub import kubespawner_config, run_in_own_loop
+from local_hub import hub_config, run_on_own_loop
 from pangeo_binder.charts import JUPYTERHUB
 from pangeo_binder.hub import autosave as values_module
 from pangeo_binder.hub.config import AutosaveSettings
@@ -324,7 +324,7 @@ def test_kubespawner_builds_each_profiles_pod_with_the_hook(
 
     values = release(staging, "gcp", "jupyterhub")["values"]
     objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
-    config = kubespawner_config(objects, tmp_path, monkeypatch)
+    config = hub_config(objects, tmp_path, "binder", monkeypatch)
     profiles = values["singleuser"]["profileList"]
 
     async def pods() -> dict[str, dict[str, Any]]:
@@ -341,7 +341,7 @@ def test_kubespawner_builds_each_profiles_pod_with_the_hook(
                 assert spawner.delete_grace_period == 120
         return built
 
-    specs = run_in_own_loop(pods())
+    specs = run_on_own_loop(pods())
     assert len(specs) == len(profiles) >= 2
     for slug, spec in specs.items():
         container = spec["containers"][0]

@@ -265,9 +265,10 @@ def test_subnet_plan_splits_the_vpc_in_eighths() -> None:
 
 def test_staging_has_no_nat_and_public_nodes(staging: Run) -> None:
     assert staging.of_type(NAT) == []
-    # The only Elastic IPs are the hub's reserved addresses (docs/howto/https.md), none for NAT.
+    # The only Elastic IPs are the hub's and the public Binder's reserved addresses
+    # (docs/howto/https.md, docs/howto/public-binder.md), none for NAT.
     assert sorted(e.name for e in staging.of_type("aws:ec2/eip:Eip")) == [
-        f"aws-hub-address-us-west-2{zone}" for zone in "abc"
+        f"aws-{site}-address-us-west-2{zone}" for site in ("hub", "public") for zone in "abc"
     ]
     for subnet in staging.of_type(SUBNET):
         public = "-public-" in subnet.name

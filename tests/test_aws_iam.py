@@ -24,6 +24,7 @@ IRSA = {
     "aws-eks-vpc-cni": "kube-system:aws-node",
     "aws-eks-aws-ebs-csi-driver": "kube-system:ebs-csi-controller-sa",
 }
+PUBLIC_IRSA = {"aws-public-builder": "binder-public:binderhub"}
 SERVICE_ROLES = {"aws-eks-role": "eks.amazonaws.com", "aws-eks-nodes": "ec2.amazonaws.com"}
 # Calls AWS only authorises on "*" (no resource-level permissions), all read-only or login.
 STAR_RESOURCE_ALLOWED = {
@@ -85,7 +86,14 @@ def test_irsa_trust_names_the_exact_service_account(run: Run, role: str, subject
 
 
 def test_every_role_is_either_irsa_or_a_service_role(run: Run) -> None:
-    assert {r.name for r in run.of_type(ROLE)} == set(IRSA) | set(SERVICE_ROLES)
+    # Staging's public Binder has its own builder role, trusted by its namespace's account.
+    public = set(PUBLIC_IRSA) if "publicBinderUrl" in run.stack_outputs["aws"] else set()
+    assert {r.name for r in run.of_type(ROLE)} == set(IRSA) | set(SERVICE_ROLES) | public
+    for role, subject in PUBLIC_IRSA.items() if public else ():
+        condition = trust(run, role)["Statement"][0]["Condition"]["StringEquals"]
+        assert [v for k, v in condition.items() if k.endswith(":sub")] == [
+            f"system:serviceaccount:{subject}"
+        ]
     for role, service in SERVICE_ROLES.items():
         (statement,) = trust(run, role)["Statement"]
         assert statement["Principal"] == {"Service": service}
@@ -134,6 +142,11 @@ def test_node_role_has_only_join_and_pull(run: Run) -> None:
         "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
     }
     assert not [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.parent == node_role]
+    # Beyond them, one inline policy: a first pull through the image caches
+    # (tests/test_image_cache.py checks its actions and resources).
+    name = run.one(ROLE, "aws-eks-nodes").outputs["name"]
+    inline = [r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.inputs["role"] == name]
+    assert [r.name for r in inline] == ["aws-image-cache-nodes-first-pull"]
 
 
 def test_no_iam_users_or_access_keys(run: Run) -> None:

@@ -27,6 +27,12 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 CA = "k8s.io/cluster-autoscaler"
 POOLS = ("core", "user", "highmem", "gpu", "dask")
 
+
+def configured_pools(run: Run) -> tuple[str, ...]:
+    """The pools of a run's stack file: staging adds the public Binder's pool."""
+    return POOLS + (("public",) if "publicBinderUrl" in run.stack_outputs["aws"] else ())
+
+
 # What the JupyterHub and Dask charts select on (scheduling.py), per pool of the stack files.
 EXPECTED_LABELS = {
     "core": {"hub.jupyter.org/node-purpose": "core", "pangeo-binder.io/pool": "core"},
@@ -78,7 +84,7 @@ def asg_tags(run: Run, key: str) -> dict[str, str]:
 
 def test_every_configured_pool_has_a_group(run: Run) -> None:
     assert sorted(r.name for r in run.of_type(AWS_NG)) == sorted(
-        f"aws-eks-pool-{key}-group" for key in POOLS
+        f"aws-eks-pool-{key}-group" for key in configured_pools(run)
     )
 
 
@@ -358,7 +364,8 @@ def test_autoscaler_may_resize_only_this_clusters_groups(run: Run) -> None:
     )
     scale = next(s for s in policy["Statement"] if s.get("Sid") == "ScaleOwnGroups")
     names = sorted(
-        group(run, key).outputs["resources"][0]["autoscalingGroups"][0]["name"] for key in POOLS
+        group(run, key).outputs["resources"][0]["autoscalingGroups"][0]["name"]
+        for key in configured_pools(run)
     )
     assert scale["Resource"] == [
         f"arn:aws:autoscaling:us-west-2:123456789012:autoScalingGroup:*:autoScalingGroupName/{n}"

@@ -141,14 +141,14 @@ def test_only_staging_scratch_can_be_force_destroyed(staging: Run, prod: Run) ->
 
 def test_prod_guards(staging: Run, prod: Run) -> None:
     guarded = {
-        "aws:eks/cluster:Cluster": False,
-        "aws:kms/key:Key": False,
-        TEMPLATE: False,
+        ("aws:eks/cluster:Cluster", None): False,
+        ("aws:kms/key:Key", None): False,
+        (TEMPLATE, "aws-registry-template"): False,
     }
-    for typ, retained in guarded.items():
-        assert prod.one(typ).protect is True, typ
-        assert prod.one(typ).retain_on_delete is retained, typ
-        assert staging.one(typ).protect is False, typ
+    for (typ, name), retained in guarded.items():
+        assert prod.one(typ, name).protect is True, typ
+        assert prod.one(typ, name).retain_on_delete is retained, typ
+        assert staging.one(typ, name).protect is False, typ
     for kind in KINDS:
         bucket = prod.one(BUCKET, f"aws-storage-{kind}")
         assert (bucket.protect, bucket.retain_on_delete) == (True, True), kind
@@ -168,7 +168,7 @@ def test_creation_template_on_push_for_the_deployment_prefix(run: Run) -> None:
 
 
 def test_ecr_lifecycle_expires_untagged_and_keeps_recent(run: Run) -> None:
-    policy = json.loads(run.one(TEMPLATE).inputs["lifecyclePolicy"])
+    policy = json.loads(run.one(TEMPLATE, "aws-registry-template").inputs["lifecyclePolicy"])
     untagged, recent = sorted(policy["rules"], key=lambda r: r["rulePriority"])
     assert untagged["selection"] == {
         "tagStatus": "untagged",

@@ -15,7 +15,7 @@ import yaml
 
 from chart_render import find, merged_values, render, validate_objects, validate_values
 from conftest import HELM, release
-from harness import RecordingMonitor, Run, run_program, stack_config, with_value
+from harness import DELETE, RecordingMonitor, Run, run_program, stack_config, with_value
 from pangeo_binder.charts import BINDERHUB_SERVICE
 from pangeo_binder.config import load_config
 from pangeo_binder.hub.binderhub_values import RegistryMissing, binderhub_values
@@ -348,6 +348,9 @@ def test_building_switched_off_installs_nothing_and_offers_nothing() -> None:
     config = with_value(stack_config("staging"), "hub", {
         **stack_config("staging")["hub"], "binder": {"enabled": False},
     })  # fmt: skip
+    for cloud in ("gcp", "aws"):  # the public Binder needs building: it goes too
+        config = with_value(config, f"clouds.{cloud}.publicBinder", DELETE)
+        config = with_value(config, f"clouds.{cloud}.nodePools.public", DELETE)
     run = run_program("staging", config)
     assert not [r for r in run.of_type(HELM) if r.name.endswith("binderhub-service")]
     assert not [r for r in run.registrations if r.name.endswith("-binder-token")]

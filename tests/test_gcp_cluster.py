@@ -140,6 +140,7 @@ def test_only_dask_pools_are_spot(staging: Run) -> None:
         "highmem": False,
         "gpu": False,
         "dask": True,
+        "public": False,
     }
 
 
@@ -157,7 +158,7 @@ def test_autoscaling_bounds_match_config(stack: str, staging: Run, prod: Run) ->
 
 def test_every_pool_but_core_scales_to_zero(staging: Run) -> None:
     minimums = {k: v["autoscaling"]["totalMinNodeCount"] for k, v in pools(staging).items()}
-    assert minimums == {"core": 1, "user": 0, "highmem": 0, "gpu": 0, "dask": 0}
+    assert minimums == {"core": 1, "user": 0, "highmem": 0, "gpu": 0, "dask": 0, "public": 0}
     assert {k: v["initialNodeCount"] for k, v in pools(staging).items()} == minimums
 
 

@@ -6,11 +6,13 @@ from harness import Run
 
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 REPO_IAM = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+# The build registry; the image caches are repositories too (tests/test_image_cache.py).
+BUILD = "gcp-registry-repository"
 DAY = 86400
 
 
 def test_docker_repository_in_the_cluster_region(staging: Run) -> None:
-    repo = staging.one(REPOSITORY).inputs
+    repo = staging.one(REPOSITORY, BUILD).inputs
     assert (repo["format"], repo["location"], repo["repositoryId"]) == (
         "DOCKER",
         "us-central1",
@@ -21,7 +23,7 @@ def test_docker_repository_in_the_cluster_region(staging: Run) -> None:
 
 def test_cleanup_policies_default_and_configured(staging: Run, prod: Run) -> None:
     def policies(run: Run) -> dict[str, dict]:
-        return {p["id"]: p for p in run.one(REPOSITORY).inputs["cleanupPolicies"]}
+        return {p["id"]: p for p in run.one(REPOSITORY, BUILD).inputs["cleanupPolicies"]}
 
     staging_policies = policies(staging)
     assert staging_policies["delete-untagged"] == {
@@ -42,7 +44,11 @@ def test_cleanup_policies_default_and_configured(staging: Run, prod: Run) -> Non
 
 
 def test_builder_can_write_to_this_repository_only(staging: Run) -> None:
-    grants = [r.inputs for r in staging.of_type(REPO_IAM)]
+    grants = [
+        r.inputs
+        for r in staging.of_type(REPO_IAM)
+        if r.inputs["repository"] == "pangeo-binder-staging-images"
+    ]
     builder = "serviceAccount:pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com"
     nodes = "serviceAccount:pb-staging-nodes@pangeo-binder-staging.iam.gserviceaccount.com"
     assert sorted((g["member"], g["role"]) for g in grants) == [
@@ -83,8 +89,14 @@ def test_builder_may_mint_its_own_tokens_and_nothing_else(staging: Run) -> None:
 
 
 def test_prod_registry_protected_and_retained(staging: Run, prod: Run) -> None:
-    assert (prod.one(REPOSITORY).protect, prod.one(REPOSITORY).retain_on_delete) == (True, True)
-    assert (staging.one(REPOSITORY).protect, staging.one(REPOSITORY).retain_on_delete) == (
+    assert (prod.one(REPOSITORY, BUILD).protect, prod.one(REPOSITORY, BUILD).retain_on_delete) == (
+        True,
+        True,
+    )
+    assert (
+        staging.one(REPOSITORY, BUILD).protect,
+        staging.one(REPOSITORY, BUILD).retain_on_delete,
+    ) == (
         False,
         False,
     )

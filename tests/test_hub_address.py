@@ -49,7 +49,7 @@ def zoned() -> Run:
 
 
 def test_gcp_reserves_a_regional_external_address_in_the_clusters_region(staging: Run) -> None:
-    address = staging.one(ADDRESS)
+    address = staging.one(ADDRESS, "gcp-hub-address")
     assert address.inputs["region"] == "us-central1"
     assert address.inputs["addressType"] == "EXTERNAL"
     assert address.inputs["networkTier"] == "PREMIUM"
@@ -83,7 +83,11 @@ def test_addresses_are_protected_and_retained_in_prod_only(
 
 def test_nothing_that_existed_changes_name(staging: Run) -> None:
     """The new resources are additions: the NAT gateway's Elastic IPs keep their names."""
-    nat = [e.name for e in staging.of_type(EIP) if not e.name.startswith("aws-hub-address-")]
+    nat = [
+        e.name
+        for e in staging.of_type(EIP)
+        if not e.name.startswith(("aws-hub-address-", "aws-public-address-"))
+    ]
     prod_nat = [
         e.name for e in run_program("prod").of_type(EIP) if e.name.startswith("aws-network-nat-")
     ]

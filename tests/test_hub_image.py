@@ -222,11 +222,15 @@ def test_no_registry_password_reaches_config_or_outputs(case: tuple[Run, str]) -
 def test_the_image_waits_for_its_registry(case: tuple[Run, str]) -> None:
     """The push needs the repository (GCP) or the creation template that lets ECR create it."""
     run, cloud = case
-    dependency = {
-        "gcp": "gcp:artifactregistry/repository:Repository",
-        "aws": "aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate",
+    # The build registry's, not the image caches' (also repositories and templates).
+    dependency, name = {
+        "gcp": ("gcp:artifactregistry/repository:Repository", "gcp-registry-repository"),
+        "aws": (
+            "aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate",
+            "aws-registry-template",
+        ),
     }[cloud]
-    (registry,) = run.of_type(dependency)
+    registry = run.one(dependency, name)
     assert registry.urn in image_of(run, cloud).dependencies
 
 

@@ -21,7 +21,7 @@ import yaml
 from chart_render import find, render, validate_values
 from conftest import release
 from harness import Run
-from local_hub import kubespawner_config, run_in_own_loop
+from local_hub import hub_config, run_on_own_loop
 from pangeo_binder.charts import JUPYTERHUB
 from pangeo_binder.hub import dask_values
 from pangeo_binder.hub.image_cache import (
@@ -241,7 +241,7 @@ def spawn_manifests(
     from kubespawner import KubeSpawner
 
     objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
-    config = kubespawner_config(objects, tmp_path, monkeypatch)
+    config = hub_config(objects, tmp_path, "binder", monkeypatch)
 
     async def build() -> list[dict[str, Any]]:
         built = []
@@ -257,7 +257,7 @@ def spawn_manifests(
                 built.append(api.sanitize_for_serialization(manifest))
         return built
 
-    return run_in_own_loop(build())
+    return run_on_own_loop(build())
 
 
 def own_image(image: str) -> dict[str, str]:

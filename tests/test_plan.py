@@ -45,6 +45,7 @@ TEST_PRICES: dict[str, Any] = {
         "us-central1": {
             "machines": {
                 "e2-standard-2": {"onDemand": 0.07, "spot": 0.02, "source": "test"},
+                "e2-standard-4": {"onDemand": 0.14, "spot": 0.05, "source": "test"},
                 "n2-highmem-4": {"onDemand": 0.26, "spot": 0.06, "source": "test"},
                 "n2-highmem-16": {"onDemand": 1.05, "spot": 0.25, "source": "test"},
                 "n2-highmem-32": {"onDemand": 2.1, "spot": 0.5, "source": "test"},
@@ -72,7 +73,10 @@ TEST_PRICES: dict[str, Any] = {
                 "g4dn.xlarge": {"onDemand": 0.53, "spot": 0.2, "source": "test"},
                 "r5.4xlarge": {"onDemand": 1.0, "spot": 0.3, "source": "test"},
             },
-            "disks": {"gp3": {"usdPerGbMonth": 0.08, "source": "test"}},
+            "disks": {
+                "gp3": {"usdPerGbMonth": 0.08, "source": "test"},
+                "gp3-throughput": {"usdPerMonth": 0.04, "source": "test"},
+            },
             "natGateway": {"usdPerHour": 0.045, "source": "test"},
         },
     },
@@ -151,9 +155,10 @@ def test_idle_is_the_minimum_nodes_and_fixed_items(staging_plan: dict[str, Any])
         "pool core: boot disk 30 GB pd-balanced",
         "pool core: external IPv4 address per node",
         "static IPv4 gcp-hub-address",  # the hub's reserved address (docs/howto/https.md)
+        "static IPv4 gcp-public-address",  # the public Binder's (docs/howto/public-binder.md)
     }
     expected = 0.07 * HOURS + 30 * 0.1 + 0.005 * HOURS  # pools at zero cost nothing idle
-    expected += 0.01 * HOURS
+    expected += 2 * 0.01 * HOURS
     expected += len(balancers) * 0.025 * HOURS
     assert staging_plan["clouds"]["gcp"]["cost"]["idleMonthlyUsd"] == pytest.approx(
         expected, abs=0.02
@@ -176,6 +181,11 @@ def test_ceiling_puts_every_pool_at_max_nodes_spot_priced_as_spot(
     aws = {x["item"]: x for x in lines(staging_plan, "aws", "ceiling")}
     assert aws["pool dask: r5.4xlarge (first of 4 types) (spot)"]["unitUsd"] == 0.3
     assert aws["pool core: boot disk 30 GB gp3"]["unitUsd"] == pytest.approx(30 * 0.08 / HOURS)
+    # Parallel pull's 600 MiB/s root volumes: 475 MiB/s above gp3's included 125, per node.
+    throughput = aws["pool user: gp3 throughput 475 MiB/s above the included 125"]
+    assert throughput["quantity"] == 20
+    assert throughput["unitUsd"] == pytest.approx(475 * 0.04 / HOURS)
+    assert not [item for item in aws if item.startswith("pool core: gp3 throughput")]
 
     # the same pool on demand: priced from the resource, so the change shows
     records = copy.deepcopy(staging_eval["records"])
@@ -189,6 +199,22 @@ def test_ceiling_puts_every_pool_at_max_nodes_spot_priced_as_spot(
         - staging_plan["clouds"]["gcp"]["cost"]["ceilingMonthlyUsd"]
     )
     assert difference == pytest.approx(100 * ((1.05 - 0.25) + (0.005 - 0.0025)) * HOURS, abs=0.05)
+
+
+def test_the_public_binder_pool_costs_nothing_idle_and_its_max_nodes_at_most(
+    staging_plan: dict[str, Any],
+) -> None:
+    """The public pool's maxNodes is the ceiling on what anonymous users can cost."""
+    for cloud, machine, price in (("gcp", "e2-standard-4", 0.14), ("aws", "r5.xlarge", 0.25)):
+        ceiling = {x["item"]: x for x in lines(staging_plan, cloud, "ceiling")}
+        public = ceiling[f"pool public: {machine} (on-demand)"]
+        assert (public["quantity"], public["unitUsd"]) == (5, price)
+        assert public["monthlyUsd"] == pytest.approx(5 * price * HOURS, abs=0.01)
+        idle = [x["item"] for x in lines(staging_plan, cloud, "idle")]
+        assert not [item for item in idle if item.startswith("pool public:")]
+        # Its own load balancer, beside the hub's.
+        balancers = [item for item in idle if item.startswith("load balancer")]
+        assert "load balancer (jupyterhub release public-jupyterhub)" in balancers, balancers
 
 
 def test_unpriced_machines_are_listed_and_warned_by_name(

@@ -42,7 +42,14 @@ def test_every_cloud_resource_uses_the_explicit_provider(
 
 def test_resources_hang_off_the_component_tree(staging: Run) -> None:
     roots = [r for r in staging.registrations if r.parent.split("::")[2] == "pulumi:pulumi:Stack"]
-    assert sorted(r.name for r in roots) == ["aws", "aws-hub", "gcp", "gcp-hub"]
+    assert sorted(r.name for r in roots) == [
+        "aws",
+        "aws-hub",
+        "aws-public-binder",
+        "gcp",
+        "gcp-hub",
+        "gcp-public-binder",
+    ]
     urns = {r.urn for r in staging.registrations}
     for resource in staging.registrations:
         if resource not in roots:
@@ -80,17 +87,32 @@ def test_stack_outputs(staging: Run) -> None:
         "builderIdentity": "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com",
         "backupIdentity": "pb-staging-backup@pangeo-binder-staging.iam.gserviceaccount.com",
         # The reserved address, known from the first `up` (the mock's documentation-range IP).
-        "hubAddress": staging.one("gcp:compute/address:Address").outputs["address"],
+        "hubAddress": staging.one("gcp:compute/address:Address", "gcp-hub-address").outputs[
+            "address"
+        ],
         "hubUrl": "https://gcp.staging.pangeo-binder.example.org",
         # Empty under mocks: the cloud assigns the address when the Service is created.
         "hubLoadBalancer": "",
+        # Upstream host -> in-region cache (docs/howto/image-cache.md).
+        "imageCache": {
+            "docker.io": "us-central1-docker.pkg.dev/pangeo-binder-staging/staging-docker-hub",
+            "quay.io": "us-central1-docker.pkg.dev/pangeo-binder-staging/staging-quay",
+            "ghcr.io": "us-central1-docker.pkg.dev/pangeo-binder-staging/staging-ghcr",
+        },
+        # The public Binder (docs/howto/public-binder.md): its own address, URL and builder.
+        "publicBinderAddress": staging.one(
+            "gcp:compute/address:Address", "gcp-public-address"
+        ).outputs["address"],
+        "publicBinderUrl": "https://binder.gcp.staging.pangeo-binder.example.org",
+        "publicBinderLoadBalancer": "",
+        "publicBuilderIdentity": "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com",
     }
 
 
 def test_staging_idles_at_the_cost_floor(staging: Run) -> None:
     """Nobody logged in: one zonal control plane, one small core node and its disk, the hub's
-    one reserved address (HTTPS on the first deploy; docs/howto/https.md); no NAT, nothing else
-    that bills by the hour."""
+    and the public Binder's reserved addresses (HTTPS on the first deploy; docs/howto/https.md);
+    no NAT, nothing else that bills by the hour."""
     idle = [
         r
         for r in staging.of_type("gcp:container/nodePool:NodePool")
@@ -105,7 +127,7 @@ def test_staging_idles_at_the_cost_floor(staging: Run) -> None:
         "gcp:compute/globalAddress:GlobalAddress",
     }
     billed = [r.name for r in staging.registrations if r.type in hourly]
-    assert billed == ["gcp-hub-address"]
+    assert sorted(billed) == ["gcp-hub-address", "gcp-public-address"]
 
 
 @pytest.mark.parametrize("case", ERROR_CASES)

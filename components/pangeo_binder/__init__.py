@@ -53,6 +53,7 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         "AwsNodePool": ("pangeo_binder.aws.config", "AwsNodePool"),
         "HubSettings": ("pangeo_binder.hub.config", "HubSettings"),
         "MenuImage": ("pangeo_binder.hub.config", "MenuImage"),
+        "PublicBinderSettings": ("pangeo_binder.config_public", "PublicBinder"),
     },
     "Between the layers": {
         "CloudOutputs": ("pangeo_binder.outputs", "CloudOutputs"),
@@ -60,6 +61,7 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         "WorkloadServiceAccounts": ("pangeo_binder.outputs", "WorkloadServiceAccounts"),
         "KubernetesServiceAccount": ("pangeo_binder.outputs", "KubernetesServiceAccount"),
         "BackupWriter": ("pangeo_binder.outputs", "BackupWriter"),
+        "ReservedAddress": ("pangeo_binder.outputs", "ReservedAddress"),
     },
     "Cloud stacks": {
         "GcpStack": ("pangeo_binder.gcp.stack", "GcpStack"),
@@ -89,6 +91,12 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         "dask_gateway_values": ("pangeo_binder.hub.dask_values", "dask_gateway_values"),
         "binderhub_values": ("pangeo_binder.hub.binderhub_values", "binderhub_values"),
         "proxy_service": ("pangeo_binder.hub.proxy", "proxy_service"),
+        "PublicBinder": ("pangeo_binder.hub.public_binder", "PublicBinder"),
+        "public_jupyterhub_values": (
+            "pangeo_binder.hub.public_values",
+            "public_jupyterhub_values",
+        ),
+        "public_binderhub_values": ("pangeo_binder.hub.public_values", "public_binderhub_values"),
     },
     "Chart pins": {
         "ChartPin": ("pangeo_binder.charts", "ChartPin"),
@@ -134,6 +142,7 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
     from pangeo_binder.charts import PINS as CHART_PINS
     from pangeo_binder.charts import ChartPin
     from pangeo_binder.config import ConfigError, Problem, StackConfig, load_config
+    from pangeo_binder.config_public import PublicBinder as PublicBinderSettings
     from pangeo_binder.config_shared import CloudHub, HubDns, NodePool
     from pangeo_binder.gcp.cluster import GkeCluster
     from pangeo_binder.gcp.config import GcpCloud, GcpNodePool
@@ -149,11 +158,14 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
     from pangeo_binder.hub.hub_image import HubImage, hub_image_values
     from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
     from pangeo_binder.hub.proxy import proxy_service
+    from pangeo_binder.hub.public_binder import PublicBinder
+    from pangeo_binder.hub.public_values import public_binderhub_values, public_jupyterhub_values
     from pangeo_binder.outputs import (
         BackupWriter,
         CloudOutputs,
         KubernetesServiceAccount,
         RegistryLogin,
+        ReservedAddress,
         WorkloadServiceAccounts,
     )
     from pangeo_binder.policy.rules import RULES as POLICY_RULES

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pangeo_binder import machines
 from pangeo_binder.aws.config import AwsCloud
+from pangeo_binder.config_public import public_binder_problems
 from pangeo_binder.config_shared import Model
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.hub.config import (
@@ -172,6 +173,65 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
                 )
             )
         problems += _pool_group_problems(cloud, settings)
+        problems += _image_cache_problems(cloud, settings, cloud_secrets, raw.get("environment"))
+    return problems
+
+
+# The cache logins each cloud supports: GCP's ghcr.io cache pulls anonymously.
+CACHE_LOGINS = {"gcp": ("dockerHub",), "aws": ("dockerHub", "ghcr")}
+
+
+def build_repository(cloud: str, environment: str) -> str:
+    """The build registry's repository (GCP) or prefix (ECR) the stack names after the
+    deployment; gcp/stack.py and aws/stack.py name it the same way."""
+    deployment = f"pangeo-binder-{environment}"
+    return f"{deployment}-images" if cloud == "gcp" else deployment
+
+
+def _image_cache_problems(
+    cloud: str, settings: dict[str, Any], secrets: dict[str, Any], environment: Any
+) -> list[Problem]:
+    """A cache login needs both its user name and its token, and a cache that is on; no
+    cache repository may take the build registry's name."""
+    cache = _section(settings, "imageCache")
+    base = f"clouds.{cloud}.imageCache"
+    problems = []
+    for key in ("dockerHub", "ghcr"):
+        user, token = cache.get(f"{key}Username"), secrets.get(f"{key}Token")
+        user_path, token_path = f"{base}.{key}Username", f"secrets.{cloud}.{key}Token"
+        if key not in CACHE_LOGINS[cloud]:
+            if token:
+                problems.append(
+                    Problem(token_path, f"{cloud} caches {key} without a login; remove it")
+                )
+            continue
+        if user and not token:
+            problems.append(
+                Problem(
+                    token_path,
+                    f"missing: {user_path} is set, and the cache logs in with this token; set "
+                    f"it with pulumi config set --secret --path '{token_path}' VALUE",
+                )
+            )
+        elif token and not user:
+            problems.append(
+                Problem(user_path, f"missing: {token_path} is set; name the account it is for")
+            )
+        if (user or token) and cache.get("enabled") is False:
+            problems.append(
+                Problem(f"{base}.enabled", f"is false, but a {key} login is configured for it")
+            )
+    names = _section(cache, "repositories")
+    if environment in ("staging", "prod"):
+        build = build_repository(cloud, environment)
+        for key, name in names.items():
+            if name == build:
+                problems.append(
+                    Problem(
+                        f"{base}.repositories.{key}",
+                        f"{name!r} is the build registry's repository; choose another name",
+                    )
+                )
     return problems
 
 
@@ -189,7 +249,7 @@ def _shape_problems(raw: dict[str, Any], reported: list[Problem]) -> list[Proble
             path = f"clouds.{cloud}.nodePools.{key}"
             machine = pool.get("machineType") if isinstance(pool, dict) else None
             if (
-                _purpose(pool) in ("user", "dask")
+                _purpose(pool) in ("user", "dask", "public")
                 and isinstance(machine, str)
                 and not any(p.path.startswith(f"{path}.") for p in reported)
                 and machines.shape(cloud, machine) is None
@@ -311,6 +371,11 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     ]
     if config is not None:
         problems += _placeholder_problems(config)
+    problems += [
+        Problem(path, message)
+        for path, message in public_binder_problems(raw)
+        if path not in {q.path for q in problems}
+    ]
     if problems or config is None:
         raise ConfigError(problems)
     return config

@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-Purpose = Literal["core", "user", "dask"]
+Purpose = Literal["core", "user", "dask", "public"]
 
 # Pool keys become cloud resource names with a generated suffix (GKE: 40 characters in all,
 # with 26 taken by the suffix), so they are short DNS labels.
@@ -95,7 +95,8 @@ class NodePool(Model):
     """One autoscaled node pool. Field order matters: later validators read earlier fields."""
 
     purpose: Purpose = Field(
-        description="core: hub, proxy and controllers; user: notebook servers; dask: workers."
+        description="core: hub, proxy and controllers; user: notebook servers; dask: workers; "
+        "public: the public Binder's servers only (clouds.<cloud>.publicBinder)."
     )
     machine_type: str = Field(description="Machine or instance type, e.g. n2-highmem-4.")
     gpu: Gpu | None = Field(None, description="GPUs per node; only on GPU-capable machines.")
@@ -444,3 +445,86 @@ class RegistrySettings(Model):
         description="Tagged versions older than this (beyond the recent ones kept) are removed; "
         "BinderHub rebuilds an image on demand if a repository is launched again.",
     )
+
+
+# Public registries an in-region cache can stand in for: config key -> the host image
+# references name, and the cache repository's name after the environment (`staging-quay`).
+CACHE_UPSTREAMS = {
+    "dockerHub": "docker.io",
+    "quay": "quay.io",
+    "ghcr": "ghcr.io",
+    "ecrPublic": "public.ecr.aws",
+    "k8s": "registry.k8s.io",
+}
+CACHE_NAMES = {
+    "dockerHub": "docker-hub",
+    "quay": "quay",
+    "ghcr": "ghcr",
+    "ecrPublic": "ecr-public",
+    "k8s": "k8s",
+}
+# Within both clouds' limits: Artifact Registry repository ids and ECR pull-through prefixes
+# (2-30 characters).
+CacheName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,28}[a-z0-9]$")]
+# Docker Hub and GitHub user names.
+RegistryUser = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+
+
+class ImageCacheSettings(Model):
+    """In-region pull-through caches of public registries: images come from the cloud's own
+    registry in the cluster's region, without Docker Hub's pull limits."""
+
+    enabled: bool = Field(
+        True,
+        description="Create the caches. On by default: a cache stores only what is pulled "
+        "through it (billed as registry storage, bounded by deleteAfterDays), and pulls from "
+        "it stay in the region.",
+    )
+    docker_hub_username: RegistryUser | None = Field(
+        None,
+        description="Docker Hub account the Docker Hub cache logs in as (higher pull limits "
+        "than anonymous pulls); its access token is the secret secrets.<cloud>.dockerHubToken.",
+    )
+    delete_after_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Cached images are removed this many days after they were cached; the "
+        "next pull fetches them again from upstream.",
+    )
+    repositories: dict[str, CacheName] = Field(
+        default_factory=dict,
+        description="Cache repository names (ECR: prefixes) by upstream: dockerHub, quay, ghcr "
+        "(AWS also ecrPublic, k8s). Default `<environment>-docker-hub`, `<environment>-quay`, "
+        "... so staging and prod can share a project or account; none may be the build "
+        "registry's repository.",
+    )
+
+    @field_validator("repositories")
+    @classmethod
+    def _known_upstreams(cls, names: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(names) - set(cls.upstreams_offered()))
+        if unknown:
+            raise ValueError(
+                f"no cache for {', '.join(unknown)} on this cloud; accepted: "
+                f"{', '.join(cls.upstreams_offered())}"
+            )
+        taken: dict[str, str] = {}
+        for key, name in names.items():
+            if name in taken:
+                raise ValueError(f"{key} and {taken[name]} both use the name {name!r}")
+            taken[name] = key
+        return names
+
+    @classmethod
+    def upstreams_offered(cls) -> tuple[str, ...]:
+        """The upstreams this cloud can cache (config keys of CACHE_UPSTREAMS)."""
+        return tuple(CACHE_UPSTREAMS)
+
+    def cached(self) -> list[str]:
+        """The upstreams cached, in CACHE_UPSTREAMS order; none when the cache is off."""
+        return list(self.upstreams_offered()) if self.enabled else []
+
+    def name(self, key: str, environment: str) -> str:
+        """The cache repository (GCP) or repository prefix (ECR) for upstream `key`."""
+        return self.repositories.get(key) or f"{environment}-{CACHE_NAMES[key]}"

@@ -48,6 +48,9 @@ class WorkloadServiceAccounts:
     users: KubernetesServiceAccount
     builder: KubernetesServiceAccount
     backup: BackupWriter | None = None
+    # The public Binder's BinderHub (clouds.<cloud>.publicBinder): pushes under the same
+    # registry, as the same identity on GKE and its own IRSA role on EKS. None without it.
+    public_builder: KubernetesServiceAccount | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,17 @@ class RegistryLogin:
     address: pulumi.Output[str]
     username: pulumi.Output[str]
     password: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class ReservedAddress:
+    """A load balancer address reserved before its Service exists: the address (GKE: one IP;
+    EKS: the Elastic IPs, comma-separated), the piece of z2jh's `proxy.service` values that
+    makes the proxy use it, and the DNS records pointing a domain at it (may be empty)."""
+
+    address: pulumi.Output[str]
+    proxy_service: pulumi.Output[dict[str, Any]]
+    records: list[pulumi.Resource] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,18 @@ class CloudOutputs:
     the hub's domain at it (empty without `hub.dns`), which the hub's release waits for.
 
     `public_bucket_url` is the world-readable bucket (`storage.publicBucket`), None without one.
+
+    `image_cache` maps an upstream registry host to the in-region cache that serves it, None
+    when `imageCache.enabled` is false. Keys are hosts as image references name them
+    (`docker.io`, `quay.io`, `ghcr.io`; on AWS also `public.ecr.aws`, `registry.k8s.io`), only
+    the upstreams actually cached (on AWS Docker Hub and ghcr.io only with their login).
+    Values are the cache prefix without a trailing slash (GCP:
+    `<region>-docker.pkg.dev/<project>/<repository>`; AWS:
+    `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`). An image `<host>/<path>:<tag>` is
+    pulled as `<value>/<path>:<tag>`, where a Docker Hub official image's path needs its
+    implicit `library/` (`docker.io/python:3.12` -> `<value>/library/python:3.12`) on both
+    clouds; a reference without a registry host is a Docker Hub one.
+    `public_binder_address` is the public Binder's own address (`publicBinder`), None without.
     """
 
     cloud: Literal["gcp", "aws"]
@@ -96,12 +122,14 @@ class CloudOutputs:
     proxy_service: pulumi.Output[dict[str, Any]] | None = None
     hub_dns: list[pulumi.Resource] = field(default_factory=list)
     public_bucket_url: pulumi.Output[str] | None = None
+    image_cache: pulumi.Output[dict[str, str]] | None = None
+    public_binder_address: ReservedAddress | None = None
 
     @property
     def service_account_annotations(self) -> dict[str, dict[str, pulumi.Output[str]]]:
         return {role: {self.identity_annotation: value} for role, value in self.identities.items()}
 
-    def exports(self) -> dict[str, pulumi.Output[str]]:
+    def exports(self) -> dict[str, pulumi.Output[Any]]:
         """Stack outputs an operator reads (`pulumi stack output`). The kubeconfig is exported
         on its own, as a secret, so the rest of this map stays readable."""
         public = self.public_bucket_url
@@ -114,4 +142,10 @@ class CloudOutputs:
             "imagePrefix": self.image_prefix,
             **{f"{role}Identity": value for role, value in self.identities.items()},
             **({"hubAddress": self.hub_address} if self.hub_address is not None else {}),
+            **({"imageCache": self.image_cache} if self.image_cache is not None else {}),
+            **(
+                {"publicBinderAddress": self.public_binder_address.address}
+                if self.public_binder_address is not None
+                else {}
+            ),
         }

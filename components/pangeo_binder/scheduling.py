@@ -16,6 +16,9 @@ PURPOSE_LABELS: dict[str, dict[str, str]] = {
     # whole cluster, a lost worker is recomputed.
     "user": {"hub.jupyter.org/node-purpose": "user", "k8s.dask.org/node-purpose": "scheduler"},
     "dask": {"k8s.dask.org/node-purpose": "worker"},
+    # The public Binder's servers: user nodes to z2jh (its matchNodePurpose), marked public,
+    # and tainted so that nothing else (the hub's users, its image puller) lands there.
+    "public": {"hub.jupyter.org/node-purpose": "user", "pangeo-binder.io/node-purpose": "public"},
 }
 
 # The '/' form: GKE and EKS both accept it, and z2jh and dask-gateway tolerate it.
@@ -23,6 +26,7 @@ PURPOSE_TAINTS: dict[str, tuple[str, str] | None] = {
     "core": None,
     "user": ("hub.jupyter.org/dedicated", "user"),
     "dask": ("k8s.dask.org/dedicated", "worker"),
+    "public": ("pangeo-binder.io/dedicated", "public"),
 }
 
 GPU_TAINT = ("nvidia.com/gpu", "present")

@@ -114,6 +114,15 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         out |= {"hex": digest[: 2 * int(inputs.get("byteLength", 32))]}
     elif typ == "gcp:artifactregistry/repository:Repository":
         out |= {"name": inputs.get("repositoryId")}
+    elif typ == "gcp:secretmanager/secret:Secret":
+        secret = f"projects/{inputs.get('project')}/secrets/{inputs.get('secretId')}"
+        out |= {"name": secret}
+        return secret, out
+    elif typ == "gcp:secretmanager/secretVersion:SecretVersion":
+        # The secret's id, then the version number Secret Manager gives the first version.
+        version = f"{inputs.get('secret')}/versions/1"
+        out |= {"name": version, "version": "1"}
+        return version, out
     elif typ == "gcp:monitoring/notificationChannel:NotificationChannel":
         out |= {"name": f"projects/p/notificationChannels/{args.name}"}
     elif typ == "docker-build:index:Image":
@@ -222,6 +231,14 @@ def _aws_mock_outputs(
             "publicIp": _example_ip("198.51.100", args.name),
         }
         resource_id = out["allocationId"]
+    elif typ == "aws:secretsmanager/secret:Secret":
+        # Secrets Manager appends six random characters to the name in the ARN.
+        arn = f"arn:aws:secretsmanager:{AWS_REGION}:{AWS_ACCOUNT}:secret:{name}-AbCdEf"
+        out |= {"arn": arn}
+        resource_id = arn
+    elif typ == "aws:ecr/pullThroughCacheRule:PullThroughCacheRule":
+        out |= {"registryId": AWS_ACCOUNT}
+        resource_id = str(inputs.get("ecrRepositoryPrefix"))
     elif typ == "aws:kms/key:Key":
         key_id = "1234abcd-12ab-34cd-56ef-1234567890ab"
         out |= {"keyId": key_id, "arn": f"arn:aws:kms:{AWS_REGION}:{AWS_ACCOUNT}:key/{key_id}"}

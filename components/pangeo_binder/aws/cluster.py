@@ -261,6 +261,7 @@ class EksCluster(pulumi.ComponentResource):
             opts=child,
         )
         node_attachments = attach_policies(f"{name}-nodes", node_role, NODE_POLICIES, child)
+        self.node_role_name = node_role.name
 
         # Each add-on at the version EKS marks as default for the cluster's Kubernetes minor,
         # looked up on every run: changing kubernetesVersion moves the add-ons with it.
@@ -286,6 +287,7 @@ class EksCluster(pulumi.ComponentResource):
                 subnet_ids=network.node_subnet_ids(cloud.pool_zones(key, zones)),
                 depends_on=[*node_attachments, *installed.values()],
                 live_desired=live_desired.get(key),
+                image_cache=cloud.image_cache,
                 opts=child,
             )
             for key, pool in cloud.node_pools.items()

@@ -14,16 +14,19 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
 from pangeo_binder import catalog
+from pangeo_binder.config_public import PublicBinder
 from pangeo_binder.config_shared import (
     CONTROL_PLANE_ACCESS,
     OPEN_TO_ALL,
     Cidr,
     CloudHub,
     Gpu,
+    ImageCacheSettings,
     Model,
     NodePool,
     PoolKey,
     RegistrySettings,
+    RegistryUser,
     StorageSettings,
     pool_error,
     validate_pools,
@@ -225,6 +228,50 @@ class AwsStorageSettings(StorageSettings):
     )
 
 
+# gp3's included throughput; more is billed per MiB/s-month.
+GP3_BASE_THROUGHPUT = 125
+
+
+class AwsImageCache(ImageCacheSettings):
+    """ECR pull-through cache rules, and parallel image pulls on the nodes.
+
+    quay.io, ECR Public and registry.k8s.io are cached without credentials. ECR caches
+    Docker Hub and ghcr.io only with credentials (a Secrets Manager secret), so those two are
+    cached only when their user name (and its token, secrets.aws.<x>Token) are configured.
+    """
+
+    ghcr_username: RegistryUser | None = Field(
+        None,
+        description="GitHub account the ghcr.io cache logs in as (ECR caches ghcr.io only with "
+        "credentials); its token (a classic token with read:packages) is the secret "
+        "secrets.aws.ghcrToken.",
+    )
+    parallel_pull: bool = Field(
+        True,
+        description="SOCI parallel pull and unpack (nodeadm's FastImagePull) on user and dask "
+        "groups whose every instance type has at least 4 vCPUs and 7 GiB (nodeadm ignores "
+        "the setting below that, so smaller groups do not get it).",
+    )
+    pull_throughput_mibps: int = Field(
+        600,
+        ge=GP3_BASE_THROUGHPUT,
+        le=1000,
+        description="gp3 root volume throughput of the groups with parallel pull (MiB/s): "
+        "parallel pull writes layers as fast as the disk takes them. Above 125 it is billed "
+        "per MiB/s-month (priced in the plan); IOPS rise with it above 750 (4 IOPS per MiB/s).",
+    )
+
+    @classmethod
+    def upstreams_offered(cls) -> tuple[str, ...]:
+        return ("dockerHub", "quay", "ghcr", "ecrPublic", "k8s")
+
+    def cached(self) -> list[str]:
+        if not self.enabled:
+            return []
+        logins = {"dockerHub": self.docker_hub_username, "ghcr": self.ghcr_username}
+        return [key for key in self.upstreams_offered() if logins.get(key, "anonymous")]
+
+
 class AwsCloud(Model):
     """Everything deployed on AWS for one stack."""
 
@@ -243,8 +290,14 @@ class AwsCloud(Model):
         description="Node groups by name; the name prefixes the EKS node group name."
     )
     hub: CloudHub
+    public_binder: PublicBinder | None = Field(
+        None,
+        description="An anonymous Binder for allowed repositories beside the hub "
+        "(docs/howto/public-binder.md). Unset: none.",
+    )
     storage: AwsStorageSettings = Field(default_factory=AwsStorageSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    image_cache: AwsImageCache = Field(default_factory=AwsImageCache)
     nat_gateways: NatGateways | None = Field(
         None,
         description="none: nodes in public subnets (no inbound rules; saves ~$33/month per "

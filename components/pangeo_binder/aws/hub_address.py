@@ -76,6 +76,7 @@ class HubAddress(pulumi.ComponentResource):
         dns: HubDns | None,
         public_subnet_ids: dict[str, pulumi.Output[str]],
         prod: bool,
+        role: str = "hub",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:aws:HubAddress", name, None, opts)
@@ -88,7 +89,7 @@ class HubAddress(pulumi.ComponentResource):
             aws.ec2.Eip(
                 f"{name}-{zone}",
                 domain="vpc",
-                tags={"Name": f"{deployment}-hub-{zone}"},
+                tags={"Name": f"{deployment}-{role}-{zone}"},
                 opts=guarded(child, prod=prod, holds_data=True),
             )
             for zone in zones

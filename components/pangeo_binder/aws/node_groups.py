@@ -18,13 +18,16 @@ to the nearest bound on that run (`scaling_plan`).
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import yaml
 
-from pangeo_binder.aws.config import AwsNodePool
+from pangeo_binder import machines
+from pangeo_binder.aws.config import GP3_BASE_THROUGHPUT, AwsImageCache, AwsNodePool
 from pangeo_binder.scheduling import Taint, node_labels, node_taints
 
 AUTOSCALER = "k8s.io/cluster-autoscaler"
@@ -35,6 +38,72 @@ GPU_RESOURCE = "nvidia.com/gpu"
 ROOT_DEVICE = "/dev/xvda"  # the root volume of AL2023 EKS AMIs
 # The autoscaler owns the size once the group exists.
 IGNORED_SIZE = ["scalingConfig.desiredSize"]
+# nodeadm turns FastImagePull into the SOCI snapshotter only on nodes with at least 4 vCPUs
+# and 7 GiB, and silently ignores it below (amazon-eks-ami, nodeadm's UseSOCISnapshotter,
+# read 2026-12). Shapes are nominal, as in data/machine_shapes.yaml.
+FAST_PULL_MIN_VCPUS = 4
+FAST_PULL_MIN_MEMORY_GIB = 7
+GP3_BASE_IOPS = 3000
+# gp3 provisions at most 0.25 MiB/s per IOPS.
+GP3_IOPS_PER_MIBPS = 4
+MIME_BOUNDARY = "PANGEO-BINDER-NODECONFIG"
+
+
+def parallel_pull(pool: AwsNodePool, cache: AwsImageCache | None) -> bool:
+    """Whether the group pulls with SOCI parallel pull: user and dask groups (where users
+    wait for multi-GB images) whose every instance type qualifies. Core nodes pull small
+    images; a mixed group with one small type would get it on some nodes and not others."""
+    if cache is None or not cache.parallel_pull or pool.purpose not in ("user", "dask"):
+        return False
+    shapes = [machines.shape("aws", kind) for kind in pool.all_instance_types]
+    return all(
+        shape is not None
+        and shape.vcpus >= FAST_PULL_MIN_VCPUS
+        and shape.memory_gib >= FAST_PULL_MIN_MEMORY_GIB
+        for shape in shapes
+    )
+
+
+def fast_pull_user_data() -> str:
+    """Base64 MIME user data with one nodeadm NodeConfig part turning on FastImagePull. EKS
+    merges it with its own NodeConfig (cluster endpoint, CA) for managed AL2023 groups."""
+    node_config = yaml.safe_dump(
+        {
+            "apiVersion": "node.eks.aws/v1alpha1",
+            "kind": "NodeConfig",
+            "spec": {"featureGates": {"FastImagePull": True}},
+        },
+        sort_keys=False,
+    )
+    text = (
+        "MIME-Version: 1.0\n"
+        f'Content-Type: multipart/mixed; boundary="{MIME_BOUNDARY}"\n\n'
+        f"--{MIME_BOUNDARY}\n"
+        "Content-Type: application/node.eks.aws\n\n"
+        f"{node_config}\n"
+        f"--{MIME_BOUNDARY}--\n"
+    )
+    return base64.b64encode(text.encode()).decode()
+
+
+def root_volume(
+    pool: AwsNodePool, throughput: int | None
+) -> aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs:
+    """gp3 root volume of the configured size; with `throughput` (MiB/s) raised above the
+    included 125, and IOPS raised above the included 3000 only when the throughput needs it."""
+    performance = {}
+    if throughput is not None and throughput > GP3_BASE_THROUGHPUT:
+        performance = {
+            "throughput": throughput,
+            "iops": max(GP3_BASE_IOPS, throughput * GP3_IOPS_PER_MIBPS),
+        }
+    return aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+        volume_size=pool.disk_size_gb,
+        volume_type="gp3",
+        encrypted="true",
+        delete_on_termination="true",
+        **performance,
+    )
 
 
 def ami_type(pool: AwsNodePool) -> str:
@@ -119,12 +188,15 @@ def live_desired_sizes(
 
 
 def launch_template_args(
-    key: str, pool: AwsNodePool, cluster_name: str
+    key: str, pool: AwsNodePool, cluster_name: str, cache: AwsImageCache | None = None
 ) -> aws.ec2.LaunchTemplateArgs:
     """gp3 root volume of the configured size, and IMDSv2 only with a hop limit of 1: a
     container is one hop further than the node, so user pods cannot reach the node's
-    credentials (their AWS access comes from IRSA)."""
+    credentials (their AWS access comes from IRSA). Groups with parallel pull
+    (`parallel_pull`) get FastImagePull in their user data and the cache settings' volume
+    throughput: parallel pull writes layers as fast as the disk takes them."""
     tags = {"Name": f"{cluster_name}-{key}", "pangeo-binder.io/pool": key}
+    fast = parallel_pull(pool, cache)
     return aws.ec2.LaunchTemplateArgs(
         name_prefix=f"{cluster_name}-{key}-",
         description=f"Nodes of the {key} group of {cluster_name}",
@@ -132,14 +204,10 @@ def launch_template_args(
         block_device_mappings=[
             aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
                 device_name=ROOT_DEVICE,
-                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                    volume_size=pool.disk_size_gb,
-                    volume_type="gp3",
-                    encrypted="true",
-                    delete_on_termination="true",
-                ),
+                ebs=root_volume(pool, cache.pull_throughput_mibps if fast and cache else None),
             )
         ],
+        user_data=fast_pull_user_data() if fast else None,
         metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
             http_endpoint="enabled",
             http_tokens="required",
@@ -211,13 +279,14 @@ class NodeGroup(pulumi.ComponentResource):
         subnet_ids: list[pulumi.Input[str]],
         depends_on: list[pulumi.Resource],
         live_desired: int | None = None,
+        image_cache: AwsImageCache | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:aws:NodeGroup", name, None, opts)
         plan = scaling_plan(pool, live_desired)
         child = pulumi.ResourceOptions(parent=self)
         template = aws.ec2.LaunchTemplate(
-            f"{name}-lt", launch_template_args(key, pool, cluster_name), opts=child
+            f"{name}-lt", launch_template_args(key, pool, cluster_name, image_cache), opts=child
         )
         self.node_group = aws.eks.NodeGroup(
             f"{name}-group",

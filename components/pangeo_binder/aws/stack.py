@@ -16,11 +16,12 @@ from pangeo_binder.aws.cluster import (
 )
 from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.aws.hub_address import HubAddress
-from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION
+from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION, irsa_role
+from pangeo_binder.aws.image_cache import ImageCache
 from pangeo_binder.aws.network import Network
-from pangeo_binder.aws.registry import ImageRegistry, push_login
+from pangeo_binder.aws.registry import ImageRegistry, builder_policy, push_login
 from pangeo_binder.aws.storage import HubStorage
-from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
+from pangeo_binder.outputs import CloudOutputs, ReservedAddress, WorkloadServiceAccounts
 
 
 def default_zones(names: list[str]) -> list[str]:
@@ -46,7 +47,8 @@ class AwsStack(pulumi.ComponentResource):
     Resource names derive from `deployment` (e.g. `pangeo-binder-staging`), so two
     environments can share an account; bucket names add the account id, as S3 names are global.
     `service_accounts` names the Kubernetes service accounts the bucket and registry roles
-    trust (IRSA): the caller's, so this layer never reads the hub.
+    trust (IRSA): the caller's, so this layer never reads the hub. `registry_tokens` are the
+    image caches' upstream tokens by cache key (`dockerHub`, `ghcr`), secret.
     """
 
     outputs: CloudOutputs
@@ -59,6 +61,7 @@ class AwsStack(pulumi.ComponentResource):
         deployment: str,
         environment: str,
         service_accounts: WorkloadServiceAccounts,
+        registry_tokens: dict[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:aws:Stack", name, None, opts)
@@ -165,6 +168,17 @@ class AwsStack(pulumi.ComponentResource):
             prod=prod,
             opts=child,
         )
+        cache = ImageCache(
+            f"{name}-image-cache",
+            cloud.image_cache,
+            environment=environment,
+            region=cloud.region,
+            account_id=account_id,
+            node_role_name=cluster.node_role_name,
+            tokens=registry_tokens or {},
+            prod=prod,
+            opts=child,
+        )
         hub_address = HubAddress(
             f"{name}-hub-address",
             deployment=deployment,
@@ -174,6 +188,33 @@ class AwsStack(pulumi.ComponentResource):
             prod=prod,
             opts=child,
         )
+        public_address = None
+        public_builder = None
+        if cloud.public_binder is not None and service_accounts.public_builder is not None:
+            public = HubAddress(
+                f"{name}-public-address",
+                deployment=deployment,
+                domain=cloud.public_binder.domain,
+                dns=cloud.public_binder.dns,
+                public_subnet_ids=network.public_subnet_ids,
+                prod=prod,
+                role="public",
+                opts=child,
+            )
+            public_address = ReservedAddress(public.address, public.proxy_service, public.records)
+            # The public BinderHub's own role, with the builder's rights (push under the
+            # deployment's prefix, where its images carry their own mark).
+            public_builder = irsa_role(
+                f"{name}-public-builder",
+                role_name=f"{deployment}-public-builder",
+                oidc=cluster.oidc,
+                service_account=service_accounts.public_builder.ref,
+                description="Public BinderHub image pushes",
+                policy=builder_policy(
+                    region=cloud.region, account_id=account_id, prefix=deployment
+                ),
+                opts=child,
+            )
         if cloud.budget is not None:
             create_budget(
                 f"{name}-budget",
@@ -185,6 +226,8 @@ class AwsStack(pulumi.ComponentResource):
         identities = {"users": storage.users_role_arn, "builder": registry.builder_role_arn}
         if storage.backup_role_arn is not None:
             identities["backup"] = storage.backup_role_arn
+        if public_builder is not None:
+            identities["publicBuilder"] = public_builder.arn
         self.outputs = CloudOutputs(
             cloud="aws",
             cluster_name=cluster.cluster_name,
@@ -205,5 +248,7 @@ class AwsStack(pulumi.ComponentResource):
             proxy_service=hub_address.proxy_service,
             hub_dns=hub_address.records,
             public_bucket_url=storage.public_bucket_url,
+            image_cache=cache.mapping if cloud.image_cache.cached() else None,
+            public_binder_address=public_address,
         )
         self.register_outputs(self.outputs.exports())

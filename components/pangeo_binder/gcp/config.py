@@ -11,12 +11,14 @@ from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
 from pangeo_binder import catalog
+from pangeo_binder.config_public import PublicBinder
 from pangeo_binder.config_shared import (
     CONTROL_PLANE_ACCESS,
     OPEN_TO_ALL,
     Cidr,
     CloudHub,
     Gpu,
+    ImageCacheSettings,
     Model,
     NodePool,
     PoolKey,
@@ -197,6 +199,14 @@ class Maintenance(Model):
         return recurrence
 
 
+class GcpImageCache(ImageCacheSettings):
+    """Artifact Registry remote repositories for Docker Hub, quay.io and ghcr.io in the region."""
+
+    @classmethod
+    def upstreams_offered(cls) -> tuple[str, ...]:
+        return ("dockerHub", "quay", "ghcr")
+
+
 class GcpCloud(Model):
     """Everything deployed on GCP for one stack."""
 
@@ -215,8 +225,14 @@ class GcpCloud(Model):
         "starts the GKE pool name, which a generated suffix completes)."
     )
     hub: CloudHub
+    public_binder: PublicBinder | None = Field(
+        None,
+        description="An anonymous Binder for allowed repositories beside the hub "
+        "(docs/howto/public-binder.md). Unset: none.",
+    )
     storage: StorageSettings = Field(default_factory=StorageSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    image_cache: GcpImageCache = Field(default_factory=GcpImageCache)
     maintenance: Maintenance = Field(default_factory=Maintenance)
     budget: GcpBudget | None = None
     subnet_cidr: IPv4Network = Field(

@@ -45,10 +45,14 @@ class HubAddress(pulumi.ComponentResource):
         *,
         deployment: str,
         prod: bool,
+        public: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:gcp:HubAddress", name, None, opts)
-        dns = cloud.hub.dns
+        # The hub's, or with `public` the public Binder's (its own domain and zone).
+        site = cloud.public_binder if public and cloud.public_binder else cloud.hub
+        role = "public" if public else "hub"
+        dns = site.dns
         if dns is not None:
             # Looked up before anything is registered below: a wrong zone stops here.
             zone = gcp.dns.get_managed_zone(
@@ -60,24 +64,24 @@ class HubAddress(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         reserved = gcp.compute.Address(
             name,
-            name=f"{deployment}-hub",
+            name=f"{deployment}-{role}",
             project=cloud.project,
             region=cloud.region,
             address_type="EXTERNAL",
             network_tier="PREMIUM",  # the tier GKE's load balancers use by default
-            description=f"The JupyterHub proxy's public address ({cloud.hub.domain})",
+            description=f"The JupyterHub proxy's public address ({site.domain})",
             opts=guarded(child, prod=prod, holds_data=True),
         )
         self.address = reserved.address
         self.proxy_service = reserved.address.apply(proxy_service_values)
         self.records = []
-        if dns is not None and in_zone(cloud.hub.domain, dns.zone_domain):
+        if dns is not None and in_zone(site.domain, dns.zone_domain):
             self.records.append(
                 gcp.dns.RecordSet(
                     f"{name}-record",
                     project=cloud.project,
                     managed_zone=dns.zone,
-                    name=f"{cloud.hub.domain}.",
+                    name=f"{site.domain}.",
                     type="A",
                     ttl=RECORD_TTL,
                     rrdatas=[reserved.address],

@@ -27,6 +27,12 @@ def push_login(host: pulumi.Input[str], opts: pulumi.InvokeOutputOptions) -> Reg
     )
 
 
+def docker_in_region(cloud: GcpCloud) -> dict[str, str]:
+    """Where every Docker repository of the stack lives (the build registry and the image
+    caches): the cluster's project and region, so nodes pull (and stream) in the region."""
+    return {"project": cloud.project, "location": cloud.region, "format": "DOCKER"}
+
+
 def cleanup_policies(
     settings: RegistrySettings,
 ) -> list[gcp.artifactregistry.RepositoryCleanupPolicyArgs]:
@@ -83,9 +89,7 @@ class ImageRegistry(pulumi.ComponentResource):
         repository = gcp.artifactregistry.Repository(
             f"{name}-repository",
             repository_id=repository_id,
-            project=cloud.project,
-            location=cloud.region,
-            format="DOCKER",
+            **docker_in_region(cloud),
             description="Images built by BinderHub",
             cleanup_policies=cleanup_policies(cloud.registry),
             cleanup_policy_dry_run=False,

@@ -33,6 +33,7 @@ BUDGET_APIS = {
 
 
 DNS_APIS = {"dns.googleapis.com": "the hub's A record in an existing zone (hub.dns)"}
+SECRET_APIS = {"secretmanager.googleapis.com": "the Docker Hub cache's login token"}
 
 
 def required_apis(cloud: GcpCloud) -> list[str]:
@@ -41,7 +42,14 @@ def required_apis(cloud: GcpCloud) -> list[str]:
         *APIS,
         *(BUDGET_APIS if cloud.budget is not None else {}),
         *(DNS_APIS if cloud.hub.dns is not None else {}),
+        *(SECRET_APIS if docker_hub_login(cloud) else {}),
     ]
+
+
+def docker_hub_login(cloud: GcpCloud) -> bool:
+    """Whether the Docker Hub cache logs in (its token is kept in Secret Manager)."""
+    cache = cloud.image_cache
+    return "dockerHub" in cache.cached() and cache.docker_hub_username is not None
 
 
 def service_name(api: str) -> str:

@@ -11,10 +11,12 @@ from pangeo_binder.gcp.budget import create_budget
 from pangeo_binder.gcp.cluster import GkeCluster
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.gcp.hub_address import HubAddress
+from pangeo_binder.gcp.identity import workload_identity_member
+from pangeo_binder.gcp.image_cache import ImageCache
 from pangeo_binder.gcp.registry import ImageRegistry, push_login
 from pangeo_binder.gcp.services import ProjectApis, after_apis
 from pangeo_binder.gcp.storage import HubStorage
-from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
+from pangeo_binder.outputs import CloudOutputs, ReservedAddress, WorkloadServiceAccounts
 from pangeo_binder.policy.context import gcp_bucket_prefix
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
@@ -44,6 +46,7 @@ class GcpStack(pulumi.ComponentResource):
     environments can share a project without colliding. `service_accounts` names the
     Kubernetes service accounts bound to the bucket and registry identities: the caller's
     (the hub passes `HubSettings.workload_service_accounts()`), so this layer never reads the hub.
+    `registry_tokens` are the image caches' upstream tokens by cache key (`dockerHub`), secret.
     """
 
     outputs: CloudOutputs
@@ -56,6 +59,7 @@ class GcpStack(pulumi.ComponentResource):
         deployment: str,
         environment: str,
         service_accounts: WorkloadServiceAccounts,
+        registry_tokens: dict[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         ids = account_ids(deployment)
@@ -111,9 +115,43 @@ class GcpStack(pulumi.ComponentResource):
             depends_on=[cluster],
             opts=child,
         )
+        cache = ImageCache(
+            f"{name}-image-cache",
+            cloud,
+            environment=environment,
+            node_service_account_email=cluster.node_service_account_email,
+            tokens=registry_tokens or {},
+            opts=child,
+        )
         hub_address = HubAddress(
             f"{name}-hub-address", cloud, deployment=deployment, prod=prod, opts=child
         )
+        public_address = None
+        if cloud.public_binder is not None and service_accounts.public_builder is not None:
+            public = HubAddress(
+                f"{name}-public-address",
+                cloud,
+                deployment=deployment,
+                prod=prod,
+                public=True,
+                opts=child,
+            )
+            public_address = ReservedAddress(public.address, public.proxy_service, public.records)
+            # The public BinderHub pushes as the same builder account (to its own prefix).
+            gcp.serviceaccount.IAMMember(
+                f"{name}-public-builder-wi",
+                service_account_id=pulumi.Output.concat(
+                    "projects/",
+                    cloud.project,
+                    "/serviceAccounts/",
+                    registry.builder_service_account_email,
+                ),
+                role="roles/iam.workloadIdentityUser",
+                member=workload_identity_member(cloud.project, service_accounts.public_builder.ref),
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[cluster])
+                ),
+            )
         if cloud.budget is not None:
             # The budgets API needs a quota project when called with user credentials. Only
             # the budget's own provider bills calls to the project: on the main provider it
@@ -143,6 +181,8 @@ class GcpStack(pulumi.ComponentResource):
         }
         if storage.backup_service_account_email is not None:
             identities["backup"] = storage.backup_service_account_email
+        if public_address is not None:
+            identities["publicBuilder"] = registry.builder_service_account_email
         self.outputs = CloudOutputs(
             cloud="gcp",
             cluster_name=cluster.cluster_name,
@@ -161,5 +201,7 @@ class GcpStack(pulumi.ComponentResource):
             proxy_service=hub_address.proxy_service,
             hub_dns=hub_address.records,
             public_bucket_url=storage.public_bucket_url,
+            image_cache=cache.mapping if cloud.image_cache.cached() else None,
+            public_binder_address=public_address,
         )
         self.register_outputs(self.outputs.exports())

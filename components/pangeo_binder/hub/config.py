@@ -329,11 +329,28 @@ def menu_gap(kind: Literal["cpu", "gpu"]) -> str:
 
 
 class CloudSecrets(Model):
-    """Secret values of one cloud's hub, set only with `pulumi config set --secret`."""
+    """Secret values of one cloud's hub and caches, set only with `pulumi config set --secret`."""
 
     github_client_secret: SecretStr = Field(
         min_length=1, description="Client secret of the cloud's GitHub OAuth app."
     )
+    docker_hub_token: SecretStr | None = Field(
+        None,
+        min_length=1,
+        description="Docker Hub access token of clouds.<cloud>.imageCache.dockerHubUsername, "
+        "kept in the cloud's secret store for the Docker Hub cache.",
+    )
+    ghcr_token: SecretStr | None = Field(
+        None,
+        min_length=1,
+        description="GitHub token of clouds.aws.imageCache.ghcrUsername for the ghcr.io cache "
+        "(AWS only: GCP's ghcr.io cache pulls anonymously).",
+    )
+
+    def registry_tokens(self) -> dict[str, str]:
+        """Upstream registry tokens by cache key (dockerHub, ghcr), for those that are set."""
+        tokens = {"dockerHub": self.docker_hub_token, "ghcr": self.ghcr_token}
+        return {key: token.get_secret_value() for key, token in tokens.items() if token}
 
 
 class Secrets(Model):

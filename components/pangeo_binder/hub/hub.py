@@ -70,6 +70,34 @@ def hub_image_ref(settings: HubSettings, context: HubContext) -> str:
     return context.hub_image_ref or f"quay.io/jupyterhub/k8s-hub:{JUPYTERHUB.version}"
 
 
+def generated_token(name: str, *, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """32 random bytes as hex, made once and kept (secret) in state: never rotated."""
+    opts = pulumi.ResourceOptions(parent=parent, additional_secret_outputs=RANDOM_ID_OUTPUTS)
+    return pulumi.Output.secret(random.RandomId(name, byte_length=32, opts=opts).hex)
+
+
+def chart_release(
+    name: str,
+    pin: ChartPin,
+    release: str,
+    namespace: str,
+    values: pulumi.Output[dict[str, Any]],
+    opts: pulumi.ResourceOptions,
+) -> k8s.helm.v4.Chart:
+    """One chart at its pinned version, with an explicit release name. Values carry
+    generated secrets, so Pulumi keeps the whole tree secret."""
+    return k8s.helm.v4.Chart(
+        name,
+        chart=pin.name,
+        version=pin.version,
+        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repository),
+        name=release,
+        namespace=namespace,
+        values=pulumi.Output.secret(values),
+        opts=opts,
+    )
+
+
 class Hub(pulumi.ComponentResource):
     """JupyterHub with GitHub login in `settings.namespace` of one cluster, on any cloud's
     `CloudOutputs`: Dask Gateway beside it where a pool has purpose `dask`, and BinderHub unless
@@ -122,13 +150,9 @@ class Hub(pulumi.ComponentResource):
             },
             opts=k8s_opts,
         )
-        secret_opts = pulumi.ResourceOptions(
-            parent=self, additional_secret_outputs=RANDOM_ID_OUTPUTS
-        )
 
         def token(key: str) -> pulumi.Output[str]:
-            generated = random.RandomId(f"{name}-{key}", byte_length=32, opts=secret_opts)
-            return pulumi.Output.secret(generated.hex)
+            return generated_token(f"{name}-{key}", parent=self)
 
         services = ([DASK_GATEWAY_SERVICE] if runs_dask(pools) else []) + (
             [BINDER_SERVICE] if settings.binder.enabled else []
@@ -155,6 +179,8 @@ class Hub(pulumi.ComponentResource):
             self.hub_image_ref if self.hub_image_ref is not None else "",
             cloud.proxy_service or {},
             cloud.public_bucket_url if cloud.public_bucket_url is not None else "",
+            # The in-region cache (CloudOutputs.image_cache); {} when the cloud has none.
+            cloud.image_cache if cloud.image_cache is not None else {},
         ).apply(
             lambda v: HubContext(
                 cloud=cloud.cloud,
@@ -176,6 +202,7 @@ class Hub(pulumi.ComponentResource):
                 hub_image_ref=v[7] or "",
                 proxy_service=v[8] or {},
                 public_bucket=v[9] or "",
+                image_cache=dict(v[10] or {}),
             )
         )
         release_opts = pulumi.ResourceOptions.merge(
@@ -187,7 +214,7 @@ class Hub(pulumi.ComponentResource):
         hub_opts = pulumi.ResourceOptions.merge(
             release_opts, pulumi.ResourceOptions(depends_on=list(cloud.hub_dns))
         )
-        jupyterhub = self._release(
+        jupyterhub = chart_release(
             f"{name}-jupyterhub",
             JUPYTERHUB,
             JUPYTERHUB_RELEASE,
@@ -208,7 +235,7 @@ class Hub(pulumi.ComponentResource):
                 spec=manifest["spec"],
                 opts=release_opts,
             )
-            self._release(
+            chart_release(
                 f"{name}-dask-gateway",
                 DASK_GATEWAY,
                 DASK_GATEWAY_RELEASE,
@@ -219,7 +246,7 @@ class Hub(pulumi.ComponentResource):
                 ),
             )
         if settings.binder.enabled:
-            self._release(
+            chart_release(
                 f"{name}-binderhub-service",
                 BINDERHUB_SERVICE,
                 BINDER_RELEASE,
@@ -270,28 +297,6 @@ class Hub(pulumi.ComponentResource):
             f"{name}-backup",
             metadata=manifest.apply(lambda m: m["metadata"]),
             spec=manifest.apply(lambda m: m["spec"]),
-            opts=opts,
-        )
-
-    def _release(
-        self,
-        name: str,
-        pin: ChartPin,
-        release: str,
-        namespace: str,
-        values: pulumi.Output[dict[str, Any]],
-        opts: pulumi.ResourceOptions,
-    ) -> k8s.helm.v4.Chart:
-        """One chart at its pinned version, with an explicit release name. Values carry
-        generated secrets, so Pulumi keeps the whole tree secret."""
-        return k8s.helm.v4.Chart(
-            name,
-            chart=pin.name,
-            version=pin.version,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repository),
-            name=release,
-            namespace=namespace,
-            values=pulumi.Output.secret(values),
             opts=opts,
         )
 

@@ -215,6 +215,26 @@ def _disk(prices: Prices, cloud: str, region: str, pool: str, size: float, kind:
     return Charge(item, low, high, price, f"{kind} disk ({region})")
 
 
+# gp3 includes 125 MiB/s and 3000 IOPS; what a volume provisions above is billed per month.
+GP3_INCLUDED = {"throughput": (125, "MiB/s", "gp3-throughput"), "iops": (3000, "IOPS", "gp3-iops")}
+
+
+def _gp3_performance(
+    prices: Prices, region: str, pool: str, ebs: dict[str, Any], low, high
+) -> list[Charge]:
+    """A gp3 volume's throughput and IOPS above the included, priced per unit-month."""
+    charges = []
+    for field_name, (included, unit, key) in GP3_INCLUDED.items():
+        extra = float(ebs.get(field_name) or included) - included
+        if ebs.get("volumeType") != "gp3" or extra <= 0:
+            continue
+        per_unit = prices.hourly("aws", region, "disks", key)
+        price = None if per_unit is None else Price(per_unit.usd_per_hour * extra, per_unit.source)
+        item = f"pool {pool}: gp3 {field_name} {extra:g} {unit} above the included {included}"
+        charges.append(Charge(item, low, high, price, f"{key} ({region})"))
+    return charges
+
+
 def _pool_name(record: dict[str, Any]) -> str:
     labels = record["inputs"].get("labels") or (record["inputs"].get("nodeConfig") or {}).get(
         "labels", {}
@@ -406,6 +426,7 @@ def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         if "volumeSize" in ebs and "volumeType" in ebs:
             size, kind = ebs["volumeSize"], ebs["volumeType"]
             charges.append(_disk(prices, "aws", region, name, size, kind, low, high))
+            charges += _gp3_performance(prices, region, name, ebs, low, high)
         else:  # EKS's defaults apply; not guessed here
             item = f"pool {name}: boot volume (EKS default)"
             charges.append(Charge(item, low, high, None, f"{item} ({region})"))

@@ -1,0 +1,142 @@
+"""The public Binder on one cluster: its namespace, network policies, generated secrets and
+the public jupyterhub and binderhub-service releases, with values from `public_values.py`.
+
+Beside the authenticated hub, never inside it: its own namespace, domain, address and
+certificate; servers with no cloud identity on their own tainted pool.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from pangeo_binder.charts import BINDERHUB_SERVICE, JUPYTERHUB
+from pangeo_binder.config_public import PublicBinder as PublicBinderConfig
+from pangeo_binder.config_shared import CloudHub, NodePool
+from pangeo_binder.hub.config import HubSettings
+from pangeo_binder.hub.context import BINDER_SERVICE, HubContext, HubTokens
+from pangeo_binder.hub.hub import chart_release, generated_token, load_balancer_address
+from pangeo_binder.hub.public_values import (
+    PUBLIC_BINDER_RELEASE,
+    PUBLIC_JUPYTERHUB_RELEASE,
+    public_binderhub_values,
+    public_image_prefix,
+    public_jupyterhub_values,
+    public_network_policies,
+)
+from pangeo_binder.outputs import CloudOutputs
+
+PUBLIC_BUILDER_ROLE = "publicBuilder"
+
+
+class PublicBinder(pulumi.ComponentResource):
+    """Anonymous launches of allowed repositories at `https://<public.domain>`.
+
+    Needs the cloud stack's `public_binder_address` (reserved, with its DNS record) and its
+    `publicBuilder` identity: both exist when the stack was given the public builder's
+    service account (`WorkloadServiceAccounts.public_builder`).
+    """
+
+    url: pulumi.Output[str]
+    address: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        cloud: CloudOutputs,
+        *,
+        public: PublicBinderConfig,
+        pools: dict[str, NodePool],
+        settings: HubSettings,
+        cloud_hub: CloudHub,
+        github_client_secret: pulumi.Output[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("pangeo-binder:hub:PublicBinder", name, None, opts)
+        reserved = cloud.public_binder_address
+        if reserved is None or PUBLIC_BUILDER_ROLE not in cloud.identities:
+            raise ValueError(
+                f"the {cloud.cloud} stack has no public Binder address or builder identity: "
+                "pass WorkloadServiceAccounts.public_builder to the cloud stack"
+            )
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=cloud.kubernetes_provider)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": public.namespace, "labels": {"pangeo-binder.io/public": "true"}},
+            opts=k8s_opts,
+        )
+        policies = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{manifest['metadata']['name']}",
+                metadata=manifest["metadata"],
+                spec=manifest["spec"],
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])
+                ),
+            )
+            for manifest in public_network_policies(cloud.cloud, public.namespace)
+        ]
+        tokens = pulumi.Output.all(
+            *[
+                generated_token(f"{name}-{key}", parent=self)
+                for key in ("proxy-token", "cookie-secret", "crypt-key", "binder-token")
+            ]
+        ).apply(lambda t: HubTokens(t[0], t[1], t[2], service_tokens={BINDER_SERVICE: t[3]}))
+        builder = cloud.identities[PUBLIC_BUILDER_ROLE]
+        context = pulumi.Output.all(
+            github_client_secret,
+            tokens,
+            cloud.registry_host,
+            cloud.image_prefix,
+            builder,
+            reserved.proxy_service,
+        ).apply(
+            lambda v: HubContext(
+                cloud=cloud.cloud,
+                namespace=public.namespace,
+                domain=public.domain,
+                scratch_bucket="",
+                persistent_bucket="",
+                github_client_id=cloud_hub.github.client_id,
+                github_client_secret=v[0],
+                tokens=v[1],
+                contact_email=cloud_hub.contact_email,
+                registry_host=v[2] or "",
+                image_prefix=public_image_prefix(v[3]) if v[3] else "",
+                builder_annotations={cloud.identity_annotation: v[4]} if v[4] else {},
+                builder_email=(v[4] or "") if cloud.cloud == "gcp" else "",
+                proxy_service=v[5] or {},
+            )
+        )
+        # Everything fenced before anything runs; the certificate is asked for once, at
+        # start, so the DNS record comes first.
+        release_opts = pulumi.ResourceOptions.merge(
+            k8s_opts,
+            pulumi.ResourceOptions(depends_on=[namespace, *policies, *reserved.records]),
+        )
+        jupyterhub = chart_release(
+            f"{name}-jupyterhub",
+            JUPYTERHUB,
+            PUBLIC_JUPYTERHUB_RELEASE,
+            public.namespace,
+            context.apply(lambda c: public_jupyterhub_values(c, public, settings)),
+            release_opts,
+        )
+        # BinderHub reads its hub token from the public hub's Secret.
+        chart_release(
+            f"{name}-binderhub-service",
+            BINDERHUB_SERVICE,
+            PUBLIC_BINDER_RELEASE,
+            public.namespace,
+            context.apply(lambda c: public_binderhub_values(c, public, settings, pools)),
+            pulumi.ResourceOptions.merge(
+                release_opts, pulumi.ResourceOptions(depends_on=[jupyterhub])
+            ),
+        )
+        self.address = jupyterhub.resources.apply(load_balancer_address)
+        self.url = pulumi.Output.from_input(f"https://{public.domain}")
+        self.register_outputs(self.exports())
+
+    def exports(self) -> dict[str, pulumi.Output[str]]:
+        """Stack outputs: where the public Binder is, and its load balancer's address."""
+        return {"publicBinderUrl": self.url, "publicBinderLoadBalancer": self.address}
