@@ -1,12 +1,14 @@
 """checkov's Kubernetes checks over every object the pinned charts render for both stacks.
 
-The three releases of each stack and cloud are rendered once per session with the values the
-real program builds (tests/chart_render.py: Helm's own library, offline), each object is written
-to a file of its own (so a finding names its object exactly), and checkov runs once over all of
-them, offline. Its findings are compared with the reviewed baseline, tests/checkov-baseline.yaml:
-a finding it does not list fails the suite with the check id and the object, and so does a
-baseline entry that matches no finding any more (so the baseline shrinks as fixes land). Every
-entry carries a reason. How to review one: CONTRIBUTING.md, "The checkov baseline".
+Every Helm release the real program registers (each `helm.v4.Chart` of the recorded run, for
+both stacks and clouds: read from the recording, so a release added later is checked too) is
+rendered once per session with the values the program built (tests/chart_render.py: Helm's own
+library, offline), each object is written to a file of its own (so a finding names its object
+exactly), and checkov runs once over all of them, offline. Its findings are compared with the
+reviewed baseline, tests/checkov-baseline.yaml: a finding it does not list fails the suite with
+the check id and the object, and so does a baseline entry that matches no finding any more (so
+the baseline shrinks as fixes land). Every entry carries a reason. How to review one:
+CONTRIBUTING.md, "The checkov baseline".
 
 checkov lives in a locked environment of its own (tests/checkov-tools, installed by `make
 checkov-tools`, which `make test` runs): its pins conflict with ours. Without it the test skips
@@ -27,20 +29,16 @@ import pytest
 import yaml
 
 from chart_render import find, render
-from conftest import release
+from conftest import HELM, release
 from harness import ROOT, Run
-from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
+from pangeo_binder.charts import BINDERHUB_SERVICE, JUPYTERHUB, PINS, ChartPin
 
 pytestmark = pytest.mark.usefixtures("chart_files")
 
 TOOLS = ROOT / "tests" / "checkov-tools"
 CHECKOV = TOOLS / ".venv" / "bin" / "checkov"
 BASELINE = ROOT / "tests" / "checkov-baseline.yaml"
-CHARTS = (
-    (JUPYTERHUB, "jupyterhub"),
-    (DASK_GATEWAY, "dask-gateway"),
-    (BINDERHUB_SERVICE, "binderhub-service"),
-)
+PINNED = {(pin.name, pin.version): pin for pin in PINS}
 # checkov reaches out unless told not to: the Prisma Cloud policy mapping and guide links
 # (BC_SKIP_MAPPING, --skip-download) and the PyPI update check (CKV_SKIP_PACKAGE_UPDATE_CHECK,
 # read by checkov/common/util/banner.py) are switched off, so the run is offline and repeatable.
@@ -61,27 +59,37 @@ def require_checkov() -> Path:
     pytest.skip(message)
 
 
-def object_key(chart: str, obj: dict[str, Any]) -> str:
-    """How the baseline names an object: `chart/Kind/name` (the same in every stack)."""
-    return f"{chart}/{obj['kind']}/{obj['metadata']['name']}"
+def helm_releases(run: Run) -> list[tuple[str, ChartPin, dict[str, Any]]]:
+    """Every `helm.v4.Chart` the program registered: (resource name, its pin, its inputs). A chart
+    that charts.py does not pin cannot be rendered offline, and fails here rather than escape."""
+    found = []
+    for registration in run.of_type(HELM):
+        inputs = registration.inputs
+        pin = PINNED.get((inputs["chart"], inputs["version"]))
+        assert pin, f"{registration.name}: {inputs['chart']} {inputs['version']} is not in PINS"
+        found.append((registration.name, pin, inputs))
+    return found
+
+
+def object_key(release_name: str, obj: dict[str, Any]) -> str:
+    """How the baseline names an object: `release/Kind/name` (the same in every stack)."""
+    return f"{release_name}/{obj['kind']}/{obj['metadata']['name']}"
 
 
 def write_objects(runs: dict[str, Run], folder: Path) -> dict[str, str]:
     """Every rendered object in a file of its own; returns file name -> object key."""
     files: dict[str, str] = {}
     for stack, run in runs.items():
-        for cloud in ("gcp", "aws"):
-            for pin, chart in CHARTS:
-                inputs = release(run, cloud, chart)
-                objects = render(
-                    pin, inputs["values"], release=inputs["name"], namespace=inputs["namespace"]
-                )
-                for index, obj in enumerate(objects):
-                    key = object_key(chart, obj)
-                    safe = re.sub(r"[^A-Za-z0-9.-]", "_", key)
-                    name = f"{stack}-{cloud}-{index:03d}-{safe}.yaml"
-                    (folder / name).write_text(yaml.safe_dump(obj, sort_keys=False))
-                    files[name] = key
+        for resource, pin, inputs in helm_releases(run):
+            objects = render(
+                pin, inputs["values"], release=inputs["name"], namespace=inputs["namespace"]
+            )
+            for index, obj in enumerate(objects):
+                key = object_key(inputs["name"], obj)
+                safe = re.sub(r"[^A-Za-z0-9.-]", "_", key)
+                name = f"{stack}-{resource}-{index:03d}-{safe}.yaml"
+                (folder / name).write_text(yaml.safe_dump(obj, sort_keys=False))
+                files[name] = key
     return files
 
 
@@ -117,12 +125,18 @@ def checkov_report(
     """One checkov run over both stacks' rendered objects: its findings and counts."""
     checkov = require_checkov()
     folder = tmp_path_factory.mktemp("rendered")
-    files = write_objects({"staging": staging, "prod": prod}, folder)
+    runs = {"staging": staging, "prod": prod}
+    files = write_objects(runs, folder)
     report = run_checkov(checkov, folder)
     failed = report["results"]["failed_checks"]
     found = {(check["check_id"], files[Path(check["file_path"]).name]) for check in failed}
     return {
         "files": files,
+        "releases": [
+            (stack, resource, inputs["name"])
+            for stack, run in runs.items()
+            for resource, _, inputs in helm_releases(run)
+        ],
         "found": found,
         "failed": len(failed),
         "passed": report["summary"]["passed"],
@@ -155,11 +169,17 @@ def test_every_baseline_entry_has_a_reason_and_no_pair_is_listed_twice() -> None
 
 def test_checkov_ran_over_every_rendered_object(checkov_report: dict[str, Any]) -> None:
     files = checkov_report["files"]
-    # Each stack and cloud renders the hub, the proxy, BinderHub and the gateway.
+    releases = checkov_report["releases"]
+    # Every release the program registers rendered objects that checkov read.
+    for stack, resource, _ in releases:
+        prefix = f"{stack}-{resource}-"
+        assert any(f.startswith(prefix) for f in files), (stack, resource)
+    # Each stack and cloud renders the hub, the proxy, BinderHub and the gateway; staging (both
+    # clouds) the public Binder's own hub and BinderHub beside them.
     for key in ("jupyterhub/Deployment/hub", "jupyterhub/Deployment/proxy"):
         assert sum(1 for k in files.values() if k == key) == 4, key
-    assert any(k.startswith("binderhub-service/") for k in files.values())
-    assert any(k.startswith("dask-gateway/") for k in files.values())
+    names = {name for _, _, name in releases}
+    assert {"binderhub-service", "dask-gateway", "public-jupyterhub"} <= names
     assert checkov_report["passed"] > 1000  # the checks ran, not only parsed
 
 
@@ -242,3 +262,33 @@ def test_our_security_settings_reach_the_pods_with_the_charts_own(
     assert pause["securityContext"]["runAsUser"] == 65534
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "aws"])
+def test_the_public_hubs_core_pods_are_sized_and_the_proxy_holds_no_token(
+    cloud: str, staging: Run
+) -> None:
+    """The public Binder's own JupyterHub (staging): requests and memory limits like the
+    authenticated hub's, no API token in the proxy, a pod context on the proxy and autohttps."""
+    inputs = staging.one(HELM, f"{cloud}-public-binder-jupyterhub").inputs
+    objects = render(
+        JUPYTERHUB, inputs["values"], release=inputs["name"], namespace=inputs["namespace"]
+    )
+    for name in ("hub", "proxy", "autohttps"):
+        for container in pod_spec(objects, "Deployment", name)["containers"]:
+            resources = container["resources"]
+            assert resources["requests"]["cpu"] and resources["limits"]["memory"], container
+    proxy = pod_spec(objects, "Deployment", "proxy")
+    assert proxy["automountServiceAccountToken"] is False
+    for name in ("proxy", "autohttps"):
+        spec = pod_spec(objects, "Deployment", name)
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert all(c["securityContext"]["runAsNonRoot"] for c in spec["containers"]), name
+    # The public BinderHub is built from the hub's values: it carries the same fixes.
+    inputs = staging.one(HELM, f"{cloud}-public-binder-binderhub-service").inputs
+    objects = render(
+        BINDERHUB_SERVICE, inputs["values"], release=inputs["name"], namespace=inputs["namespace"]
+    )
+    spec = pod_spec(objects, "Deployment", "binderhub")
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False

@@ -34,6 +34,14 @@ GKE_POD_MTU = 1460
 BINDER_ACCESS_SCOPE = f"access:services!service={BINDER_SERVICE}"
 
 
+def restricted_pod_context() -> dict[str, Any]:
+    """A pod securityContext for pods whose containers already run as non-root users: the
+    runtime's default seccomp profile (the kubelet's default is Unconfined, and these charts set
+    none at pod level) and non-root enforced for every container. A new dict per call, so no
+    two releases' values share one."""
+    return {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 class RegistryMissing(ValueError):
     """Building is on for a cloud that has no registry to push to."""
 
@@ -158,9 +166,7 @@ def binderhub_values(
         # dropped, read-only root): a Python web service needs no setuid and no unusual
         # syscalls.
         "securityContext": {"allowPrivilegeEscalation": False},
-        # The chart sets no pod context, and the kubelet's default seccomp profile is Unconfined:
-        # the runtime's default profile, and non-root for every container of the pod.
-        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "podSecurityContext": restricted_pod_context(),
         "dockerApi": {
             # Privileged: only on the nodes builds run on, never on core nodes.
             "nodeSelector": selector,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pangeo_binder.config_shared import CloudHub, NodePool
+from pangeo_binder.hub.binderhub_values import restricted_pod_context
 from pangeo_binder.hub.config import HubSettings
 from pangeo_binder.hub.profiles import is_privileged, node_sizes, shared_pool, user_node
 from pangeo_binder.machines import Cloud
@@ -89,7 +90,7 @@ def user_placeholder_values(
         "containerSecurityContext": {"readOnlyRootFilesystem": True},
         "extraPodSpec": {
             "nodeSelector": {POOL_LABEL: held.pool},
-            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": restricted_pod_context(),
         },
         "annotations": {PER_NODE_ANNOTATION: str(held.per_node)},
     }
