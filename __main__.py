@@ -82,8 +82,37 @@ def build(config: StackConfig) -> None:
             github_client_secret=pulumi.Output.secret(client_secret),
             hub_image_context=hub_image_context(),
         )
-        pulumi.export(cloud, {**stack.outputs.exports(), **hub.exports()})
+        exports = {**stack.outputs.exports(), **hub.exports()}
+        if config.monitoring is not None:
+            exports.update(support(cloud, config, settings, stack.outputs).exports())
+        pulumi.export(cloud, exports)
         pulumi.export(f"{cloud}Kubeconfig", pulumi.Output.secret(stack.outputs.kubeconfig))
+
+
+def support(cloud: str, config: StackConfig, settings: Any, outputs: Any) -> Any:
+    """Prometheus, Grafana, OpenCost and the alert rules on one cluster."""
+    from pangeo_binder.support.config import CHANNEL_SECRET
+    from pangeo_binder.support.support import Support
+
+    monitoring = config.monitoring
+    assert monitoring is not None
+    channel_secret = None
+    channel = monitoring.alerts.channel
+    if channel is not None and config.secrets.monitoring is not None:
+        key = CHANNEL_SECRET[channel.type]
+        field = "alert_webhook_url" if key == "alertWebhookUrl" else "smtp_password"
+        value = getattr(config.secrets.monitoring, field)
+        channel_secret = pulumi.Output.secret(value.get_secret_value()) if value else None
+    return Support(
+        f"{cloud}-support",
+        outputs,
+        settings=monitoring,
+        hub_namespace=config.hub.namespace,
+        domain=settings.hub.domain,
+        region=settings.region,
+        pools=settings.node_pools,
+        channel_secret=channel_secret,
+    )
 
 
 def main() -> None:

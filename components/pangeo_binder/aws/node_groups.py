@@ -118,13 +118,21 @@ def live_desired_sizes(
     return sizes
 
 
+COST_TAG_KEYS = ("pangeo-binder.io/hub", "pangeo-binder.io/pool", "pangeo-binder.io/purpose")
+
+
+def cost_tags(key: str, pool: AwsNodePool, cluster_name: str) -> dict[str, str]:
+    """The cost allocation tags of a group's instances and volumes: which hub, pool, purpose."""
+    return dict(zip(COST_TAG_KEYS, (cluster_name, key, pool.purpose), strict=True))
+
+
 def launch_template_args(
     key: str, pool: AwsNodePool, cluster_name: str
 ) -> aws.ec2.LaunchTemplateArgs:
     """gp3 root volume of the configured size, and IMDSv2 only with a hop limit of 1: a
     container is one hop further than the node, so user pods cannot reach the node's
     credentials (their AWS access comes from IRSA)."""
-    tags = {"Name": f"{cluster_name}-{key}", "pangeo-binder.io/pool": key}
+    tags = {"Name": f"{cluster_name}-{key}", **cost_tags(key, pool, cluster_name)}
     return aws.ec2.LaunchTemplateArgs(
         name_prefix=f"{cluster_name}-{key}-",
         description=f"Nodes of the {key} group of {cluster_name}",

@@ -18,6 +18,7 @@ from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.aws.hub_address import HubAddress
 from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION
 from pangeo_binder.aws.network import Network
+from pangeo_binder.aws.node_groups import COST_TAG_KEYS
 from pangeo_binder.aws.registry import ImageRegistry, push_login
 from pangeo_binder.aws.storage import HubStorage
 from pangeo_binder.outputs import CloudOutputs, WorkloadServiceAccounts
@@ -179,6 +180,15 @@ class AwsStack(pulumi.ComponentResource):
                 budget_name=f"{deployment} ({cloud.region})",
                 opts=pulumi.ResourceOptions(parent=self, provider=provider),
             )
+
+        if cloud.cost_allocation_tags:
+            for tag in COST_TAG_KEYS:
+                aws.costexplorer.CostAllocationTag(
+                    f"{name}-cost-tag-{tag.rsplit('/', 1)[-1]}",
+                    tag_key=tag,
+                    status="Active",
+                    opts=pulumi.ResourceOptions(parent=self, provider=provider),
+                )
 
         identities = {"users": storage.users_role_arn, "builder": registry.builder_role_arn}
         self.outputs = CloudOutputs(
