@@ -375,7 +375,10 @@ def test_compare_shows_only_the_changed_pool_and_its_price(tmp_path: Path, price
             "inputs": ["autoscaling"],
         }
     ]
-    assert delta["valuesChanged"] == []  # the hub's values do not depend on maxNodes
+    # The hub's values do not depend on maxNodes; the pool's "at maxNodes" alert rule does.
+    assert [(v["release"], v["path"]) for v in delta["valuesChanged"]] == [
+        ("prometheus", "serverFiles.alerting_rules.yml.groups")
+    ]
     assert delta["idleMonthlyUsd"] == 0
     per_node = 0.38 + 0.35 + 100 * 0.1 / HOURS + 0.005  # machine, T4, 100 GB disk, address
     assert delta["ceilingMonthlyUsd"] == pytest.approx(4 * per_node * HOURS, abs=0.05)

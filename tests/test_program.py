@@ -42,7 +42,9 @@ def test_every_cloud_resource_uses_the_explicit_provider(
 
 def test_resources_hang_off_the_component_tree(staging: Run) -> None:
     roots = [r for r in staging.registrations if r.parent.split("::")[2] == "pulumi:pulumi:Stack"]
-    assert sorted(r.name for r in roots) == ["aws", "aws-hub", "gcp", "gcp-hub"]
+    assert sorted(r.name for r in roots) == [
+        "aws", "aws-hub", "aws-support", "gcp", "gcp-hub", "gcp-support",
+    ]  # fmt: skip
     urns = {r.urn for r in staging.registrations}
     for resource in staging.registrations:
         if resource not in roots:
@@ -56,6 +58,7 @@ def test_resources_hang_off_the_component_tree(staging: Run) -> None:
         "pangeo-binder:aws:HubStorage",
         "pangeo-binder:aws:ImageRegistry",
         "pangeo-binder:hub:Hub",
+        "pangeo-binder:support:Support",
     } <= components
     # Ours, and the provider's Helm chart component (its objects are its children).
     assert all(
@@ -83,6 +86,7 @@ def test_stack_outputs(staging: Run) -> None:
         "hubUrl": "https://gcp.staging.pangeo-binder.example.org",
         # Empty under mocks: the cloud assigns the address when the Service is created.
         "hubLoadBalancer": "",
+        "grafanaUrl": "https://gcp.staging.pangeo-binder.example.org/services/grafana/",
     }
 
 

@@ -19,7 +19,9 @@ The layers, in the order a program composes them:
 - the hub: `Hub` installs JupyterHub (and Dask Gateway where a dask pool exists, and BinderHub
   unless disabled) on any cloud's `CloudOutputs`; its values are built by pure functions that
   take the config model and a `HubContext`;
-- chart pins: the exact chart versions the hub installs.
+- monitoring: `Support` installs Prometheus, Grafana, OpenCost and alert rules on a cluster;
+  `hub_values_piece` / `dask_values_piece` are what the hub's releases add for them;
+- chart pins: the exact chart versions the hub and the support stack install.
 
 Nothing here reads Pulumi config: a program's `__main__.py` does, and passes typed models in.
 Names are resolved on first use, so `import pangeo_binder` stays cheap and a GCP-only program
@@ -87,6 +89,12 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         "binderhub_values": ("pangeo_binder.hub.binderhub_values", "binderhub_values"),
         "proxy_service": ("pangeo_binder.hub.proxy", "proxy_service"),
     },
+    "Monitoring": {
+        "Support": ("pangeo_binder.support.support", "Support"),
+        "MonitoringSettings": ("pangeo_binder.support.config", "MonitoringSettings"),
+        "hub_values_piece": ("pangeo_binder.support.values", "hub_values_piece"),
+        "dask_values_piece": ("pangeo_binder.support.values", "dask_values_piece"),
+    },
     "Chart pins": {
         "ChartPin": ("pangeo_binder.charts", "ChartPin"),
         "CHART_PINS": ("pangeo_binder.charts", "PINS"),
@@ -144,3 +152,6 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
         RegistryLogin,
         WorkloadServiceAccounts,
     )
+    from pangeo_binder.support.config import MonitoringSettings
+    from pangeo_binder.support.support import Support
+    from pangeo_binder.support.values import dask_values_piece, hub_values_piece
