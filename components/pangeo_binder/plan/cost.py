@@ -197,6 +197,26 @@ def load_balancers(tree: CloudTree) -> list[str]:
     return found
 
 
+def chart_volumes(tree: CloudTree, prices: Prices, cloud: str, region: str) -> list[Charge]:
+    """The volumes charts claim that bill around the clock: Prometheus' (the support stack),
+    priced as the cloud's default disk kind."""
+    charges = []
+    kind = "pd-balanced" if cloud == "gcp" else "gp3"
+    for chart in tree.of_type("kubernetes:helm.sh/v4:Chart"):
+        if chart["inputs"].get("chart") != "prometheus":
+            continue
+        volume = ((chart["inputs"].get("values") or {}).get("server") or {}).get(
+            "persistentVolume"
+        ) or {}
+        size = str(volume.get("size", ""))
+        if volume.get("enabled") and size.endswith("Gi"):
+            gb = float(size.removesuffix("Gi")) * 1.073741824
+            charge = _disk(prices, cloud, region, "support", round(gb, 1), kind, 1, 1)
+            charge.item = f"support: Prometheus volume {size} {kind}"
+            charges.append(charge)
+    return charges
+
+
 def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
     charges: list[Charge] = []
     clusters = tree.of_type("gcp:container/cluster:Cluster")
@@ -281,7 +301,7 @@ def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         charges.append(_fixed(prices, "gcp", region, f"KMS key {key['name']}", "kmsKey"))
     for lb in load_balancers(tree):
         charges.append(_fixed(prices, "gcp", region, f"load balancer ({lb})", "loadBalancer"))
-    return charges
+    return charges + chart_volumes(tree, prices, "gcp", region)
 
 
 def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
@@ -335,7 +355,7 @@ def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         charges.append(_fixed(prices, "aws", region, f"KMS key {key['name']}", "kmsKey"))
     for lb in load_balancers(tree):
         charges.append(_fixed(prices, "aws", region, f"load balancer ({lb})", "loadBalancer"))
-    return charges
+    return charges + chart_volumes(tree, prices, "aws", region)
 
 
 def estimate(cloud: str, tree: CloudTree, prices: Prices) -> dict[str, Any]:

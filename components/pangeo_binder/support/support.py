@@ -148,9 +148,11 @@ class Support(pulumi.ComponentResource):
         )
         secret_opts = pulumi.ResourceOptions(parent=self, additional_secret_outputs=RANDOM_OUTPUTS)
         grafana_password = random.RandomPassword(
-            f"{name}-grafana-admin", length=32, special=False, opts=pulumi.ResourceOptions(
-                parent=self)
-        )  # fmt: skip
+            f"{name}-grafana-admin",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["result"]),
+        )
         oauth_secret = pulumi.Output.secret(
             random.RandomId(f"{name}-grafana-oauth", byte_length=32, opts=secret_opts).hex
         )
@@ -161,10 +163,7 @@ class Support(pulumi.ComponentResource):
             self._secret(
                 f"{name}-grafana-admin-secret",
                 GRAFANA_ADMIN_SECRET,
-                {
-                    "admin-user": pulumi.Output.from_input("admin"),
-                    "admin-password": grafana_password.result,
-                },
+                {"admin-user": "admin", "admin-password": grafana_password.result},
                 in_namespace,
             ),
             self._secret(
@@ -249,13 +248,14 @@ class Support(pulumi.ComponentResource):
         self,
         name: str,
         secret: str,
-        data: dict[str, pulumi.Output[str]],
+        data: dict[str, pulumi.Input[str]],
         opts: pulumi.ResourceOptions,
     ) -> k8s.core.v1.Secret:
+        """A Secret whose generated values stay Pulumi secrets (the caller passes them so)."""
         return k8s.core.v1.Secret(
             name,
             metadata={"name": secret, "namespace": NAMESPACE},
-            string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
+            string_data=data,
             opts=opts,
         )
 
