@@ -28,6 +28,7 @@ from pangeo_binder.hub.dask_values import dask_gateway_values, dask_network_poli
 from pangeo_binder.hub.hub_image import HubImage
 from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
 from pangeo_binder.outputs import CloudOutputs
+from pangeo_binder.releases import pinned_chart
 
 # Every output of a RandomId carries the value in some encoding.
 RANDOM_ID_OUTPUTS = ["hex", "b64Std", "b64Url", "dec", "id"]
@@ -233,16 +234,7 @@ class Hub(pulumi.ComponentResource):
     ) -> k8s.helm.v4.Chart:
         """One chart at its pinned version, with an explicit release name. Values carry
         generated secrets, so Pulumi keeps the whole tree secret."""
-        return k8s.helm.v4.Chart(
-            name,
-            chart=pin.name,
-            version=pin.version,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repository),
-            name=release,
-            namespace=namespace,
-            values=pulumi.Output.secret(values),
-            opts=opts,
-        )
+        return pinned_chart(name, pin, release, namespace, pulumi.Output.secret(values), opts)
 
     def exports(self) -> dict[str, pulumi.Output[str]]:
         """Stack outputs: where the hub is, and the address its DNS name must point at."""

@@ -11,9 +11,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from pangeo_binder.charts import GRAFANA, OPENCOST, PROMETHEUS, ChartPin
+from pangeo_binder.charts import GRAFANA, OPENCOST, PROMETHEUS
 from pangeo_binder.config_shared import NodePool
 from pangeo_binder.outputs import CloudOutputs
+from pangeo_binder.releases import pinned_chart
 from pangeo_binder.support import dashboards
 from pangeo_binder.support.alerts import alert_rules
 from pangeo_binder.support.config import MonitoringSettings
@@ -213,24 +214,27 @@ class Support(pulumi.ComponentResource):
             in_namespace, pulumi.ResourceOptions(depends_on=[storage, *secrets])
         )
         rules = alert_rules(hub_namespace, max_nodes)
-        prometheus = self._release(
+        prometheus = pinned_chart(
             f"{name}-prometheus",
             PROMETHEUS,
             PROMETHEUS_RELEASE,
+            NAMESPACE,
             context.apply(lambda c: prometheus_values(c, settings, rules)),
             chart_opts,
         )
-        self._release(
+        pinned_chart(
             f"{name}-grafana",
             GRAFANA,
             GRAFANA_RELEASE,
+            NAMESPACE,
             context.apply(lambda c: grafana_values(c, settings)),
             chart_opts,
         )
-        self._release(
+        pinned_chart(
             f"{name}-opencost",
             OPENCOST,
             OPENCOST_RELEASE,
+            NAMESPACE,
             context.apply(opencost_values),
             pulumi.ResourceOptions.merge(chart_opts, pulumi.ResourceOptions(
                 depends_on=[prometheus])),
@@ -256,25 +260,6 @@ class Support(pulumi.ComponentResource):
             name,
             metadata={"name": secret, "namespace": NAMESPACE},
             string_data=data,
-            opts=opts,
-        )
-
-    def _release(
-        self,
-        name: str,
-        pin: ChartPin,
-        release: str,
-        values: pulumi.Output[dict[str, Any]],
-        opts: pulumi.ResourceOptions,
-    ) -> k8s.helm.v4.Chart:
-        return k8s.helm.v4.Chart(
-            name,
-            chart=pin.name,
-            version=pin.version,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repository),
-            name=release,
-            namespace=NAMESPACE,
-            values=values,
             opts=opts,
         )
 
