@@ -265,21 +265,36 @@ def test_the_hub_piece_renders_in_the_real_hub_values(case: tuple[Run, str]) -> 
     proxy_policy = find(objects, "NetworkPolicy", "proxy")[0]
     egress = proxy_policy["spec"]["egress"]
     assert sv.proxy_to_grafana() in egress
-    autohttps = find(objects, "Deployment", "autohttps")
-    if autohttps:
-        ports = {
-            p["containerPort"]
-            for c in autohttps[0]["spec"]["template"]["spec"]["containers"]
-            for p in c.get("ports", [])
-        }
-        assert sv.TRAEFIK_METRICS_PORT in ports
+    autohttps = find(objects, "Deployment", "autohttps")[0]["spec"]["template"]["spec"]
+    ports = {p["containerPort"] for c in autohttps["containers"] for p in c.get("ports", [])}
+    assert sv.TRAEFIK_METRICS_PORT in ports
 
 
-def test_the_hubs_own_policies_stay_and_support_may_reach_the_hub(staging: Run) -> None:
-    policy = staging.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "gcp-support-hub-ingress")
-    assert policy.inputs["metadata"]["namespace"] == "binder"
-    ports = {r["ports"][0]["port"] for r in policy.inputs["spec"]["ingress"]}
-    assert ports == {8081, 8787, sv.TRAEFIK_METRICS_PORT}
+def test_support_may_reach_the_hub_autohttps_and_the_dask_schedulers(staging: Run) -> None:
+    kind = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+    hub = staging.one(kind, "gcp-support-support-scrapes-hub").inputs
+    dask = staging.one(kind, "gcp-support-support-scrapes-dask").inputs
+    assert hub["metadata"]["namespace"] == dask["metadata"]["namespace"] == "binder"
+    assert {r["ports"][0]["port"] for r in hub["spec"]["ingress"]} == {
+        8081,
+        sv.TRAEFIK_METRICS_PORT,
+    }
+    assert {r["ports"][0]["port"] for r in dask["spec"]["ingress"]} == {8787}
+    # The selectors match the pods' real labels: z2jh's hub and autohttps, the gateway's
+    # scheduler pods (dask_gateway_server's controller labels them by container name).
+    assert hub["spec"]["podSelector"]["matchExpressions"][0]["values"] == ["hub", "autohttps"]
+    assert dask["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/component": "dask-scheduler"
+    }
+    objects = render(
+        JUPYTERHUB,
+        release(staging, "gcp", "jupyterhub")["values"],
+        release="jupyterhub",
+        namespace="binder",
+    )
+    for name in ("hub", "autohttps"):
+        labels = find(objects, "Deployment", name)[0]["spec"]["template"]["metadata"]["labels"]
+        assert labels["component"] == name
 
 
 @pytest.mark.usefixtures("chart_files")

@@ -63,33 +63,34 @@ def retain_storage_class(cloud: str) -> dict[str, Any]:
     }
 
 
-def hub_ingress_policy(hub_namespace: str) -> dict[str, Any]:
-    """Lets Prometheus and Grafana in `support` reach the hub's API (metrics, OAuth), the
-    Dask schedulers' /metrics and autohttps' Traefik metrics. NetworkPolicies add up: the hub's
-    own policies are left as they are."""
+def hub_ingress_policies(hub_namespace: str) -> list[dict[str, Any]]:
+    """Let Prometheus and Grafana in `support` reach the hub's API (metrics, OAuth) and
+    autohttps' Traefik metrics, and Prometheus the Dask schedulers' /metrics. NetworkPolicies
+    add up: the hub's and the Dask clusters' own policies are left as they are. z2jh labels its
+    pods `component`, the gateway its cluster pods `app.kubernetes.io/component`."""
     from_support = [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}}
     ]
 
-    def rule(port: int) -> dict[str, Any]:
-        return {"from": from_support, "ports": [{"port": port, "protocol": "TCP"}]}
-
-    return {
-        "metadata": {"name": "support-scrapes", "namespace": hub_namespace},
-        "spec": {
-            "podSelector": {
-                "matchExpressions": [
-                    {
-                        "key": "component",
-                        "operator": "In",
-                        "values": ["hub", "autohttps", "dask-scheduler"],
-                    }
-                ]
+    def policy(name: str, selector: dict[str, Any], ports: list[int]) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name, "namespace": hub_namespace},
+            "spec": {
+                "podSelector": selector,
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {"from": from_support, "ports": [{"port": p, "protocol": "TCP"}]} for p in ports
+                ],
             },
-            "policyTypes": ["Ingress"],
-            "ingress": [rule(8081), rule(8787), rule(TRAEFIK_METRICS_PORT)],
-        },
-    }
+        }
+
+    hub = {"matchExpressions": [{"key": "component", "operator": "In",
+                                 "values": ["hub", "autohttps"]}]}  # fmt: skip
+    schedulers = {"matchLabels": {"app.kubernetes.io/component": "dask-scheduler"}}
+    return [
+        policy("support-scrapes-hub", hub, [8081, TRAEFIK_METRICS_PORT]),
+        policy("support-scrapes-dask", schedulers, [8787]),
+    ]
 
 
 def dashboard_config_maps(rendered: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -185,10 +186,13 @@ class Support(pulumi.ComponentResource):
                     f"{name}-alert-channel", ALERT_SECRET, {key: channel_secret}, in_namespace
                 )
             )
-        policy = hub_ingress_policy(hub_namespace)
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-hub-ingress", metadata=policy["metadata"], spec=policy["spec"], opts=k8s_opts
-        )
+        for policy in hub_ingress_policies(hub_namespace):
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy['metadata']['name']}",
+                metadata=policy["metadata"],
+                spec=policy["spec"],
+                opts=k8s_opts,
+            )
         for manifest in dashboard_config_maps(all_dashboards()):
             k8s.core.v1.ConfigMap(
                 f"{name}-{manifest['metadata']['name']}",
