@@ -149,9 +149,11 @@ def test_idle_is_the_minimum_nodes_and_fixed_items(staging_plan: dict[str, Any])
         "pool core: boot disk 30 GB pd-balanced",
         "pool core: external IPv4 address per node",
         "static IPv4 gcp-hub-address",  # the hub's reserved address (docs/howto/https.md)
+        "support: Prometheus volume 20Gi pd-balanced",  # monitoring.volumeSizeGb
     }
     expected = 0.07 * HOURS + 30 * 0.1 + 0.005 * HOURS  # pools at zero cost nothing idle
     expected += 0.01 * HOURS
+    expected += 20 * 0.1  # Prometheus' volume
     expected += len(balancers) * 0.025 * HOURS
     assert staging_plan["clouds"]["gcp"]["cost"]["idleMonthlyUsd"] == pytest.approx(
         expected, abs=0.02

@@ -210,8 +210,9 @@ def chart_volumes(tree: CloudTree, prices: Prices, cloud: str, region: str) -> l
         ) or {}
         size = str(volume.get("size", ""))
         if volume.get("enabled") and size.endswith("Gi"):
-            gb = float(size.removesuffix("Gi")) * 1.073741824
-            charge = _disk(prices, cloud, region, "support", round(gb, 1), kind, 1, 1)
+            # Priced per GiB, as the pools' disks are (the clouds bill disks by the GiB).
+            gib = float(size.removesuffix("Gi"))
+            charge = _disk(prices, cloud, region, "support", gib, kind, 1, 1)
             charge.item = f"support: Prometheus volume {size} {kind}"
             charges.append(charge)
     return charges

@@ -14,7 +14,7 @@ HOST_PORT = Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")]
 
 
 class GrafanaSettings(Model):
-    """Who may log in to Grafana, at https://DOMAIN/services/grafana/."""
+    """Who may log in to Grafana (at `/services/grafana/` of each hub's domain)."""
 
     login: Literal["jupyterhub"] = Field(
         "jupyterhub",
@@ -64,7 +64,7 @@ class AlertSettings(Model):
 
 class MonitoringSettings(Model):
     """`pangeo-binder:monitoring`: the support stack in the `support` namespace of every
-    cluster (docs/howto/monitoring.md)."""
+    cluster, Grafana at `/services/grafana/` of each hub (docs/howto/monitoring.md)."""
 
     retention_days: int = Field(
         15,
