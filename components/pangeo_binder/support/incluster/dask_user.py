@@ -7,7 +7,6 @@ callable of the user returning one), keeping their handler and adding the annota
 cluster configuration it returns.
 """
 
-
 from typing import Any
 
 USERNAME_ANNOTATION = "hub.jupyter.org/username"
