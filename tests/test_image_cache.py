@@ -72,7 +72,10 @@ REWRITES = [
     ("ghcr.io/org/img:1.0", f"{GAR}/staging-ghcr/org/img:1.0"),
     ("python:3.12", f"{GAR}/staging-docker-hub/library/python:3.12"),
     (f"python@{DIGEST}", f"{GAR}/staging-docker-hub/library/python@{DIGEST}"),
-    ("pangeo/base-notebook:2026.01.01", f"{GAR}/staging-docker-hub/pangeo/base-notebook:2026.01.01"),
+    (
+        "pangeo/base-notebook:2026.01.01",
+        f"{GAR}/staging-docker-hub/pangeo/base-notebook:2026.01.01",
+    ),
     ("docker.io/library/python:3.12", f"{GAR}/staging-docker-hub/library/python:3.12"),
     ("docker.io/python:3.12", f"{GAR}/staging-docker-hub/library/python:3.12"),
     ("index.docker.io/pangeo/x:1", f"{GAR}/staging-docker-hub/pangeo/x:1"),
@@ -153,7 +156,9 @@ def test_the_pod_pulls_through_the_cache_and_shows_the_upstream_name() -> None:
     env = {v["name"]: v["value"] for v in container["env"]}
     assert env["JUPYTER_IMAGE"] == env["JUPYTER_IMAGE_SPEC"] == NOTEBOOK
     assert env["OTHER"] == cached  # only the image variables are the user's view
-    assert pod["spec"]["initContainers"][0]["image"] == f"{GAR}/staging-docker-hub/library/python:3.12"
+    assert (
+        pod["spec"]["initContainers"][0]["image"] == f"{GAR}/staging-docker-hub/library/python:3.12"
+    )
 
 
 def test_a_hook_set_before_still_runs() -> None:

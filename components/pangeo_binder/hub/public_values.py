@@ -29,7 +29,12 @@ from pangeo_binder.hub.context import (
     HubContext,
 )
 from pangeo_binder.hub.incluster import source
-from pangeo_binder.hub.jupyterhub_values import service_routes
+from pangeo_binder.hub.jupyterhub_values import (
+    HUB_RESOURCES,
+    PROXY_RESOURCES,
+    SECRET_SYNC_RESOURCES,
+    service_routes,
+)
 from pangeo_binder.hub.proxy import proxy_service
 from pangeo_binder.scheduling import PURPOSE_LABELS, toleration
 
@@ -151,6 +156,8 @@ def public_jupyterhub_values(
             },
             "extraConfig": {"10-public-spawner": source("public_spawner")},
             "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
+            # The authenticated hub's requests: both hubs live on the core pool.
+            "resources": HUB_RESOURCES,
             "networkPolicy": {
                 **_component_policy([KUBE_API_EGRESS]),
                 "ingress": [
@@ -168,11 +175,14 @@ def public_jupyterhub_values(
                 # The chart's own `--default-target` (the hub, unless this is set).
                 "defaultTarget": f"http://{BINDER_K8S_SERVICE}:80",
                 "networkPolicy": _component_policy(service_routes(False, True)),
+                "resources": PROXY_RESOURCES,
             },
             # Let's Encrypt over the internet; the certificate is stored through the API.
             "traefik": {
-                "networkPolicy": _component_policy([internet_egress((80, 443)), KUBE_API_EGRESS])
+                "networkPolicy": _component_policy([internet_egress((80, 443)), KUBE_API_EGRESS]),
+                "resources": PROXY_RESOURCES,
             },
+            "secretSync": {"resources": SECRET_SYNC_RESOURCES},
             "https": {
                 "enabled": True,
                 "type": "letsencrypt",
