@@ -89,6 +89,12 @@ def build(config: StackConfig) -> None:
             },
         )
         client_secret = secrets.github_client_secret.get_secret_value()
+        # The support stack first: its generated tokens are part of the hub's values.
+        monitoring = (
+            support(cloud, config, settings, stack.outputs)
+            if config.monitoring is not None
+            else None
+        )
         hub = Hub(
             f"{cloud}-hub",
             stack.outputs,
@@ -97,6 +103,7 @@ def build(config: StackConfig) -> None:
             cloud_hub=settings.hub,
             github_client_secret=pulumi.Output.secret(client_secret),
             hub_image_context=hub_image_context(),
+            support_values=monitoring.hub_values if monitoring is not None else None,
         )
         exports = {**stack.outputs.exports(), **hub.exports()}
         if public is not None:
@@ -109,8 +116,43 @@ def build(config: StackConfig) -> None:
                 cloud_hub=settings.hub,
                 github_client_secret=pulumi.Output.secret(client_secret),
             ).exports()
+        if monitoring is not None:
+            exports.update(monitoring.exports())
         pulumi.export(cloud, exports)
         pulumi.export(f"{cloud}Kubeconfig", pulumi.Output.secret(stack.outputs.kubeconfig))
+
+
+def support(cloud: str, config: StackConfig, settings: Any, outputs: Any) -> Any:
+    """Prometheus, Grafana, OpenCost and the alert rules on one cluster."""
+    from pangeo_binder.hub.backup import backup_alert_rules
+    from pangeo_binder.support.config import CHANNEL_SECRET
+    from pangeo_binder.support.support import Support
+
+    monitoring = config.monitoring
+    assert monitoring is not None
+    channel_secret = None
+    channel = monitoring.alerts.channel
+    if channel is not None and config.secrets.monitoring is not None:
+        key = CHANNEL_SECRET[channel.type]
+        field = "alert_webhook_url" if key == "alertWebhookUrl" else "smtp_password"
+        value = getattr(config.secrets.monitoring, field)
+        channel_secret = pulumi.Output.secret(value.get_secret_value()) if value else None
+    return Support(
+        f"{cloud}-support",
+        outputs,
+        settings=monitoring,
+        hub_namespace=config.hub.namespace,
+        domain=settings.hub.domain,
+        region=settings.region,
+        pools=settings.node_pools,
+        channel_secret=channel_secret,
+        # The hub database backup's "backup missed" rule (docs/howto/restore.md).
+        extra_rule_groups=(
+            [backup_alert_rules(config.hub.namespace, config.hub.backup)]
+            if config.hub.backup.enabled
+            else []
+        ),
+    )
 
 
 def main() -> None:

@@ -214,6 +214,8 @@ def _path(parts: Iterable[Any]) -> str:
 
 def values_errors(pin: ChartPin, values: dict) -> list[str]:
     """Every schema error of the merged values, as `path: message`, sorted by path."""
+    if not pin.schema:  # grafana and opencost publish none: objects are still validated
+        return []
     schema = values_schema(pin)
     validator_class = jsonschema.validators.validator_for(
         schema, default=jsonschema.Draft7Validator

@@ -10,18 +10,11 @@ from typing import Any
 import pytest
 
 from chart_render import render
-from conftest import HELM, release
+from conftest import HELM
 from harness import Run, stack_config
 from pangeo_binder import core_fit, machines
-from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
+from pangeo_binder.charts import PINS
 from pangeo_binder.core_fit import Workload
-
-CHARTS = (
-    (JUPYTERHUB, "jupyterhub"),
-    (DASK_GATEWAY, "dask-gateway"),
-    (BINDERHUB_SERVICE, "binderhub-service"),
-)
-
 
 # Containers the charts give no resources key: z2jh 4.4.0's autohttps init container
 # (templates/proxy/autohttps/deployment.yaml renders load-acme without `resources`). It runs
@@ -31,12 +24,18 @@ CHART_GAPS = {"Deployment/autohttps: load-acme"}
 
 
 def _objects(run: Run, cloud: str) -> list[dict[str, Any]]:
-    """Every object the hub's releases render, plus the objects the hub registers itself."""
+    """Every object the cloud's Helm releases render (the hub's, the public Binder's, the
+    support stack's: each registered chart at its pin, release name and namespace), plus the
+    objects the hub registers itself."""
+    pins = {(pin.name, pin.version): pin for pin in PINS}
     objects: list[dict[str, Any]] = []
-    for pin, chart in CHARTS:
-        if any(r.name == f"{cloud}-hub-{chart}" for r in run.of_type(HELM)):
-            values = release(run, cloud, chart)["values"]
-            objects += render(pin, values, release=chart, namespace="binder")
+    for reg in run.of_type(HELM):
+        if reg.name.startswith(f"{cloud}-"):
+            pin = pins[(reg.inputs["chart"], reg.inputs["version"])]
+            objects += render(
+                pin, reg.inputs["values"], release=reg.inputs["name"],
+                namespace=reg.inputs["namespace"],
+            )  # fmt: skip
     for reg in run.of_type("kubernetes:batch/v1:CronJob"):
         if reg.name.startswith(f"{cloud}-"):
             objects.append({"kind": "CronJob", **reg.inputs})

@@ -20,7 +20,7 @@ import yaml
 
 from chart_render import find, render, validate_values
 from conftest import release
-from harness import Run
+from harness import Run, run_program, stack_config, with_value
 from local_hub import hub_config, run_on_own_loop
 from pangeo_binder.charts import JUPYTERHUB
 from pangeo_binder.hub import dask_values
@@ -48,10 +48,11 @@ from test_hub_incluster import (
 )
 
 GAR = "us-central1-docker.pkg.dev/pangeo-binder-staging"
+# The staging stack's own cache names (clouds.gcp.imageCache, CloudOutputs.image_cache).
 CACHE = {
-    "docker.io": f"{GAR}/docker-hub",
-    "quay.io": f"{GAR}/quay",
-    "ghcr.io": f"{GAR}/ghcr",
+    "docker.io": f"{GAR}/staging-docker-hub",
+    "quay.io": f"{GAR}/staging-quay",
+    "ghcr.io": f"{GAR}/staging-ghcr",
 }
 ECR = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
 AWS_CACHE = {
@@ -66,16 +67,19 @@ NOTEBOOK = "quay.io/pangeo/pangeo-notebook:2026.06.04"
 BUILT = f"{GAR}/binder/binder-example-repo-abc123:4f2e1d"  # the stack's own registry
 
 REWRITES = [
-    (NOTEBOOK, f"{GAR}/quay/pangeo/pangeo-notebook:2026.06.04"),
-    (f"quay.io/pangeo/ml-notebook@{DIGEST}", f"{GAR}/quay/pangeo/ml-notebook@{DIGEST}"),
-    ("ghcr.io/org/img:1.0", f"{GAR}/ghcr/org/img:1.0"),
-    ("python:3.12", f"{GAR}/docker-hub/library/python:3.12"),
-    (f"python@{DIGEST}", f"{GAR}/docker-hub/library/python@{DIGEST}"),
-    ("pangeo/base-notebook:2026.01.01", f"{GAR}/docker-hub/pangeo/base-notebook:2026.01.01"),
-    ("docker.io/library/python:3.12", f"{GAR}/docker-hub/library/python:3.12"),
-    ("docker.io/python:3.12", f"{GAR}/docker-hub/library/python:3.12"),
-    ("index.docker.io/pangeo/x:1", f"{GAR}/docker-hub/pangeo/x:1"),
-    ("registry-1.docker.io/library/ubuntu:24.04", f"{GAR}/docker-hub/library/ubuntu:24.04"),
+    (NOTEBOOK, f"{GAR}/staging-quay/pangeo/pangeo-notebook:2026.06.04"),
+    (f"quay.io/pangeo/ml-notebook@{DIGEST}", f"{GAR}/staging-quay/pangeo/ml-notebook@{DIGEST}"),
+    ("ghcr.io/org/img:1.0", f"{GAR}/staging-ghcr/org/img:1.0"),
+    ("python:3.12", f"{GAR}/staging-docker-hub/library/python:3.12"),
+    (f"python@{DIGEST}", f"{GAR}/staging-docker-hub/library/python@{DIGEST}"),
+    (
+        "pangeo/base-notebook:2026.01.01",
+        f"{GAR}/staging-docker-hub/pangeo/base-notebook:2026.01.01",
+    ),
+    ("docker.io/library/python:3.12", f"{GAR}/staging-docker-hub/library/python:3.12"),
+    ("docker.io/python:3.12", f"{GAR}/staging-docker-hub/library/python:3.12"),
+    ("index.docker.io/pangeo/x:1", f"{GAR}/staging-docker-hub/pangeo/x:1"),
+    ("registry-1.docker.io/library/ubuntu:24.04", f"{GAR}/staging-docker-hub/library/ubuntu:24.04"),
 ]
 UNTOUCHED = [
     "myregistry.example.org:5000/team/image:v1",
@@ -84,7 +88,7 @@ UNTOUCHED = [
     "nvcr.io/nvidia/pytorch:24.01-py3",
     "public.ecr.aws/lambda/python:3.12",  # not fronted by the GCP cache
     BUILT,
-    f"{GAR}/quay/pangeo/pangeo-notebook:2026.06.04",  # already through the cache
+    f"{GAR}/staging-quay/pangeo/pangeo-notebook:2026.06.04",  # already through the cache
 ]
 
 
@@ -124,9 +128,9 @@ def test_the_cache_name_reads_back_as_the_same_upstream_image(upstream: str, cac
 
 
 def test_official_images_read_back_bare() -> None:
-    assert original_image(f"{GAR}/docker-hub/library/python:3.12", CACHE) == "python:3.12"
-    assert original_image(f"{GAR}/docker-hub/pangeo/x:1", CACHE) == "docker.io/pangeo/x:1"
-    assert original_image(f"{GAR}/quay/pangeo/x:1", CACHE) == "quay.io/pangeo/x:1"
+    assert original_image(f"{GAR}/staging-docker-hub/library/python:3.12", CACHE) == "python:3.12"
+    assert original_image(f"{GAR}/staging-docker-hub/pangeo/x:1", CACHE) == "docker.io/pangeo/x:1"
+    assert original_image(f"{GAR}/staging-quay/pangeo/x:1", CACHE) == "quay.io/pangeo/x:1"
 
 
 def test_the_pod_pulls_through_the_cache_and_shows_the_upstream_name() -> None:
@@ -152,7 +156,9 @@ def test_the_pod_pulls_through_the_cache_and_shows_the_upstream_name() -> None:
     env = {v["name"]: v["value"] for v in container["env"]}
     assert env["JUPYTER_IMAGE"] == env["JUPYTER_IMAGE_SPEC"] == NOTEBOOK
     assert env["OTHER"] == cached  # only the image variables are the user's view
-    assert pod["spec"]["initContainers"][0]["image"] == f"{GAR}/docker-hub/library/python:3.12"
+    assert (
+        pod["spec"]["initContainers"][0]["image"] == f"{GAR}/staging-docker-hub/library/python:3.12"
+    )
 
 
 def test_a_hook_set_before_still_runs() -> None:
@@ -180,16 +186,49 @@ def menu_images(profiles: list[dict[str, Any]]) -> list[str]:
 
 
 def test_menu_images_are_referenced_through_the_cache(staging: Run) -> None:
-    profiles = release(staging, "gcp", "jupyterhub")["values"]["singleuser"]["profileList"]
-    cached = cached_profile_list(profiles, CACHE)
-    assert menu_images(cached) == [cached_image(i, CACHE) for i in menu_images(profiles)]
+    values = release(staging, "gcp", "jupyterhub")["values"]
+    # The stack's own cache (CloudOutputs.image_cache), as the values hand it to the hub.
+    stack_cache = values["custom"]["imageCache"]
+    assert set(stack_cache) == {"docker.io", "quay.io", "ghcr.io"}
+    deployed = values["singleuser"]["profileList"]
+    prefixes = tuple(f"{prefix}/" for prefix in stack_cache.values())
+    assert menu_images(deployed) and all(i.startswith(prefixes) for i in menu_images(deployed))
+    # The same menu by its upstream names, and through another cache.
+    upstream = [original_image(i, stack_cache) for i in menu_images(deployed)]
+    assert all(i.startswith("quay.io/") for i in upstream)
+    assert cached_profile_list(deployed, {}) is deployed  # an empty mapping changes nothing
+    as_upstream = [
+        {
+            **profile,
+            "profile_options": {
+                **profile["profile_options"],
+                "image": {
+                    **profile["profile_options"]["image"],
+                    "choices": {
+                        key: {
+                            **choice,
+                            "kubespawner_override": {
+                                **choice["kubespawner_override"],
+                                "image": original_image(
+                                    choice["kubespawner_override"]["image"], stack_cache
+                                ),
+                            },
+                        }
+                        for key, choice in profile["profile_options"]["image"]["choices"].items()
+                    },
+                },
+            },
+        }
+        for profile in deployed
+    ]
+    cached = cached_profile_list(as_upstream, CACHE)
+    assert menu_images(cached) == [cached_image(i, CACHE) for i in upstream]
     assert all(image.startswith(f"{GAR}/") for image in menu_images(cached))
     # The user's own image stays a template KubeSpawner fills; the hook rewrites the result.
     for profile in cached:
         unlisted = profile["profile_options"]["image"]["unlisted_choice"]
         assert unlisted["kubespawner_override"] == {"image": "{value}"}
-    assert menu_images(profiles)[0].startswith("quay.io/")  # the input is not changed
-    assert cached_profile_list(profiles, {}) is profiles
+    assert menu_images(as_upstream) == upstream  # the input is not changed
 
 
 def test_without_a_cache_the_values_are_unchanged(staging: Run) -> None:
@@ -208,9 +247,9 @@ def test_the_chart_accepts_and_carries_the_cache(staging: Run) -> None:
     values = cached_values(staging, "gcp", CACHE)
     validate_values(JUPYTERHUB, values)
     assert values["hub"]["extraConfig"][HUB_ENTRY] == source("image_cache")
-    assert values["singleuser"]["image"]["name"].startswith(f"{GAR}/quay/")
+    assert values["singleuser"]["image"]["name"].startswith(f"{GAR}/staging-quay/")
     for image in values["prePuller"]["extraImages"].values():
-        assert image["name"].startswith(f"{GAR}/quay/"), image
+        assert image["name"].startswith(f"{GAR}/staging-quay/"), image
     objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
     seen = yaml.safe_load(
         base64.b64decode(find(objects, "Secret", "hub")[0]["data"]["values.yaml"])
@@ -289,8 +328,8 @@ def test_kubespawner_pods_pull_through_the_cache(
         monkeypatch,
     )
     expected = [
-        (f"{GAR}/quay/pangeo/pangeo-notebook:2026.06.04", NOTEBOOK),
-        (f"{GAR}/docker-hub/library/python:3.12", "python:3.12"),
+        (f"{GAR}/staging-quay/pangeo/pangeo-notebook:2026.06.04", NOTEBOOK),
+        (f"{GAR}/staging-docker-hub/library/python:3.12", "python:3.12"),
         ("myregistry.example.org:5000/team/image:v1",) * 2,
         (BUILT, BUILT),
     ]
@@ -301,16 +340,18 @@ def test_kubespawner_pods_pull_through_the_cache(
     default_menu = values["singleuser"]["profileList"][0]["profile_options"]["image"]["choices"]
     menu_image = next(c for c in default_menu.values() if c["default"])["kubespawner_override"]
     pulled, env = image_and_env(manifests[-1])
-    assert pulled == menu_image["image"] and pulled.startswith(f"{GAR}/quay/")
+    assert pulled == menu_image["image"] and pulled.startswith(f"{GAR}/staging-quay/")
     assert env["JUPYTER_IMAGE_SPEC"] == original_image(pulled, CACHE)
     assert env["JUPYTER_IMAGE_SPEC"].startswith("quay.io/pangeo/")
 
 
 @pytest.mark.usefixtures("chart_files")
 def test_without_a_cache_kubespawner_pods_pull_upstream(
-    staging: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    values = release(staging, "gcp", "jupyterhub")["values"]
+    config = with_value(stack_config("staging"), "clouds.gcp.imageCache.enabled", False)
+    values = release(run_program("staging", config), "gcp", "jupyterhub")["values"]
+    assert "imageCache" not in values.get("custom", {})
     assert HUB_ENTRY not in values["hub"]["extraConfig"]
     (manifest,) = spawn_manifests(values, [own_image(NOTEBOOK)], tmp_path, monkeypatch)
     assert image_and_env(manifest)[0] == NOTEBOOK
@@ -351,9 +392,9 @@ def test_gateway_workers_pull_the_notebook_image_through_the_cache(
     )
     # What the notebook's client sends: its JUPYTER_IMAGE_SPEC, the upstream name.
     _, config = process(backend, User("bob"), {"image": NOTEBOOK})
-    assert config.image == f"{GAR}/quay/pangeo/pangeo-notebook:2026.06.04"
+    assert config.image == f"{GAR}/staging-quay/pangeo/pangeo-notebook:2026.06.04"
     _, config = process(backend, User("bob"), {"image": "python:3.12"})
-    assert config.image == f"{GAR}/docker-hub/library/python:3.12"
+    assert config.image == f"{GAR}/staging-docker-hub/library/python:3.12"
     _, config = process(backend, User("bob"), {"image": BUILT})
     assert config.image == BUILT
     _, config = process(backend, User("bob"), {})

@@ -156,9 +156,11 @@ def test_idle_is_the_minimum_nodes_and_fixed_items(staging_plan: dict[str, Any])
         "pool core: external IPv4 address per node",
         "static IPv4 gcp-hub-address",  # the hub's reserved address (docs/howto/https.md)
         "static IPv4 gcp-public-address",  # the public Binder's (docs/howto/public-binder.md)
+        "support: Prometheus volume 20Gi pd-balanced",  # monitoring.volumeSizeGb
     }
     expected = 0.07 * HOURS + 30 * 0.1 + 0.005 * HOURS  # pools at zero cost nothing idle
     expected += 2 * 0.01 * HOURS
+    expected += 20 * 0.1  # Prometheus' volume
     expected += len(balancers) * 0.025 * HOURS
     assert staging_plan["clouds"]["gcp"]["cost"]["idleMonthlyUsd"] == pytest.approx(
         expected, abs=0.02
@@ -405,7 +407,10 @@ def test_compare_shows_only_the_changed_pool_and_its_price(tmp_path: Path, price
             "inputs": ["autoscaling"],
         }
     ]
-    assert delta["valuesChanged"] == []  # the hub's values do not depend on maxNodes
+    # The hub's values do not depend on maxNodes; the pool's "at maxNodes" alert rule does.
+    assert [(v["release"], v["path"]) for v in delta["valuesChanged"]] == [
+        ("prometheus", "serverFiles.alerting_rules.yml.groups")
+    ]
     assert delta["idleMonthlyUsd"] == 0
     per_node = 0.38 + 0.35 + 100 * 0.1 / HOURS + 0.005  # machine, T4, 100 GB disk, address
     assert delta["ceilingMonthlyUsd"] == pytest.approx(4 * per_node * HOURS, abs=0.05)

@@ -46,9 +46,11 @@ def test_resources_hang_off_the_component_tree(staging: Run) -> None:
         "aws",
         "aws-hub",
         "aws-public-binder",
+        "aws-support",
         "gcp",
         "gcp-hub",
         "gcp-public-binder",
+        "gcp-support",
     ]
     urns = {r.urn for r in staging.registrations}
     for resource in staging.registrations:
@@ -63,6 +65,7 @@ def test_resources_hang_off_the_component_tree(staging: Run) -> None:
         "pangeo-binder:aws:HubStorage",
         "pangeo-binder:aws:ImageRegistry",
         "pangeo-binder:hub:Hub",
+        "pangeo-binder:support:Support",
     } <= components
     # Ours, and the provider's Helm chart component (its objects are its children).
     assert all(
@@ -106,6 +109,7 @@ def test_stack_outputs(staging: Run) -> None:
         "publicBinderUrl": "https://binder.gcp.staging.pangeo-binder.example.org",
         "publicBinderLoadBalancer": "",
         "publicBuilderIdentity": "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com",
+        "grafanaUrl": "https://gcp.staging.pangeo-binder.example.org/services/grafana/",
     }
 
 

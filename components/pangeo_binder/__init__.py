@@ -19,7 +19,9 @@ The layers, in the order a program composes them:
 - the hub: `Hub` installs JupyterHub (and Dask Gateway where a dask pool exists, and BinderHub
   unless disabled) on any cloud's `CloudOutputs`; its values are built by pure functions that
   take the config model and a `HubContext`;
-- chart pins: the exact chart versions the hub installs;
+- monitoring: `Support` installs Prometheus, Grafana, OpenCost and alert rules on a cluster;
+  `hub_values_piece` / `dask_values_piece` are what the hub's releases add for them;
+- chart pins: the exact chart versions the hub and the support stack install;
 - guard rails: the policy rules (`POLICY_RULES`) over a stack's resources (`check_policies`),
   which this project's CrossGuard pack and offline plan run (docs/reference/policies.md).
 
@@ -98,6 +100,12 @@ _LAYERS: dict[str, dict[str, tuple[str, str]]] = {
         ),
         "public_binderhub_values": ("pangeo_binder.hub.public_values", "public_binderhub_values"),
     },
+    "Monitoring": {
+        "Support": ("pangeo_binder.support.support", "Support"),
+        "MonitoringSettings": ("pangeo_binder.support.config", "MonitoringSettings"),
+        "hub_values_piece": ("pangeo_binder.support.values", "hub_values_piece"),
+        "dask_values_piece": ("pangeo_binder.support.values", "dask_values_piece"),
+    },
     "Chart pins": {
         "ChartPin": ("pangeo_binder.charts", "ChartPin"),
         "CHART_PINS": ("pangeo_binder.charts", "PINS"),
@@ -174,3 +182,6 @@ if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
     from pangeo_binder.policy.rules import Rule as PolicyRule
     from pangeo_binder.policy.rules import Violation as PolicyViolation
     from pangeo_binder.policy.rules import check_stack as check_policies
+    from pangeo_binder.support.config import MonitoringSettings
+    from pangeo_binder.support.support import Support
+    from pangeo_binder.support.values import dask_values_piece, hub_values_piece

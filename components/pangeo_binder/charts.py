@@ -5,9 +5,10 @@ chart sources and their values schemas are the charts' own data, not the project
 per-user cache, `$XDG_CACHE_HOME/pangeo-binder/charts` and `.../chart-schemas` (`~/.cache/...`
 when XDG_CACHE_HOME is unset), or wherever `$PANGEO_BINDER_CHARTS` and
 `$PANGEO_BINDER_CHART_SCHEMAS` point. `python -m pangeo_binder.charts fetch` fills both folders
-from the pinned versions, on any machine with internet access, so anyone who clones the project can
-run the same tests (CI runs it before `make test`). It pulls with helm-python-sdk (Helm's own Go
-library, in the test extras: `make venv` is enough, no helm binary) and falls back to `helm pull`
+from the pinned versions (and the Grafana dashboards, `pangeo_binder.support.dashboards`), on
+any machine with internet access, so anyone who clones the project can run the same tests (CI
+runs it before `make test`). It pulls with helm-python-sdk (Helm's own Go library, in the test
+extras: `make venv` is enough, no helm binary) and falls back to `helm pull`
 when that package is not importable.
 
 Layout:
@@ -42,6 +43,7 @@ class ChartPin:
     name: str
     repository: str
     version: str
+    schema: bool = True  # the package ships a values.schema.json (grafana and opencost do not)
 
     @property
     def dirname(self) -> str:
@@ -71,7 +73,23 @@ lightbend/console-charts#176); so does `helm_python.pull`, which has no devel op
 tests/test_charts_fetch.py pulls a version of this form from a local repository). Read from the
 chart source at this version (its Chart.yaml), 2026-11-26."""
 
-PINS: tuple[ChartPin, ...] = (JUPYTERHUB, DASK_GATEWAY, BINDERHUB_SERVICE)
+PROMETHEUS = ChartPin("prometheus", "https://prometheus-community.github.io/helm-charts", "29.27.0")
+"""The plain prometheus chart (not kube-prometheus-stack: its operator installs through hooks and
+CRDs, which helm.v4.Chart skips). Its subcharts at the Chart.lock versions: kube-state-metrics
+8.4.0, prometheus-node-exporter 4.56.1, alertmanager 1.42.0, prometheus-pushgateway 3.8.0. Ships
+a values.schema.json. Read from the chart source at tag prometheus-29.27.0, 2026-12-03."""
+
+GRAFANA = ChartPin("grafana", "https://grafana-community.github.io/helm-charts", "11.6.1", False)
+"""grafana 11.6.1 (Grafana 12.4.3), the newest of the 11.x line; the chart moved to the
+grafana-community repository. No values.schema.json. Read from tag grafana-11.6.1, 2026-12-03."""
+
+OPENCOST = ChartPin("opencost", "https://opencost.github.io/opencost-helm-chart", "2.5.17", False)
+"""opencost 2.5.17: cost allocation per pod from Prometheus metrics and a price list (custom
+pricing). No values.schema.json. Read from tag opencost-2.5.17, 2026-12-03."""
+
+HUB_PINS: tuple[ChartPin, ...] = (JUPYTERHUB, DASK_GATEWAY, BINDERHUB_SERVICE)
+SUPPORT_PINS: tuple[ChartPin, ...] = (PROMETHEUS, GRAFANA, OPENCOST)
+PINS: tuple[ChartPin, ...] = HUB_PINS + SUPPORT_PINS
 
 
 def cache_dir() -> Path:
@@ -110,6 +128,11 @@ def schema_dir(pin: ChartPin, schemas: Path | None = None) -> Path:
 SCHEMA_FILES = ("values.schema.json", "values.yaml", "SOURCE.txt")
 
 
+def schema_files(pin: ChartPin) -> tuple[str, ...]:
+    """The files `pin`'s schema folder holds: no values.schema.json for a chart without one."""
+    return SCHEMA_FILES if pin.schema else SCHEMA_FILES[1:]
+
+
 def missing_files(
     pins: Sequence[ChartPin] = PINS, charts: Path | None = None, schemas: Path | None = None
 ) -> list[Path]:
@@ -120,7 +143,7 @@ def missing_files(
             missing.append(chart_dir(pin, charts))
         missing += [
             schema_dir(pin, schemas) / f
-            for f in SCHEMA_FILES
+            for f in schema_files(pin)
             if not (schema_dir(pin, schemas) / f).is_file()
         ]
     return missing
@@ -338,7 +361,7 @@ def _check_chart_identity(pin: ChartPin, chart: Path) -> None:
 
 
 def _check_chart_files(pin: ChartPin, chart: Path) -> None:
-    for name in ("values.schema.json", "values.yaml"):
+    for name in schema_files(pin)[:-1]:
         if not (chart / name).is_file():
             raise FetchError(
                 f"{pin.name} {pin.version} from {pin.repository} has no {name}: "
@@ -349,7 +372,7 @@ def _check_chart_files(pin: ChartPin, chart: Path) -> None:
 def _fill_schema_dir(pin: ChartPin, chart: Path, destination: Path, puller: _Puller) -> None:
     _check_chart_files(pin, chart)
     destination.mkdir(parents=True, exist_ok=True)
-    for name in ("values.schema.json", "values.yaml"):
+    for name in schema_files(pin)[:-1]:
         shutil.copyfile(chart / name, destination / name)
     (destination / "SOURCE.txt").write_text(_source_text(pin, puller))
 
@@ -380,10 +403,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="helm-python (helm-python-sdk, no helm binary), helm (the binary), or auto: the "
         "first usable (default)",
     )
+    pull.add_argument(
+        "--dashboards",
+        type=Path,
+        help="Grafana dashboards folder (default $PANGEO_BINDER_DASHBOARDS, else "
+        f"{cache_dir() / 'dashboards'})",
+    )
     args = parser.parse_args(argv)
+    # The dashboards' trees are fetched beside the charts (pangeo_binder.support.dashboards).
+    from pangeo_binder.support import dashboards
+
     try:
         fetch(charts=args.charts, schemas=args.schemas, force=args.force, backend=args.backend)
-    except FetchError as error:
+        dashboards.fetch(root=args.dashboards)
+    except (FetchError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

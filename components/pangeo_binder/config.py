@@ -28,6 +28,7 @@ from pangeo_binder.hub.config import (
     menu_gap,
     secret_command,
 )
+from pangeo_binder.support.config import CHANNEL_SECRET, MonitoringSettings
 
 NAMESPACE = "pangeo-binder"
 
@@ -57,6 +58,11 @@ class StackConfig(Model):
         default_factory=Secrets,
         description="Secret values, each set with `pulumi config set --secret --path` (the "
         "GitHub client secret of each cloud's hub); never written in plain text.",
+    )
+    monitoring: MonitoringSettings | None = Field(
+        None,
+        description="Prometheus, Grafana (at /services/grafana/ of each hub), OpenCost and "
+        "alerts on every cluster; absent: none of them.",
     )
 
 
@@ -174,7 +180,7 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
             )
         problems += _pool_group_problems(cloud, settings)
         problems += _image_cache_problems(cloud, settings, cloud_secrets, raw.get("environment"))
-    return problems
+    return problems + _monitoring_problems(raw)
 
 
 # The cache logins each cloud supports: GCP's ghcr.io cache pulls anonymously.
@@ -232,6 +238,35 @@ def _image_cache_problems(
                         f"{name!r} is the build registry's repository; choose another name",
                     )
                 )
+    return problems
+
+
+def _monitoring_problems(raw: dict[str, Any]) -> list[Problem]:
+    """Grafana needs somebody who may log in; an alert channel needs its secret."""
+    if "monitoring" not in raw:
+        return []
+    monitoring = _section(raw, "monitoring")
+    problems = []
+    grafana = _section(monitoring, "grafana")
+    admins = _section(raw, "hub").get("adminUsers")
+    if not admins and not grafana.get("viewers"):
+        problems.append(
+            Problem(
+                "monitoring.grafana.viewers",
+                "nobody could log in to Grafana: the hub has no adminUsers; name at least one "
+                "hub user here (or add hub.adminUsers)",
+            )
+        )
+    channel = _section(_section(monitoring, "alerts"), "channel")
+    key = CHANNEL_SECRET.get(str(channel.get("type")))
+    if key and not _section(_section(raw, "secrets"), "monitoring").get(key):
+        problems.append(
+            Problem(
+                f"secrets.monitoring.{key}",
+                f"missing: the {channel['type']} alert channel needs it; set it with "
+                f"pulumi config set --secret --path 'secrets.monitoring.{key}' VALUE",
+            )
+        )
     return problems
 
 

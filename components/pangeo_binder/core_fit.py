@@ -81,7 +81,7 @@ def pod_requests(spec: dict[str, Any]) -> tuple[float, float]:
     totals = []
     for key in ("cpu", "memory"):
         convert = cpu_cores if key == "cpu" else memory_gib
-        main = sum(convert(_requests(c).get(key, 0)) for c in spec.get("containers", []))
+        main = sum(convert(_requests(c).get(key, 0)) for c in (spec.get("containers") or []))
         init = [convert(_requests(c).get(key, 0)) for c in spec.get("initContainers") or []]
         totals.append(max([main, *init]))
     return totals[0], totals[1]
@@ -140,7 +140,7 @@ def without_requests(objects: Iterable[dict[str, Any]]) -> list[str]:
     for name, _, spec in pod_templates(objects):
         if not on_core(spec):
             continue
-        for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
             if not {"cpu", "memory"} <= set(_requests(container)):
                 missing.append(f"{name}: {container['name']}")
     return missing

@@ -112,6 +112,10 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         # byteLength random bytes, hex-encoded; derived from the name so runs are repeatable.
         digest = hashlib.sha256(args.name.encode()).hexdigest()
         out |= {"hex": digest[: 2 * int(inputs.get("byteLength", 32))]}
+    elif typ == "random:index/randomPassword:RandomPassword":
+        # `length` characters, derived from the name so runs are repeatable.
+        digest = hashlib.sha256(args.name.encode()).hexdigest() * 4
+        out |= {"result": digest[: int(inputs.get("length", 16))]}
     elif typ == "gcp:artifactregistry/repository:Repository":
         out |= {"name": inputs.get("repositoryId")}
     elif typ == "gcp:secretmanager/secret:Secret":

@@ -356,6 +356,14 @@ class AwsCloud(Model):
         "account and region that nothing else scans.",
     )
     budget: AwsBudget | None = None
+    cost_allocation_tags: bool = Field(
+        False,
+        description="Activate the node groups' tags (pangeo-binder.io/hub, /pool, /purpose, on "
+        "every instance and volume) as cost allocation tags, so Cost Explorer and the bill break "
+        "costs down by them. Turn on once the tags have appeared in the billing data (up to a "
+        "day after the first nodes ran): AWS refuses to activate a tag key it has not seen. "
+        "Account-wide: one stack per account should own them.",
+    )
 
     @field_validator("node_pools", mode="wrap")
     @classmethod

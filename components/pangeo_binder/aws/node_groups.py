@@ -187,6 +187,14 @@ def live_desired_sizes(
     return sizes
 
 
+COST_TAG_KEYS = ("pangeo-binder.io/hub", "pangeo-binder.io/pool", "pangeo-binder.io/purpose")
+
+
+def cost_tags(key: str, pool: AwsNodePool, cluster_name: str) -> dict[str, str]:
+    """The cost allocation tags of a group's instances and volumes: which hub, pool, purpose."""
+    return dict(zip(COST_TAG_KEYS, (cluster_name, key, pool.purpose), strict=True))
+
+
 def launch_template_args(
     key: str, pool: AwsNodePool, cluster_name: str, cache: AwsImageCache | None = None
 ) -> aws.ec2.LaunchTemplateArgs:
@@ -195,7 +203,7 @@ def launch_template_args(
     credentials (their AWS access comes from IRSA). Groups with parallel pull
     (`parallel_pull`) get FastImagePull in their user data and the cache settings' volume
     throughput: parallel pull writes layers as fast as the disk takes them."""
-    tags = {"Name": f"{cluster_name}-{key}", "pangeo-binder.io/pool": key}
+    tags = {"Name": f"{cluster_name}-{key}", **cost_tags(key, pool, cluster_name)}
     fast = parallel_pull(pool, cache)
     return aws.ec2.LaunchTemplateArgs(
         name_prefix=f"{cluster_name}-{key}-",

@@ -19,6 +19,7 @@ from pangeo_binder.aws.hub_address import HubAddress
 from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION, irsa_role
 from pangeo_binder.aws.image_cache import ImageCache
 from pangeo_binder.aws.network import Network
+from pangeo_binder.aws.node_groups import COST_TAG_KEYS
 from pangeo_binder.aws.registry import ImageRegistry, builder_policy, push_login
 from pangeo_binder.aws.storage import HubStorage
 from pangeo_binder.outputs import CloudOutputs, ReservedAddress, WorkloadServiceAccounts
@@ -222,6 +223,15 @@ class AwsStack(pulumi.ComponentResource):
                 budget_name=f"{deployment} ({cloud.region})",
                 opts=pulumi.ResourceOptions(parent=self, provider=provider),
             )
+
+        if cloud.cost_allocation_tags:
+            for tag in COST_TAG_KEYS:
+                aws.costexplorer.CostAllocationTag(
+                    f"{name}-cost-tag-{tag.rsplit('/', 1)[-1]}",
+                    tag_key=tag,
+                    status="Active",
+                    opts=pulumi.ResourceOptions(parent=self, provider=provider),
+                )
 
         identities = {"users": storage.users_role_arn, "builder": registry.builder_role_arn}
         if storage.backup_role_arn is not None:

@@ -90,6 +90,9 @@ def cluster_args(
                 enable_secure_boot=True, enable_integrity_monitoring=True
             ),
         ),
+        # GKE cost allocation: the billing export breaks the cluster's cost down by namespace
+        # and Kubernetes labels (pods' hub.jupyter.org/username, the nodes' pool).
+        cost_management_config=gcp.container.ClusterCostManagementConfigArgs(enabled=True),
         release_channel=gcp.container.ClusterReleaseChannelArgs(
             channel=cloud.maintenance.release_channel
         ),

@@ -58,6 +58,8 @@ def plan_pool(
         image_type="COS_CONTAINERD",
         spot=pool.spot,
         labels=node_labels(key, pool),
+        # GCE labels on the VMs: the billing export attributes each node's cost to its pool.
+        resource_labels={"pangeo-binder-pool": key, "pangeo-binder-purpose": pool.purpose},
         taints=[
             gcp.container.NodePoolNodeConfigTaintArgs(
                 key=t.key, value=t.value, effect=t.upper_effect

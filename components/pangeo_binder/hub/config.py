@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, StringConstraints, field_validator, model
 from pangeo_binder import cron
 from pangeo_binder.config_shared import GitHubLogin, Model, OrgOrTeam, Team
 from pangeo_binder.outputs import BackupWriter, KubernetesServiceAccount, WorkloadServiceAccounts
+from pangeo_binder.support.config import MonitoringSecrets
 
 K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
@@ -358,6 +359,7 @@ class Secrets(Model):
 
     gcp: CloudSecrets | None = None
     aws: CloudSecrets | None = None
+    monitoring: MonitoringSecrets | None = None
 
 
 def secret_command(cloud: str, stack: str | None = None) -> str:

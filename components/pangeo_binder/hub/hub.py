@@ -30,6 +30,8 @@ from pangeo_binder.hub.dask_values import dask_gateway_values, dask_network_poli
 from pangeo_binder.hub.hub_image import HubImage
 from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
 from pangeo_binder.outputs import CloudOutputs
+from pangeo_binder.releases import pinned_chart
+from pangeo_binder.support.values import dask_values_piece, with_piece
 
 # Every output of a RandomId carries the value in some encoding.
 RANDOM_ID_OUTPUTS = ["hex", "b64Std", "b64Url", "dec", "id"]
@@ -86,16 +88,7 @@ def chart_release(
 ) -> k8s.helm.v4.Chart:
     """One chart at its pinned version, with an explicit release name. Values carry
     generated secrets, so Pulumi keeps the whole tree secret."""
-    return k8s.helm.v4.Chart(
-        name,
-        chart=pin.name,
-        version=pin.version,
-        repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=pin.repository),
-        name=release,
-        namespace=namespace,
-        values=pulumi.Output.secret(values),
-        opts=opts,
-    )
+    return pinned_chart(name, pin, release, namespace, pulumi.Output.secret(values), opts)
 
 
 class Hub(pulumi.ComponentResource):
@@ -109,6 +102,10 @@ class Hub(pulumi.ComponentResource):
     With `hub_image_context` and no `settings.hub_image`, the hub image is built from that
     directory and pushed to the cloud's registry (`HubImage`); `hub_image_ref` is then its
     `name:tag@sha256:...` (for `hub_image_values`), else None.
+
+    With `support_values` (`Support.hub_values`, the cluster's monitoring), the jupyterhub
+    release gains the grafana and prometheus services, Grafana's route and Traefik's metrics,
+    and Dask pods name their user for the cost dashboard (`support/values.py`).
     """
 
     url: pulumi.Output[str]
@@ -125,6 +122,7 @@ class Hub(pulumi.ComponentResource):
         cloud_hub: CloudHub,
         github_client_secret: pulumi.Output[str],
         hub_image_context: str | None = None,
+        support_values: pulumi.Output[dict[str, Any]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:hub:Hub", name, None, opts)
@@ -219,7 +217,9 @@ class Hub(pulumi.ComponentResource):
             JUPYTERHUB,
             JUPYTERHUB_RELEASE,
             settings.namespace,
-            context.apply(lambda c: jupyterhub_values(c, settings, cloud_hub, pools)),
+            pulumi.Output.all(context, support_values or {}).apply(
+                lambda v: with_piece(jupyterhub_values(v[0], settings, cloud_hub, pools), v[1])
+            ),
             hub_opts,
         )
         # The gateway and BinderHub read their hub tokens from the hub release's Secret.
@@ -240,7 +240,12 @@ class Hub(pulumi.ComponentResource):
                 DASK_GATEWAY,
                 DASK_GATEWAY_RELEASE,
                 settings.namespace,
-                context.apply(lambda c: dask_gateway_values(c, settings, pools)),
+                context.apply(
+                    lambda c: with_piece(
+                        dask_gateway_values(c, settings, pools),
+                        dask_values_piece() if support_values is not None else {},
+                    )
+                ),
                 pulumi.ResourceOptions.merge(
                     after_hub, pulumi.ResourceOptions(depends_on=[dask_policy])
                 ),

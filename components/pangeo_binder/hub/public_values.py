@@ -156,7 +156,7 @@ def public_jupyterhub_values(
             },
             "extraConfig": {"10-public-spawner": source("public_spawner")},
             "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
-            # The authenticated hub's sizes (its core pods are the same processes).
+            # The authenticated hub's requests: both hubs live on the core pool.
             "resources": HUB_RESOURCES,
             "networkPolicy": {
                 **_component_policy([KUBE_API_EGRESS]),

@@ -300,6 +300,27 @@ def aws_load_balancer(prices: Prices, region: str, name: str, annotations: dict)
     return [_fixed(prices, "aws", region, f"classic load balancer ({name})", "loadBalancer")]
 
 
+def chart_volumes(tree: CloudTree, prices: Prices, cloud: str, region: str) -> list[Charge]:
+    """The volumes charts claim that bill around the clock: Prometheus' (the support stack),
+    priced as the cloud's default disk kind."""
+    charges = []
+    kind = "pd-balanced" if cloud == "gcp" else "gp3"
+    for chart in tree.of_type("kubernetes:helm.sh/v4:Chart"):
+        if chart["inputs"].get("chart") != "prometheus":
+            continue
+        volume = ((chart["inputs"].get("values") or {}).get("server") or {}).get(
+            "persistentVolume"
+        ) or {}
+        size = str(volume.get("size", ""))
+        if volume.get("enabled") and size.endswith("Gi"):
+            # Priced per GiB, as the pools' disks are (the clouds bill disks by the GiB).
+            gib = float(size.removesuffix("Gi"))
+            charge = _disk(prices, cloud, region, "support", gib, kind, 1, 1)
+            charge.item = f"support: Prometheus volume {size} {kind}"
+            charges.append(charge)
+    return charges
+
+
 def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
     charges: list[Charge] = []
     clusters = tree.of_type("gcp:container/cluster:Cluster")
@@ -386,7 +407,7 @@ def gcp_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         charges.append(_fixed(prices, "gcp", region, f"KMS key {key['name']}", "kmsKey"))
     for lb, _ in load_balancers(tree):
         charges.append(_fixed(prices, "gcp", region, f"load balancer ({lb})", "loadBalancer"))
-    return charges
+    return charges + chart_volumes(tree, prices, "gcp", region)
 
 
 def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
@@ -443,7 +464,7 @@ def aws_charges(tree: CloudTree, prices: Prices) -> list[Charge]:
         charges.append(_fixed(prices, "aws", region, f"KMS key {key['name']}", "kmsKey"))
     for lb, service_annotations in load_balancers(tree):
         charges.extend(aws_load_balancer(prices, region, lb, service_annotations))
-    return charges
+    return charges + chart_volumes(tree, prices, "aws", region)
 
 
 def estimate(cloud: str, tree: CloudTree, prices: Prices) -> dict[str, Any]:
