@@ -292,3 +292,52 @@ def test_the_public_hubs_core_pods_are_sized_and_the_proxy_holds_no_token(
     spec = pod_spec(objects, "Deployment", "binderhub")
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def rendered(run: Run, release_name: str) -> list[dict[str, Any]]:
+    """The objects of the first registered release named `release_name` (any cloud)."""
+    _, pin, inputs = next(r for r in helm_releases(run) if r[2]["name"] == release_name)
+    return render(pin, inputs["values"], release=inputs["name"], namespace=inputs["namespace"])
+
+
+def test_the_support_pods_drop_what_they_do_not_need(staging: Run) -> None:
+    """The support stack's fixes on its rendered pods, merged into the charts' own contexts:
+    Prometheus and its reloader read-only without capabilities, node-exporter without them,
+    OpenCost without them or privilege escalation, and Grafana's reading of Secrets confined
+    to its own namespace."""
+    objects = rendered(staging, "prometheus")
+    server = pod_spec(objects, "Deployment", "prometheus-server")
+    assert server["securityContext"]["runAsUser"] == 65534  # the chart's, kept
+    assert server["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {c["name"] for c in server["containers"]} == {
+        "prometheus-server",
+        "prometheus-server-configmap-reload",
+    }
+    for container in server["containers"]:
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True, container["name"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
+    exporter = pod_spec(objects, "DaemonSet", "prometheus-prometheus-node-exporter")
+    assert exporter["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert exporter["securityContext"]["runAsNonRoot"] is True
+    (container,) = exporter["containers"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+    objects = rendered(staging, "opencost")
+    opencost = pod_spec(objects, "Deployment", "opencost")
+    assert opencost["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    (container,) = opencost["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+    objects = rendered(staging, "grafana")
+    assert not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding")
+    (role,) = find(objects, "Role")
+    assert role["metadata"]["namespace"] == "support"
+    grafana = pod_spec(objects, "Deployment", "grafana")
+    sidecar = next(c for c in grafana["containers"] if "dashboard" in c["name"])
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["NAMESPACE"] == "support" and env["RESOURCE"] == "configmap"
