@@ -175,11 +175,11 @@ def test_checkov_ran_over_every_rendered_object(checkov_report: dict[str, Any]) 
         prefix = f"{stack}-{resource}-"
         assert any(f.startswith(prefix) for f in files), (stack, resource)
     # Each stack and cloud renders the hub, the proxy, BinderHub and the gateway; staging (both
-    # clouds) the public Binder's own hub and BinderHub beside them.
+    # clouds) the public Binder's own hub and BinderHub beside them; the support stack too.
     for key in ("jupyterhub/Deployment/hub", "jupyterhub/Deployment/proxy"):
         assert sum(1 for k in files.values() if k == key) == 4, key
     names = {name for _, _, name in releases}
-    assert {"binderhub-service", "dask-gateway", "public-jupyterhub"} <= names
+    assert {"binderhub-service", "dask-gateway", "public-jupyterhub", "prometheus"} <= names
     assert checkov_report["passed"] > 1000  # the checks ran, not only parsed
 
 
