@@ -272,10 +272,24 @@ def test_the_piece_is_what_the_component_merges(dask_run: Run, staging: Run) -> 
         on, off = public_hub_values(dask_run, cloud), public_hub_values(staging, cloud)
         assert set(on["hub"]["services"]) == {"binder", "dask-gateway"}
         assert on["hub"]["loadRoles"]["binder"] == off["hub"]["loadRoles"]["binder"]
-        egress_on = on["singleuser"]["networkPolicy"]["egress"]
-        egress_off = off["singleuser"]["networkPolicy"]["egress"]
-        assert egress_on[: len(egress_off)] == egress_off and len(egress_on) == len(egress_off) + 1
-        assert on["hub"]["networkPolicy"]["ingress"][:1] == off["hub"]["networkPolicy"]["ingress"]
+        policies = {
+            "singleuser": ("singleuser",),
+            "hub": ("hub",),
+            "proxy": ("proxy", "chp"),
+        }
+        for component, keys in policies.items():
+            for direction in ("egress", "ingress") if component == "hub" else ("egress",):
+                grown, base = (
+                    _dig(values, *keys, "networkPolicy", direction) for values in (on, off)
+                )
+                # The public values' rules first and unchanged, then one rule of the piece.
+                assert grown[:-1] == base and len(grown) == len(base) + 1, (component, direction)
+
+
+def _dig(values: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        values = values[key]
+    return values
 
 
 @pytest.mark.usefixtures("chart_files")

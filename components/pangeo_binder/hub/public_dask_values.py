@@ -171,8 +171,9 @@ def _to_pods(labels: dict[str, str], port: int) -> dict[str, Any]:
 def public_dask_hub_piece(context: HubContext, public: PublicBinder) -> dict[str, Any]:
     """What the public z2jh values need for the public gateway (`support.values.with_piece`
     merges it): the gateway as a hub service with its token, the servers' token scope to
-    reach it, its client settings in the servers' environment, the servers' and the proxy's
-    egress to its Traefik, and the hub's ingress from its API pod. Empty with Dask off."""
+    reach it, its client settings in the servers' environment, the servers', the proxy's and
+    the hub's egress to its Traefik, and the hub's ingress from its API pod. Empty with Dask
+    off."""
     if not public.dask.enabled:
         return {}
     access = f"access:services!service={PUBLIC_DASK_SERVICE}"
@@ -201,12 +202,14 @@ def public_dask_hub_piece(context: HubContext, public: PublicBinder) -> dict[str
                 }
             },
             "networkPolicy": {
+                # The hub checks its services' URLs (as the hub's own reaches its Traefik).
+                "egress": [to_traefik],
                 "ingress": [
                     {
                         "from": [{"podSelector": {"matchLabels": PUBLIC_GATEWAY_API_LABELS}}],
                         "ports": [{"port": HUB_API_PORT, "protocol": "TCP"}],
                     }
-                ]
+                ],
             },
         },
         "proxy": {"chp": {"networkPolicy": {"egress": [to_traefik]}}},
