@@ -115,6 +115,7 @@ def build(config: StackConfig) -> None:
                 settings=config.hub,
                 cloud_hub=settings.hub,
                 github_client_secret=pulumi.Output.secret(client_secret),
+                dask_crds=hub,  # public Dask uses the CRDs the hub's gateway installs
             ).exports()
         if monitoring is not None:
             exports.update(monitoring.exports())

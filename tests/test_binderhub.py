@@ -281,7 +281,8 @@ def test_the_binder_pod_may_reach_the_hub_api(case: tuple[Run, str]) -> None:
 def test_the_hub_loads_fancy_profiles_before_the_profile_filter(case: tuple[Run, str]) -> None:
     run, cloud = case
     extra = release(run, cloud, "jupyterhub")["values"]["hub"]["extraConfig"]
-    assert sorted(extra) == ["05-fancy-profiles", "10-hub-access"]
+    # The chart loads extraConfig in sorted key order; the image cache's rewrite comes last.
+    assert sorted(extra) == ["05-fancy-profiles", "10-hub-access", "20-image-cache"]
     assert "from jupyterhub_fancy_profiles import setup_ui" in extra["05-fancy-profiles"]
     # The stack files set no hubImage: the hub runs the image the program built (with
     # fancy-profiles); the extraConfig still works on the chart's image, where it is absent.

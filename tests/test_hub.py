@@ -23,6 +23,7 @@ from harness import (
     with_value,
 )
 from pangeo_binder.charts import DASK_GATEWAY, JUPYTERHUB
+from pangeo_binder.hub.incluster.image_cache import original_image
 from pangeo_binder.hub.sharing import PUSH_APP_VARIABLES, SHARER_SCOPES
 from pangeo_binder.scheduling import POOL_LABEL
 
@@ -182,7 +183,16 @@ def test_cost_and_safety_defaults(case: tuple[Run, str]) -> None:
     assert values["scheduling"]["userScheduler"]["enabled"] is True
     assert values["prePuller"]["hook"]["enabled"] is False
     assert values["prePuller"]["continuous"]["enabled"] is True
-    pulled = {f"{i['name']}:{i['tag']}" for i in values["prePuller"]["extraImages"].values()}
+    # Pulled through the in-region cache (docs/howto/image-cache.md), by their upstream names.
+    cache = values["custom"]["imageCache"]
+    pulled = {
+        original_image(f"{i['name']}:{i['tag']}", cache)
+        for i in values["prePuller"]["extraImages"].values()
+    }
+    assert all(
+        i["name"].startswith(tuple(cache.values()))
+        for i in values["prePuller"]["extraImages"].values()
+    )
     menu = stack_config("staging").get("hub", {}).get("images")
     assert menu is None  # the stack files use the default menu
     # The CPU menu image, not the multi-GB CUDA image, and nothing else from the profiles.
@@ -225,9 +235,9 @@ def test_profiles_select_their_pool_and_gpus_request_the_device(case: tuple[Run,
     assert by_slug["highmem"]["allowed_groups"] == ["pangeo-data:gpu-users"]
     assert "allowed_groups" not in by_slug["user"]
     gpu_images = by_slug["gpu"]["profile_options"]["image"]["choices"]
-    assert next(c["kubespawner_override"]["image"] for c in gpu_images.values()).startswith(
-        "quay.io/pangeo/ml-notebook:"
-    )
+    cache = release(run, cloud, "jupyterhub")["values"]["custom"]["imageCache"]
+    first = next(c["kubespawner_override"]["image"] for c in gpu_images.values())
+    assert original_image(first, cache).startswith("quay.io/pangeo/ml-notebook:")
 
 
 def test_the_shared_pool_sizes_leave_room_for_schedulers_and_the_docker_daemon(
@@ -285,7 +295,8 @@ def test_dask_gateway_is_a_hub_service_behind_its_auth(case: tuple[Run, str]) ->
     assert gateway["auth"]["type"] == "jupyterhub"
     assert gateway["auth"]["jupyterhub"]["jupyterhubServiceName"] == "dask-gateway"
     assert gateway["prefix"] == "/services/dask-gateway"
-    assert set(hub["hub"]["services"]) == {"dask-gateway", "binder"}
+    # Beside the support stack's two (tests/test_support_wiring.py).
+    assert set(hub["hub"]["services"]) == {"dask-gateway", "binder", "grafana", "prometheus"}
     assert "access:services!service=dask-gateway" in hub["hub"]["loadRoles"]["user"]["scopes"]
     env = hub["singleuser"]["extraEnv"]
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
@@ -318,7 +329,7 @@ def test_a_hub_without_a_dask_pool_has_no_gateway_anywhere() -> None:
         ]
         values = release(run, cloud, "jupyterhub")["values"]
         assert "dask" not in json.dumps(values["hub"]["services"]).lower()
-        assert set(values["hub"]["services"]) == {"binder"}
+        assert set(values["hub"]["services"]) == {"binder", "grafana", "prometheus"}
         assert values["hub"]["loadRoles"]["user"]["scopes"] == [
             "self",
             *SHARER_SCOPES,

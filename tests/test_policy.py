@@ -247,6 +247,12 @@ CASES: dict[str, Case] = {
                 (STAGING, PROD),
                 [],
             ),
+            (  # an image cache holds only copies; the same repository holding images may not
+                resource(p["prod"], "gcp-image-cache-quay"),
+                changed(resource(p["prod"], "gcp-image-cache-quay"), mode="STANDARD_REPOSITORY"),
+                PROD,
+                [],
+            ),
         ]
     ),
     "pools-scale-to-zero": lambda p: [

@@ -114,16 +114,17 @@ def test_stack_outputs(staging: Run) -> None:
 
 
 def test_staging_idles_at_the_cost_floor(staging: Run) -> None:
-    """Nobody logged in: one zonal control plane, one small core node and its disk, the hub's
-    and the public Binder's reserved addresses (HTTPS on the first deploy; docs/howto/https.md);
-    no NAT, nothing else that bills by the hour."""
+    """Nobody logged in: one zonal control plane, two small core nodes (what the core pods
+    request: tests/test_core_fit.py) and their disks, the hub's and the public Binder's reserved
+    addresses (HTTPS on the first deploy; docs/howto/https.md); no NAT, nothing else that bills
+    by the hour."""
     idle = [
         r
         for r in staging.of_type("gcp:container/nodePool:NodePool")
         if r.inputs["autoscaling"]["totalMinNodeCount"] > 0
     ]
     assert [r.name for r in idle] == ["gcp-gke-pool-core"]
-    assert idle[0].inputs["autoscaling"]["totalMinNodeCount"] == 1
+    assert idle[0].inputs["autoscaling"]["totalMinNodeCount"] == 2
     assert staging.one("gcp:container/cluster:Cluster").inputs["location"].count("-") == 2  # a zone
     hourly = {
         "gcp:compute/routerNat:RouterNat",

@@ -12,6 +12,7 @@ import pytest
 from conftest import release
 from harness import Run, run_program, stack_config, with_value
 from pangeo_binder.hub.incluster import gateway_options
+from pangeo_binder.hub.incluster.image_cache import cached_image
 
 GCS_BUCKET = "gcp:storage/bucket:Bucket"
 GCS_IAM = "gcp:storage/bucketIAMMember:BucketIAMMember"
@@ -201,6 +202,6 @@ def test_dask_workers_get_the_public_prefix(staging: Run, prod: Run) -> None:
         settings = settings_of(run, cloud)
         size = settings["workerSizes"][0]["name"]
         config = gateway_options.cluster_config(
-            settings, {"worker_size": size, "image": "", "environment": {}}, user
+            settings, {"worker_size": size, "image": "", "environment": {}}, user, cached_image
         )
         assert config["environment"].get("PUBLIC_PERSISTENT_BUCKET") == expected

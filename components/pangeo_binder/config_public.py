@@ -61,8 +61,10 @@ class PublicDask(Model):
 
     enabled: bool = Field(
         False,
-        description="A separate gateway in the public namespace. Off by default, and not yet "
-        "built: true is refused until the public gateway exists (docs/howto/public-binder.md).",
+        description="A separate Dask Gateway in the public namespace, behind the public hub: "
+        "one small worker size, no cloud identity, workers on the dask pool (one is required), "
+        "schedulers on the public pool, a ResourceQuota on the namespace "
+        "(docs/howto/public-binder.md).",
     )
     max_workers: int = Field(4, ge=1, le=MAX_DASK_WORKERS, description="Workers per cluster.")
     max_cores: int = Field(4, ge=1, le=MAX_DASK_CORES, description="Cores per cluster.")
@@ -252,11 +254,15 @@ def public_binder_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                 )
             )
         dask = _section(public, "dask")
-        if dask.get("enabled") is True:
+        dask_pools = [
+            p for p in pools.values() if isinstance(p, dict) and p.get("purpose") == "dask"
+        ]
+        if dask.get("enabled") is True and not dask_pools:
             problems.append(
                 (
                     f"{path}.dask.enabled",
-                    "a Dask Gateway for public users is not built yet; leave it false",
+                    "public Dask workers run on the dask pool (spot, tainted), and no node pool "
+                    f"has purpose dask; add one (clouds.{cloud}.nodePools) or leave this false",
                 )
             )
         problems += _fit_problems(cloud, path, public, public_pools)

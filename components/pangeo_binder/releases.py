@@ -18,9 +18,12 @@ def pinned_chart(
     namespace: str,
     values: pulumi.Input[dict[str, Any]],
     opts: pulumi.ResourceOptions,
+    *,
+    skip_crds: bool = False,
 ) -> k8s.helm.v4.Chart:
     """`pin`'s chart from its repository with an explicit release name (hooks are skipped by
-    helm.v4.Chart: every object shows in a preview)."""
+    helm.v4.Chart: every object shows in a preview). `skip_crds` leaves out the chart's
+    `crds/`, for a second release of a chart whose CRDs another release already owns."""
     return k8s.helm.v4.Chart(
         name,
         chart=pin.name,
@@ -29,5 +32,6 @@ def pinned_chart(
         name=release,
         namespace=namespace,
         values=values,
+        skip_crds=skip_crds or None,
         opts=opts,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pulumi
@@ -86,7 +87,10 @@ def plan_pool(
     return PoolPlan(
         name_prefix=f"{key}-",
         node_locations=zones,
-        initial_node_count=1 if pool.min_nodes > 0 else 0,
+        # Per zone: enough that the pool starts at its minimum (GKE's default for a regional
+        # cluster is three zones), so two core nodes start as two, not as one the autoscaler
+        # may never add to while nothing is pending.
+        initial_node_count=math.ceil(pool.min_nodes / (len(zones) if zones else 3)),
         autoscaling=gcp.container.NodePoolAutoscalingArgs(
             total_min_node_count=pool.min_nodes,
             total_max_node_count=pool.max_nodes,

@@ -323,6 +323,10 @@ STATEFUL = {
 def prod_protected(r: Resource, ctx: Context) -> Iterator[str]:
     if ctx.environment != "prod" or r.type not in STATEFUL:
         return
+    if r.inputs.get("mode") == "REMOTE_REPOSITORY":
+        # An in-region image cache (docs/howto/image-cache.md) holds only copies of images
+        # its upstream still serves: deleting it loses nothing a pull cannot fetch again.
+        return
     if not r.protect:
         yield "prod resource is not protected (protect=True)"
     flag = STATEFUL[r.type]
