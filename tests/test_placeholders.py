@@ -41,7 +41,12 @@ def piece(config: StackConfig, cloud: str = "gcp") -> dict[str, Any]:
 def test_none_by_default() -> None:
     config = config_with(None)
     assert config.clouds.gcp is not None and config.clouds.gcp.hub.user_placeholders == 0
-    assert piece(config) == {"enabled": True, "replicas": 0}
+    values = piece(config)
+    assert values["replicas"] == 0
+    # Still sized and pinned like three of them would be: the chart renders the StatefulSet
+    # anyway, and `kubectl scale` must start real placeholders.
+    assert values["resources"] == piece(config_with(3))["resources"]
+    assert values["extraPodSpec"] == piece(config_with(3))["extraPodSpec"]
 
 
 @pytest.mark.parametrize("cloud", ["gcp", "aws"])
@@ -56,7 +61,7 @@ def test_placeholders_are_default_servers_on_the_default_pool(cloud: str) -> Non
         if choice["default"]
     )
     assert values["replicas"] == 3
-    assert values["extraPodSpec"] == {"nodeSelector": {POOL_LABEL: default["slug"]}}
+    assert values["extraPodSpec"]["nodeSelector"] == {POOL_LABEL: default["slug"]}
     # The same requests as the server they stand in for.
     assert values["resources"]["requests"] == {
         "cpu": size["cpu_guarantee"],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pangeo_binder.config_shared import CloudHub, NodePool
+from pangeo_binder.hub.binderhub_values import restricted_pod_context
 from pangeo_binder.hub.config import HubSettings
 from pangeo_binder.hub.profiles import is_privileged, node_sizes, shared_pool, user_node
 from pangeo_binder.machines import Cloud
@@ -72,10 +73,10 @@ def user_placeholder_values(
 ) -> dict[str, Any]:
     """z2jh's `scheduling.userPlaceholder`: pods sized like a default server, pinned to the
     default pool (the placeholders otherwise follow `singleuser.nodeSelector`, which this hub
-    leaves empty, and could wake any user pool)."""
+    leaves empty, and could wake any user pool). Sized and pinned with no replicas too: the
+    chart renders the StatefulSet either way (with the servers' memory guarantee only), and
+    a `kubectl scale` of it, z2jh's own way to try the autoscaler, must start real ones."""
     held = placeholders(cloud, pools, settings, cloud_hub)
-    if not held.count:
-        return {"enabled": True, "replicas": 0}
     memory = f"{held.memory_mib}M"
     return {
         "enabled": True,
@@ -84,7 +85,13 @@ def user_placeholder_values(
             "requests": {"cpu": held.cpu, "memory": memory},
             "limits": {"memory": memory},
         },
-        "extraPodSpec": {"nodeSelector": {POOL_LABEL: held.pool}},
+        # Merged into the chart's (nobody, no capabilities, RuntimeDefault): `pause` writes
+        # nothing, and the pod, which the chart gives no context, gets the same defaults.
+        "containerSecurityContext": {"readOnlyRootFilesystem": True},
+        "extraPodSpec": {
+            "nodeSelector": {POOL_LABEL: held.pool},
+            "securityContext": restricted_pod_context(),
+        },
         "annotations": {PER_NODE_ANNOTATION: str(held.per_node)},
     }
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pangeo_binder.config_public import PublicBinder
 from pangeo_binder.config_shared import NodePool
-from pangeo_binder.hub.binderhub_values import binderhub_values
+from pangeo_binder.hub.binderhub_values import binderhub_values, restricted_pod_context
 from pangeo_binder.hub.config import HubSettings
 from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
@@ -176,11 +176,17 @@ def public_jupyterhub_values(
                 "defaultTarget": f"http://{BINDER_K8S_SERVICE}:80",
                 "networkPolicy": _component_policy(service_routes(False, True)),
                 "resources": PROXY_RESOURCES,
+                # configurable-http-proxy never calls the Kubernetes API: no token to steal.
+                "extraPodSpec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": restricted_pod_context(),
+                },
             },
             # Let's Encrypt over the internet; the certificate is stored through the API.
             "traefik": {
                 "networkPolicy": _component_policy([internet_egress((80, 443)), KUBE_API_EGRESS]),
                 "resources": PROXY_RESOURCES,
+                "extraPodSpec": {"securityContext": restricted_pod_context()},
             },
             "secretSync": {"resources": SECRET_SYNC_RESOURCES},
             "https": {

@@ -51,6 +51,19 @@ REQUESTS: dict[str, tuple[str, str]] = {
 MEMORY_LIMITS = {"prometheus-server": "2Gi", "grafana": "512Mi", "opencost": "1Gi"}
 
 
+def no_privileges(read_only: bool = False) -> dict[str, Any]:
+    """A container context for a process that needs no capability and never gains privileges
+    (Helm merges it into the chart's own); `read_only` for one that writes only to volumes."""
+    context: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    return {**context, "readOnlyRootFilesystem": True} if read_only else context
+
+
+def runtime_default() -> dict[str, Any]:
+    """A pod context with the runtime's default seccomp profile (the kubelet's default is
+    Unconfined), merged into the chart's own pod context."""
+    return {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def resources(container: str) -> dict[str, Any]:
     cpu, memory = REQUESTS[container]
     limits = {"memory": MEMORY_LIMITS.get(container, memory)}
@@ -151,6 +164,9 @@ def prometheus_values(
         },
         "nodeSelector": CORE_SELECTOR,
         "resources": resources("prometheus-server"),
+        # Prometheus writes only to its volume (prometheus-operator runs it read-only too).
+        "containerSecurityContext": no_privileges(read_only=True),
+        "securityContext": runtime_default(),
         "extraSecretMounts": [
             {
                 "name": "hub-token",
@@ -164,7 +180,12 @@ def prometheus_values(
         server["alertmanagers"] = []
     values: dict[str, Any] = {
         "server": server,
-        "configmapReload": {"prometheus": {"resources": resources("prometheus-config-reloader")}},
+        "configmapReload": {
+            "prometheus": {
+                "resources": resources("prometheus-config-reloader"),
+                "containerSecurityContext": no_privileges(read_only=True),
+            }
+        },
         "serverFiles": {"alerting_rules.yml": rules},
         "extraScrapeConfigs": yaml.safe_dump(scrape_configs(ctx), sort_keys=False),
         "prometheus-pushgateway": {"enabled": False},
@@ -179,6 +200,10 @@ def prometheus_values(
             # Every pool, whatever its taints (user, dask, GPU): a node without it is unseen.
             "tolerations": [{"operator": "Exists"}],
             "resources": resources("node-exporter"),
+            # It reads /proc and /sys as nobody: no capability needed (the chart keeps the root
+            # filesystem read-only).
+            "containerSecurityContext": no_privileges(read_only=True),
+            "securityContext": runtime_default(),
         },
     }
     if channel:
@@ -291,6 +316,9 @@ def grafana_values(ctx: SupportContext, settings: MonitoringSettings) -> dict[st
                 ],
             }
         },
+        # The sidecar reads dashboards from this namespace only: a Role here instead of the
+        # chart's ClusterRole, which lets Grafana read every Secret of the cluster.
+        "rbac": {"namespaced": True},
         "sidecar": {
             "resources": resources("grafana-dashboard-sidecar"),
             "dashboards": {
@@ -298,6 +326,8 @@ def grafana_values(ctx: SupportContext, settings: MonitoringSettings) -> dict[st
                 "label": DASHBOARD_LABEL,
                 "labelValue": "1",
                 "searchNamespace": NAMESPACE,
+                # Our dashboards are ConfigMaps (support.py): the sidecar watches no Secret.
+                "resource": "configmap",
                 "folderAnnotation": FOLDER_ANNOTATION,
                 "provider": {"foldersFromFilesStructure": True},
             },
@@ -313,11 +343,15 @@ def grafana_values(ctx: SupportContext, settings: MonitoringSettings) -> dict[st
 def opencost_values(ctx: SupportContext) -> dict[str, Any]:
     """OpenCost reading our Prometheus and pricing nodes from the plan's price file."""
     return {
+        "podSecurityContext": runtime_default(),
         "service": {"annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9003"}},
         "opencost": {
             "exporter": {
                 "defaultClusterId": ctx.cluster,
                 "resources": resources("opencost"),
+                # Not read-only nor non-root: the image's user and the paths it writes (its
+                # pricing files) are not known to be safe for that (tests/checkov-baseline.yaml).
+                "securityContext": no_privileges(),
             },
             "customPricing": {
                 "enabled": True,
