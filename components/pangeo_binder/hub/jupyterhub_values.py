@@ -11,6 +11,7 @@ from typing import Any
 
 from pangeo_binder.config_shared import CloudHub, NodePool
 from pangeo_binder.hub.autosave import autosave_singleuser, autosave_spawner
+from pangeo_binder.hub.binderhub_values import restricted_pod_context
 from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings, images_for
 from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
@@ -53,6 +54,7 @@ SECRET_SYNC_RESOURCES = {
     "requests": {"cpu": "10m", "memory": "32Mi"},
     "limits": {"memory": "128Mi"},
 }
+PRE_PULLER_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}
 USER_SCHEDULER_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "128Mi"},
     "limits": {"memory": "512Mi"},
@@ -271,9 +273,20 @@ def jupyterhub_values(
             # One load balancer on the address the cloud layer reserved before the hub started
             # (GKE loadBalancerIP, EKS NLB Elastic IPs): it survives the Service's replacement.
             "service": proxy_service(context.proxy_service),
-            "chp": {"networkPolicy": {"egress": routes}, "resources": PROXY_RESOURCES},
+            "chp": {
+                "networkPolicy": {"egress": routes},
+                "resources": PROXY_RESOURCES,
+                # The proxy never calls the Kubernetes API: no token in the pod (CKV_K8S_38).
+                "extraPodSpec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": restricted_pod_context(),
+                },
+            },
             # autohttps: Traefik and the sidecar that keeps its certificate in a Secret.
-            "traefik": {"resources": PROXY_RESOURCES},
+            "traefik": {
+                "resources": PROXY_RESOURCES,
+                "extraPodSpec": {"securityContext": restricted_pod_context()},
+            },
             "secretSync": {"resources": SECRET_SYNC_RESOURCES},
             "https": {
                 "enabled": True,
@@ -302,7 +315,11 @@ def jupyterhub_values(
             **autosave_singleuser(settings.autosave),
         },
         "scheduling": {
-            "userScheduler": {"enabled": True, "resources": USER_SCHEDULER_RESOURCES},
+            "userScheduler": {
+                "enabled": True,
+                "resources": USER_SCHEDULER_RESOURCES,
+                "extraPodSpec": {"securityContext": restricted_pod_context()},
+            },
             "podPriority": {"enabled": True},
             # Warm capacity on the default pool (clouds.<cloud>.hub.userPlaceholders).
             "userPlaceholder": user_placeholder_values(context.cloud, pools, settings, cloud_hub),
@@ -319,6 +336,10 @@ def jupyterhub_values(
             # there, not every image in the profile list (the multi-GB CUDA image would fill
             # CPU nodes' disks). GPU nodes, one user each, would gain nothing from it.
             "continuous": {"enabled": True},
+            # Its containers only run `echo` and `pause`; the pull itself is the kubelet's.
+            "resources": PRE_PULLER_RESOURCES,
+            "containerSecurityContext": {"readOnlyRootFilesystem": True},
+            "pause": {"containerSecurityContext": {"readOnlyRootFilesystem": True}},
             "pullProfileListImages": False,
             "extraImages": {
                 f"menu-{slug}": {"name": split[0], "tag": split[1]}
