@@ -32,7 +32,7 @@ CHECKOV_TOOLS := tests/checkov-tools
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.10 --generate-hashes \
 	--custom-compile-command "make lock"
 
-.PHONY: venv checkov-tools lock lock-upgrade test lint format bench cold-start plan prereqs login preview up destroy
+.PHONY: venv checkov-tools dashboards lock lock-upgrade test lint format bench cold-start plan prereqs login preview up destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -104,11 +104,16 @@ login: prereqs
 		mkdir -p .pulumi-state && pulumi login "$(LOCAL_BACKEND)"; \
 	fi
 
-preview: venv login
+# The Grafana dashboards' source at its pinned commit, which the program renders when the stack
+# has `monitoring` (kept when already fetched; PANGEO_BINDER_DASHBOARDS points elsewhere).
+dashboards: venv
+	@$(BIN)/python -c 'from pangeo_binder.support import dashboards; dashboards.fetch()'
+
+preview: venv login dashboards
 	pulumi stack select --create "$(STACK)"
 	PANGEO_POLICY_STACK="$(STACK)" pulumi preview --stack "$(STACK)" --diff --policy-pack policies
 
-up: venv login
+up: venv login dashboards
 	pulumi stack select --create "$(STACK)"
 	pulumi up --stack "$(STACK)"
 

@@ -162,6 +162,15 @@ def main() -> None:
         config = load_config(raw, secret_keys=secret_keys)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
+    if config.monitoring is not None:
+        # The support stack ships the community's dashboards, rendered here from their source:
+        # without it, stop before anything is registered, naming the command (`make up` and
+        # `make preview` run it).
+        from pangeo_binder.support.dashboards import missing_message
+
+        missing = missing_message()
+        if missing is not None:
+            raise pulumi.RunError(f"monitoring: {missing}")
     build(config)
 
 

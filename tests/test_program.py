@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from harness import (
+    DELETE,
     SECRET_KEYS,
     RecordingMonitor,
     Run,
@@ -143,6 +144,22 @@ def test_config_errors_stop_before_any_resource(case: dict[str, Any]) -> None:
     for error in case["errors"]:
         assert f"{error['path']}: " in str(caught.value)
     assert monitor.registrations == []
+
+
+def test_missing_dashboards_stop_before_any_resource(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`monitoring` renders the community's dashboards: without their source the program stops
+    before registering anything, naming the command; without `monitoring` it does not care."""
+    monkeypatch.setenv("PANGEO_BINDER_DASHBOARDS", str(tmp_path))
+    monitor = RecordingMonitor()
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("staging", monitor=monitor)
+    assert "monitoring: the Grafana dashboards are not at" in str(caught.value)
+    assert "python -m pangeo_binder.charts fetch" in str(caught.value)
+    assert monitor.registrations == []
+    run = run_program("staging", with_value(stack_config("staging"), "monitoring", DELETE))
+    assert run.registrations and not run.of_type("pangeo-binder:support:Support")
 
 
 def test_budget_alerts_when_configured() -> None:

@@ -32,7 +32,7 @@ from pangeo_binder.hub.image_cache import jupyterhub_image_cache
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.placeholders import user_placeholder_values
 from pangeo_binder.hub.profiles import profile_list
-from pangeo_binder.hub.proxy import proxy_service
+from pangeo_binder.hub.proxy import letsencrypt_https, proxy_service
 from pangeo_binder.hub.sharing import (
     push_app_environment,
     sharing_server_token_scopes,
@@ -288,12 +288,7 @@ def jupyterhub_values(
                 "extraPodSpec": {"securityContext": restricted_pod_context()},
             },
             "secretSync": {"resources": SECRET_SYNC_RESOURCES},
-            "https": {
-                "enabled": True,
-                "type": "letsencrypt",
-                "hosts": [context.domain],
-                "letsencrypt": {"contactEmail": context.contact_email},
-            },
+            "https": letsencrypt_https(context.domain, context.contact_email),
         },
         "singleuser": {
             "image": {"name": name, "tag": tag},

@@ -29,3 +29,14 @@ def proxy_service(
         else:
             merged[key] = value
     return merged
+
+
+def letsencrypt_https(domain: str, contact_email: str) -> dict[str, Any]:
+    """`proxy.https`: autohttps asks Let's Encrypt for `domain`'s certificate (HTTP-01 over
+    the proxy's load balancer), the same way for the hub and the public Binder."""
+    return {
+        "enabled": True,
+        "type": "letsencrypt",
+        "hosts": [domain],
+        "letsencrypt": {"contactEmail": contact_email},
+    }

@@ -35,7 +35,7 @@ from pangeo_binder.hub.jupyterhub_values import (
     SECRET_SYNC_RESOURCES,
     service_routes,
 )
-from pangeo_binder.hub.proxy import proxy_service
+from pangeo_binder.hub.proxy import letsencrypt_https, proxy_service
 from pangeo_binder.scheduling import PURPOSE_LABELS, toleration
 
 PUBLIC_JUPYTERHUB_RELEASE = "public-jupyterhub"
@@ -189,12 +189,7 @@ def public_jupyterhub_values(
                 "extraPodSpec": {"securityContext": restricted_pod_context()},
             },
             "secretSync": {"resources": SECRET_SYNC_RESOURCES},
-            "https": {
-                "enabled": True,
-                "type": "letsencrypt",
-                "hosts": [public.domain],
-                "letsencrypt": {"contactEmail": context.contact_email},
-            },
+            "https": letsencrypt_https(public.domain, context.contact_email),
         },
         "singleuser": {
             # BinderHub names the image of each launch; the spawner refuses any other.
