@@ -90,6 +90,20 @@ CONTROLLER_RESOURCES = {
 TRAEFIK_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
 
 
+def gateway_core_pods() -> dict[str, Any]:
+    """The chart's `controller` and `traefik` on the core pool with their requests. Traefik is
+    inside the cluster only: the hub's proxy is the way in (the chart's default would be a
+    second load balancer). The hub's gateway and the public Binder's share it."""
+    return {
+        "controller": {"nodeSelector": CORE_SELECTOR, "resources": CONTROLLER_RESOURCES},
+        "traefik": {
+            "service": {"type": "ClusterIP"},
+            "nodeSelector": CORE_SELECTOR,
+            "resources": TRAEFIK_RESOURCES,
+        },
+    }
+
+
 def dask_gateway_values(
     context: HubContext, settings: HubSettings, pools: dict[str, NodePool]
 ) -> dict[str, Any]:
@@ -139,14 +153,7 @@ def dask_gateway_values(
                 "10-options": source("gateway_options"),
             },
         },
-        "controller": {"nodeSelector": CORE_SELECTOR, "resources": CONTROLLER_RESOURCES},
-        # Inside the cluster only: the hub's proxy is the way in (the chart's default would
-        # be a second load balancer).
-        "traefik": {
-            "service": {"type": "ClusterIP"},
-            "nodeSelector": CORE_SELECTOR,
-            "resources": TRAEFIK_RESOURCES,
-        },
+        **gateway_core_pods(),
     }
 
 

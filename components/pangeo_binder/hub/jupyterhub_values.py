@@ -147,7 +147,7 @@ def service_routes(dask: bool, binder: bool) -> list[dict[str, Any]]:
     return routes
 
 
-def _ingress_from(labels: dict[str, str]) -> dict[str, Any]:
+def hub_ingress_from(labels: dict[str, str]) -> dict[str, Any]:
     """A hub network policy rule: pods with `labels` may reach the hub API (8081)."""
     return {
         "from": [{"podSelector": {"matchLabels": dict(labels)}}],
@@ -184,7 +184,9 @@ def jupyterhub_values(
             "display": False,
         }
         user_scopes.append(f"access:services!service={DASK_GATEWAY_SERVICE}")
-        hub_ingress.append(_ingress_from(DASK_LABELS | {"app.kubernetes.io/component": "gateway"}))
+        hub_ingress.append(
+            hub_ingress_from(DASK_LABELS | {"app.kubernetes.io/component": "gateway"})
+        )
     if settings.binder.enabled:
         # The spawn form's build requests reach BinderHub through the proxy at
         # /services/binder, with a token the form mints from the user's own (`self`).
@@ -194,7 +196,7 @@ def jupyterhub_values(
             "display": False,
         }
         user_scopes.append(f"access:services!service={BINDER_SERVICE}")
-        hub_ingress.append(_ingress_from(BINDER_POD_LABELS))
+        hub_ingress.append(hub_ingress_from(BINDER_POD_LABELS))
     # The prebuilt image the operator names, else the one `pulumi up` built, by digest (a
     # Dockerfile change is a visible diff here, and a revert rolls the hub back).
     hub_image: dict[str, str] = {}

@@ -25,15 +25,15 @@ from pangeo_binder.hub.context import (
     HubContext,
 )
 from pangeo_binder.hub.dask_values import (
-    CONTROLLER_RESOURCES,
     DASK_POD_COMPONENTS,
     GATEWAY_API_PORT,
     GATEWAY_RESOURCES,
     SCHEDULER_PORTS,
-    TRAEFIK_RESOURCES,
+    gateway_core_pods,
     worker_sizes,
 )
 from pangeo_binder.hub.incluster import source
+from pangeo_binder.hub.jupyterhub_values import hub_ingress_from, to_pods
 from pangeo_binder.hub.public_values import DNS_EGRESS, KUBE_API_EGRESS, internet_egress
 from pangeo_binder.machines import allocatable
 from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, toleration
@@ -151,20 +151,8 @@ def public_dask_gateway_values(
                 "10-options": source("public_gateway_options"),
             },
         },
-        "controller": {"nodeSelector": CORE_SELECTOR, "resources": CONTROLLER_RESOURCES},
-        # Inside the cluster only: the public proxy routes /services/dask-gateway to it.
-        "traefik": {
-            "service": {"type": "ClusterIP"},
-            "nodeSelector": CORE_SELECTOR,
-            "resources": TRAEFIK_RESOURCES,
-        },
-    }
-
-
-def _to_pods(labels: dict[str, str], port: int) -> dict[str, Any]:
-    return {
-        "to": [{"podSelector": {"matchLabels": dict(labels)}}],
-        "ports": [{"port": port, "protocol": "TCP"}],
+        # Traefik inside the cluster only: the public proxy routes /services/dask-gateway.
+        **gateway_core_pods(),
     }
 
 
@@ -178,7 +166,7 @@ def public_dask_hub_piece(context: HubContext, public: PublicBinder) -> dict[str
         return {}
     access = f"access:services!service={PUBLIC_DASK_SERVICE}"
     traefik = f"{PUBLIC_DASK_TRAEFIK_SERVICE}.{context.namespace}"
-    to_traefik = _to_pods(PUBLIC_TRAEFIK_LABELS, TRAEFIK_PORT)
+    to_traefik = to_pods(PUBLIC_TRAEFIK_LABELS, TRAEFIK_PORT)
     return {
         "hub": {
             "services": {
@@ -204,12 +192,7 @@ def public_dask_hub_piece(context: HubContext, public: PublicBinder) -> dict[str
             "networkPolicy": {
                 # The hub checks its services' URLs (as the hub's own reaches its Traefik).
                 "egress": [to_traefik],
-                "ingress": [
-                    {
-                        "from": [{"podSelector": {"matchLabels": PUBLIC_GATEWAY_API_LABELS}}],
-                        "ports": [{"port": HUB_API_PORT, "protocol": "TCP"}],
-                    }
-                ],
+                "ingress": [hub_ingress_from(PUBLIC_GATEWAY_API_LABELS)],
             },
         },
         "proxy": {"chp": {"networkPolicy": {"egress": [to_traefik]}}},
@@ -260,7 +243,7 @@ def public_dask_network_policies(namespace: str) -> list[dict[str, Any]]:
         ],
         "egress": [
             {"to": [dask_pods]},
-            _to_pods(PUBLIC_GATEWAY_API_LABELS, GATEWAY_API_PORT),
+            to_pods(PUBLIC_GATEWAY_API_LABELS, GATEWAY_API_PORT),
             DNS_EGRESS,
             internet_egress(),
         ],
@@ -271,7 +254,7 @@ def public_dask_network_policies(namespace: str) -> list[dict[str, Any]]:
         "egress": [
             DNS_EGRESS,
             KUBE_API_EGRESS,
-            _to_pods({"component": "hub"}, HUB_API_PORT),
+            to_pods({"component": "hub"}, HUB_API_PORT),
             {
                 "to": [{"podSelector": _selector(("gateway", "controller"))}],
                 "ports": [{"port": GATEWAY_API_PORT, "protocol": "TCP"}],

@@ -33,7 +33,9 @@ from pangeo_binder.hub.jupyterhub_values import (
     HUB_RESOURCES,
     PROXY_RESOURCES,
     SECRET_SYNC_RESOURCES,
+    hub_ingress_from,
     service_routes,
+    to_pods,
 )
 from pangeo_binder.hub.proxy import letsencrypt_https, proxy_service
 from pangeo_binder.scheduling import PURPOSE_LABELS, toleration
@@ -160,12 +162,7 @@ def public_jupyterhub_values(
             "resources": HUB_RESOURCES,
             "networkPolicy": {
                 **_component_policy([KUBE_API_EGRESS]),
-                "ingress": [
-                    {
-                        "from": [{"podSelector": {"matchLabels": dict(BINDER_POD_LABELS)}}],
-                        "ports": [{"port": 8081, "protocol": "TCP"}],
-                    }
-                ],
+                "ingress": [hub_ingress_from(BINDER_POD_LABELS)],
             },
         },
         "proxy": {
@@ -272,10 +269,7 @@ def public_network_policies(cloud: str, namespace: str) -> list[dict[str, Any]]:
     the metadata server, through which its pushes are minted)."""
     binder_egress = [
         DNS_EGRESS,
-        {
-            "to": [{"podSelector": {"matchLabels": {"component": "hub"}}}],
-            "ports": [{"port": 8081, "protocol": "TCP"}],
-        },
+        to_pods({"component": "hub"}, 8081),
         KUBE_API_EGRESS,
         internet_egress(),
     ]
