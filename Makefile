@@ -1,4 +1,6 @@
 # pangeo-binder: the commands an operator and a developer need.
+# STACK names a stack file (Pulumi.STACK.yaml). Unset, it is the one stack file there is; with
+# none or several, the stack targets stop, list them and name init (README, Quickstart).
 #   make up STACK=staging      set up the virtualenv, check the CLIs and logins the stack needs,
 #                              pick a state backend, deploy the stack
 #   make preview STACK=staging the same checks as up, then pulumi preview --diff with the policy pack
@@ -10,8 +12,27 @@
 #   make plan STACK=staging    offline plan: resources, Helm values and monthly cost, no cloud
 #                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)
 
-STACK ?= staging
 PYTHON ?= python3
+# The stack targets stop before anything runs (no venv, no pulumi) unless STACK names an
+# existing stack file; with STACK unset, the only stack file is the stack.
+STACK_TARGETS := login prereqs plan cold-start preview up destroy
+STACK_FILES := $(sort $(wildcard Pulumi.*.yaml))
+STACK_NAMES := $(patsubst Pulumi.%.yaml,%,$(STACK_FILES))
+INIT_HINT := create one with .venv/bin/python -m pangeo_binder.init --stack NAME --cloud gcp|aws ... (README, Quickstart step 3; docs/howto/new-stack.md)
+ifneq ($(filter $(STACK_TARGETS),$(MAKECMDGOALS)),)
+ifeq ($(strip $(STACK)),)
+ifeq ($(words $(STACK_NAMES)),1)
+STACK := $(STACK_NAMES)
+$(info using STACK=$(STACK), the only stack file here (Pulumi.$(STACK).yaml))
+else ifeq ($(words $(STACK_NAMES)),0)
+$(error no stack file (Pulumi.NAME.yaml) here; $(INIT_HINT))
+else
+$(error STACK is not set and there are $(words $(STACK_NAMES)) stack files: $(STACK_NAMES); run make $(firstword $(filter $(STACK_TARGETS),$(MAKECMDGOALS))) STACK=NAME with one of them, or $(INIT_HINT))
+endif
+else ifeq ($(wildcard Pulumi.$(STACK).yaml),)
+$(error STACK=$(STACK) has no stack file Pulumi.$(STACK).yaml (stack files here: $(or $(STACK_NAMES),none)); $(INIT_HINT))
+endif
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 # Used only when no backend is configured (no PULUMI_BACKEND_URL and no `pulumi login`).
@@ -89,7 +110,7 @@ bench: venv
 # The cold-start model of docs/topics/cold-start.md: a server's wait per user pool, image and
 # pull path, from the figures in benchmarks/cold_start.yaml (or FIGURES=your-measurements.yaml).
 cold-start: venv
-	$(BIN)/python benchmarks/cold_start.py --stack "$(or $(STACK),staging)" \
+	$(BIN)/python benchmarks/cold_start.py --stack "$(STACK)" \
 		$(if $(FIGURES),--figures "$(FIGURES)") --format "$(or $(FORMAT),text)"
 
 # The Pulumi CLI, and the cloud CLIs, auth plugin and logged-in identities of the clouds the
@@ -105,9 +126,11 @@ login: prereqs
 	fi
 
 # The Grafana dashboards' source at its pinned commit, which the program renders when the stack
-# has `monitoring` (kept when already fetched; PANGEO_BINDER_DASHBOARDS points elsewhere).
+# has `monitoring` (kept when already fetched; PANGEO_BINDER_DASHBOARDS points elsewhere). With
+# STACK set (up, preview) nothing is fetched for a stack without monitoring; a failed download
+# is one line naming the fix.
 dashboards: venv
-	@$(BIN)/python -c 'from pangeo_binder.support import dashboards; dashboards.fetch()'
+	@$(BIN)/python -m pangeo_binder.support.dashboards $(if $(STACK),--stack "$(STACK)")
 
 preview: venv login dashboards
 	pulumi stack select --create "$(STACK)"

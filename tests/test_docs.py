@@ -29,16 +29,17 @@ def test_reference_covers_every_gcp_key() -> None:
 
 
 def test_the_readme_quickstart_runs_in_order() -> None:
-    """The quickstart's steps come in the order a new operator needs them: the stack exists
-    (`pulumi stack init`) before a secret is set on it, and is previewed before it is deployed."""
+    """The quickstart's steps come in the order a new operator needs them: the OAuth app (its
+    client id) before init, the stack exists (`pulumi stack init`) before a secret is set on
+    it, and is previewed before it is deployed."""
     readme = (ROOT / "README.md").read_text()
     quickstart = readme.split("## Quickstart")[1].split("\n## ")[0]
     steps = [
         "make prereqs STACK=NAME",
-        "python -m pangeo_binder.init --stack NAME",
-        "make login",
-        "pulumi stack init NAME",
         "https://DOMAIN/hub/oauth_callback",
+        "python -m pangeo_binder.init --stack NAME",
+        "make login STACK=NAME",
+        "pulumi stack init NAME",
         "pulumi config set --secret --path 'secrets.gcp.githubClientSecret' --stack NAME VALUE",
         "make preview STACK=NAME",
         "make up STACK=NAME",

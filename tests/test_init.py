@@ -3,19 +3,21 @@ nothing written and every problem named by its flag."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from harness import MAIN, PLANTED_SECRET, Project
-from pangeo_binder.init import flag_of, main
+from pangeo_binder.init import DEFAULT_BUDGET_USD, check, flag_of, main
 
 GCP = [
     "--stack", "research", "--cloud", "gcp", "--region", "us-central1",
     "--project", "research-hub-1", "--domain", "hub.research.example.org",
     "--contact-email", "ops@research.example.org", "--github-org", "research-org",
     "--github-org", "research-org:admins", "--client-id", "Ov23liResearch01", "--admin", "alice",
+    "--billing-account", "012345-6789AB-CDEF01",
 ]  # fmt: skip
 AWS = [
     "--stack", "research-aws", "--cloud", "aws", "--region", "us-west-2",
@@ -75,20 +77,163 @@ def test_the_next_steps_are_printed_in_order(
     assert init(tmp_path, GCP) == 0
     out = capsys.readouterr().out
     steps = [
-        "pulumi login",
+        "make login STACK=research",
         "pulumi stack init research",
         "https://hub.research.example.org/hub/oauth_callback",
         "pulumi config set --secret --path 'secrets.gcp.githubClientSecret' --stack research",
         "make preview STACK=research",
         "make up STACK=research",
+        "pulumi stack output gcp --stack research",
+        "pulumi stack output gcpKubeconfig --show-secrets --stack research",
         "kubectl -n binder rollout restart deployment/autohttps",
         "Log in at https://hub.research.example.org",
     ]
     where = [out.index(step) for step in steps]
     assert where == sorted(where)
-    assert "make login" in out and "hubAddress" in out and "hub.dns" in out
+    assert "hubAddress" in out and "hub.dns" in out
     for number in range(1, 9):
         assert f"  {number}. " in out
+
+
+def printed_commands(out: str) -> list[str]:
+    """The make and pulumi commands of the printed steps."""
+    return re.findall(r"\b((?:make|pulumi) [a-z-]+(?: [^,;:()]*)?)", out)
+
+
+@pytest.mark.parametrize("argv", [GCP, AWS], ids=["gcp", "aws"])
+def test_every_printed_command_names_the_stack(
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a fresh clone there are several stack files: a bare `make login` or `pulumi
+    config set` would stop or act on another stack."""
+    assert init(tmp_path, argv) == 0
+    stack = argv[argv.index("--stack") + 1]
+    steps = capsys.readouterr().out.split("Next, in this order:")[1]
+    commands = printed_commands(steps)
+    assert any(c.startswith("make login") for c in commands)
+    for command in commands:
+        if command.startswith(("pulumi login", f"pulumi stack init {stack}")):
+            continue  # a backend; `stack init NAME` names it as its argument
+        assert f"STACK={stack}" in command.split() or f"--stack {stack}" in command, command
+
+
+def test_aws_dns_step_is_one_a_record_per_elastic_ip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert init(tmp_path, AWS) == 0
+    out = capsys.readouterr().out
+    assert "one A record for aws.research.example.org per Elastic IP" in out
+    assert "CNAME" not in out and "pulumi stack output aws --stack research-aws" in out
+
+
+PLACEHELD = [
+    ("--project", "PROJECT"),
+    ("--github-org", "YOUR-ORG"),
+    ("--client-id", "OAUTH_CLIENT_ID"),
+    ("--admin", "YOU"),
+    ("--stack", "NAME"),
+    ("--domain", "hub.example.org"),
+    ("--contact-email", "you@example.org"),
+    ("--billing-account", "BILLING_ACCOUNT"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value"), PLACEHELD, ids=[v for _, v in PLACEHELD])
+def test_the_readme_placeholders_are_refused_naming_the_flag(
+    tmp_path: Path, flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert init(tmp_path, replaced(GCP, flag, value)) == 2
+    problems = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  - ")]
+    assert problems == [
+        next(line for line in problems if line.startswith(f"  - {flag}: {value!r} is the README"))
+    ], problems
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_placeholders_for_aws_are_refused(tmp_path: Path, capsys) -> None:
+    assert init(tmp_path, replaced(AWS, "--account-id", "ID")) == 2
+    err = capsys.readouterr().err
+    assert "  - --account-id: 'ID' is the README's placeholder; type your AWS account's 12" in err
+
+
+MISTAKES = [
+    ("--github-org", "my-org/team", "'my-org/team': a team is written org:team, as my-org:team"),
+    ("--github-org", "https://github.com/my-org", "is a URL; give the name only, e.g. my-org"),
+    ("--github-org", "ops@my-org.org", "is an email address; give the GitHub name instead"),
+    ("--github-org", "my-org:GPU Users", "by its slug (lowercase, hyphens for spaces"),
+    ("--admin", "@alice", "'@alice': write it without the @, as alice"),
+    ("--admin", "alice@example.org", "is an email address; give the GitHub name instead"),
+    ("--admin", "https://github.com/alice", "is a URL; give the name only, e.g. alice"),
+    ("--domain", "https://hub.my-lab.org/", "is a URL; give the host name only, e.g. hub.my-lab.org"),
+    ("--domain", "ops@my-lab.org", "is an email address; give a DNS name such as hub.example.org"),
+    ("--domain", "Hub.My-Lab.org.", "write it lowercase without a trailing dot, as hub.my-lab.org"),
+    ("--contact-email", "mailto:ops@my-lab.org", "give the address only, as ops@my-lab.org"),
+    ("--contact-email", "ops", "is not an email address; give one such as ops@example.org"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), MISTAKES, ids=[v for _, v, _ in MISTAKES])
+def test_common_mistakes_say_what_to_type(
+    tmp_path: Path, flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert init(tmp_path, replaced(GCP, flag, value)) == 2
+    err = capsys.readouterr().err
+    problems = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 1 and problems[0].startswith(f"  - {flag}: "), err
+    assert message in problems[0]
+    assert "pattern" not in err and "^" not in err  # what to type, not a regular expression
+
+
+def test_the_client_id_may_come_later(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The OAuth app may not exist yet: the file is written without its id, says so, the
+    printed steps set it, and the config check (make preview) names the key and command."""
+    argv = GCP[: GCP.index("--client-id")] + GCP[GCP.index("--client-id") + 2 :]
+    assert init(tmp_path, argv) == 0
+    out = capsys.readouterr().out
+    command = "pulumi config set --path 'clouds.gcp.hub.github.clientId' --stack research CLIENT_ID"
+    assert command in out and "Create the GitHub OAuth app" in out
+    text = (tmp_path / "Pulumi.research.yaml").read_text()
+    assert f"#   {command}" in text and "clientId" not in yaml.safe_load(text)["config"][
+        "pangeo-binder:clouds"
+    ]["gcp"]["hub"].get("github", {})
+    problems = {problem.path: problem.message for problem in check(text)}
+    assert list(problems) == ["clouds.gcp.hub.github"]
+    message = problems["clouds.gcp.hub.github"]
+    assert "pulumi config set --path 'clouds.gcp.hub.github.clientId' CLIENT_ID" in message
+    assert "client id of the hub's GitHub OAuth app" in message
+
+
+def test_a_new_stack_gets_a_budget_by_default(tmp_path: Path, capsys) -> None:
+    assert init(tmp_path, GCP) == 0 and init(tmp_path, AWS) == 0
+    out = capsys.readouterr().out
+    assert f"budget of ${DEFAULT_BUDGET_USD:,} a month" in out
+    gcp = Project(tmp_path).stack_config("research")["clouds"]["gcp"]["budget"]
+    aws = Project(tmp_path).stack_config("research-aws")["clouds"]["aws"]["budget"]
+    assert gcp == {
+        "monthlyUsd": DEFAULT_BUDGET_USD,
+        "billingAccount": "012345-6789AB-CDEF01",
+        "emails": ["ops@research.example.org"],
+    }
+    assert aws == {"monthlyUsd": DEFAULT_BUDGET_USD, "emails": ["ops@research.example.org"]}
+
+
+def test_the_budget_is_the_operators_to_choose(tmp_path: Path, capsys) -> None:
+    argv = [*AWS, "--budget", "250", "--budget-email", "money@research.example.org"]
+    assert init(tmp_path, argv) == 0
+    budget = Project(tmp_path).stack_config("research-aws")["clouds"]["aws"]["budget"]
+    assert budget == {"monthlyUsd": 250, "emails": ["money@research.example.org"]}
+    nobudget = [*replaced(GCP, "--stack", "nobudget"), "--budget", "0"]
+    nobudget = nobudget[: nobudget.index("--billing-account")] + nobudget[-2:]
+    assert init(tmp_path, nobudget) == 0
+    assert "budget" not in Project(tmp_path).stack_config("nobudget")["clouds"]["gcp"]
+
+
+def test_a_gcp_budget_needs_its_billing_account(tmp_path: Path, capsys) -> None:
+    argv = GCP[: GCP.index("--billing-account")]
+    assert init(tmp_path, argv) == 2
+    err = capsys.readouterr().err
+    assert "  - --billing-account: required for the new stack's budget (gcloud billing " in err
+    assert "projects describe research-hub-1 shows it), or --budget 0 for no budget" in err
 
 
 BAD = [
@@ -142,8 +287,9 @@ def test_missing_flags_without_a_terminal_are_named(
     argv = ["--stack", "research", "--cloud", "gcp", "--region", "us-central1"]
     assert init(tmp_path, argv) == 2
     err = capsys.readouterr().err
-    for flag in ("--domain", "--contact-email", "--github-org", "--client-id", "--project"):
+    for flag in ("--domain", "--contact-email", "--github-org", "--project", "--billing-account"):
         assert f"  - {flag}: required" in err
+    assert "--client-id" not in err  # it may come later
     assert list(tmp_path.iterdir()) == []
 
 
@@ -159,8 +305,9 @@ def test_a_terminal_is_asked_for_what_is_missing(tmp_path: Path) -> None:
         "--domain: ": "hub.research.example.org",
         "--contact-email: ": "ops@research.example.org",
         "--github-org: ": "research-org, research-org:admins",
-        "--client-id: ": "Ov23liResearch01",
+        "--client-id (Enter: set it later): ": "Ov23liResearch01",
         "--project: ": "research-hub-1",
+        "--billing-account: ": "012345-6789AB-CDEF01",
     }
     asked: list[str] = []
 

@@ -24,7 +24,9 @@ FAKES = {
     '  "auth print-access-token") exit "${FAKE_GCLOUD_LOGIN:-0}" ;;\n'
     '  "auth application-default print-access-token") exit "${FAKE_ADC:-0}" ;;\n'
     "esac\nexit 0",
-    "aws": 'case "$*" in\n  "sts get-caller-identity") exit "${FAKE_AWS_LOGIN:-0}" ;;\nesac\nexit 0',
+    "aws": 'case "$*" in\n  "sts get-caller-identity") exit "${FAKE_AWS_LOGIN:-0}" ;;\n'
+    '  "--version") eval "echo ${FAKE_AWS_VERSION:-aws-cli/2.15.30 Python/3.11.8}" ;;\n'
+    "esac\nexit 0",
     "kubectl": "exit 0",
     "docker": 'case "$*" in\n  "buildx version") exit "${FAKE_BUILDX:-0}" ;;\nesac\nexit 0',
 }
@@ -185,3 +187,32 @@ def test_make_checks_before_any_pulumi_command(target: str) -> None:
     )
     assert check_line < first_pulumi
     assert '--stack "staging"' in plan[check_line]
+
+
+def test_aws_cli_v2_logged_out_is_told_to_sso_login(tmp_path: Path) -> None:
+    done = check(tmp_path, {"aws": {}}, ("pulumi", "aws", "kubectl", "docker"), FAKE_AWS_LOGIN="1")
+    assert done.returncode == 1
+    assert "aws sso login --profile P" in done.stderr and "v1" not in done.stderr
+
+
+def test_aws_cli_v1_is_noticed_and_not_told_to_sso_login(tmp_path: Path) -> None:
+    """v1 has no `aws sso login`; its version went to stderr on old Pythons, as here."""
+    tools = ("pulumi", "aws", "kubectl", "docker")
+    v1 = "aws-cli/1.18.69 Python/2.7.18 Linux/5.4 botocore/1.16.19 >&2"
+    done = check(tmp_path, {"aws": {}}, tools, FAKE_AWS_VERSION=v1, FAKE_AWS_LOGIN="1")
+    assert done.returncode == 1
+    err = done.stderr
+    assert "AWS CLI v1: `aws --version` says aws-cli/1" in err and "install AWS CLI v2" in err
+    assert "sso" not in err.split("No AWS identity")[1]
+    assert "aws configure --profile P" in err
+    assert err.count("\n  - ") == 2  # v1, and the missing identity
+    logged_in = check(tmp_path, {"aws": {}}, tools, FAKE_AWS_VERSION=v1)
+    assert logged_in.returncode == 1 and logged_in.stderr.count("\n  - ") == 1
+
+
+def test_the_aws_cli_major_version_is_read_from_its_banner() -> None:
+    from pangeo_binder.prereqs import aws_cli_major
+
+    assert aws_cli_major("aws-cli/2.15.30 Python/3.11.8 Linux/6.1 exe/x86_64") == 2
+    assert aws_cli_major("\naws-cli/1.18.69 Python/2.7.18 Linux/5.4 botocore/1.16.19") == 1
+    assert aws_cli_major("") is None

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pangeo_binder import machines
 from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.config_public import public_binder_problems
-from pangeo_binder.config_shared import Model
+from pangeo_binder.config_shared import Model, missing_client_id
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.hub.config import (
     DEFAULT_IMAGES,
@@ -118,6 +118,10 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+# Where a cloud's hub lacks its OAuth app's client id (init leaves it for later).
+CLIENT_ID_LOCS = (("hub", "github"), ("github", "clientId"))
+
+
 def _problem(error: dict[str, Any]) -> Problem:
     loc = tuple(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
@@ -125,6 +129,8 @@ def _problem(error: dict[str, Any]) -> Problem:
     if kind == "extra_forbidden":
         accepted = ", ".join(_accepted_keys(loc[:-1]))
         message = f"unknown key; accepted: {accepted}"
+    elif kind == "missing" and loc[:1] == ("clouds",) and loc[-2:] in CLIENT_ID_LOCS:
+        message = missing_client_id(str(loc[1]))
     elif kind == "missing":
         message = "required key is missing"
     elif kind not in {"value_error", "core_pool_count", "user_pool_missing", "pool_zones"}:

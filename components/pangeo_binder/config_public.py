@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pangeo_binder import machines
-from pangeo_binder.config_shared import DOMAIN_PATTERN, HubDns, Model
+from pangeo_binder.config_shared import Domain, HubDns, Model
 
 # What a stack file may raise the per-server limits to. A public server is for running a
 # gallery's notebooks, not for mining: mybinder.org gives 1-2 CPU and 2-8 GB.
@@ -82,8 +82,7 @@ class PublicDask(Model):
 class PublicBinder(Model):
     """An anonymous BinderHub and JupyterHub, in their own namespace on the same cluster."""
 
-    domain: str = Field(
-        pattern=DOMAIN_PATTERN,
+    domain: Domain = Field(
         description="DNS name of the public Binder (binder.example.org); not the hub's. Its "
         "record points at the public proxy's reserved address (`publicBinderAddress`): "
         "written by the program when `dns` is set, else by you.",

@@ -12,6 +12,7 @@ from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -36,9 +37,84 @@ PoolKey = Annotated[str, StringConstraints(pattern=POOL_KEY_PATTERN)]
 GITHUB_NAME = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
 # Team slugs are lowercase: GitHub derives them from the team name.
 TEAM_SLUG = r"[a-z0-9](?:[a-z0-9_-]{0,98}[a-z0-9])?"
-GitHubLogin = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}$")]
-Team = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}:{TEAM_SLUG}$")]
-OrgOrTeam = Annotated[str, StringConstraints(pattern=rf"^{GITHUB_NAME}(:{TEAM_SLUG})?$")]
+
+
+# The messages below say what to type for the mistakes a newcomer makes (an `@`, a URL, an
+# email, `org/team`), so that `init`'s flags and the stack file get the same words.
+def _github_slip(value: str, example: str) -> str | None:
+    """What to type instead, when `value` is a recognisable slip for a GitHub name."""
+    if "://" in value or value.lower().startswith("github.com/"):
+        return f"{value!r} is a URL; give the name only, e.g. {_name_in_url(value) or example}"
+    if value.startswith("@") and re.fullmatch(GITHUB_NAME, value[1:]):
+        return f"{value!r}: write it without the @, as {value[1:]}"
+    if "@" in value:
+        return f"{value!r} is an email address; give the GitHub name instead, e.g. {example}"
+    return None
+
+
+def _name_in_url(url: str) -> str | None:
+    """The name a GitHub page's URL is about: github.com/ORG, github.com/orgs/ORG and
+    github.com/orgs/ORG/teams/TEAM (-> ORG:TEAM)."""
+    parts = [part for part in url.split("://", 1)[-1].split("?")[0].split("/")[1:] if part]
+    if parts[:1] == ["orgs"]:
+        parts = parts[1:]
+        if len(parts) >= 3 and parts[1] == "teams":
+            return f"{parts[0]}:{parts[2]}"
+    return parts[0] if parts and re.fullmatch(GITHUB_NAME, parts[0]) else None
+
+
+def _github_login(value: str) -> str:
+    if re.fullmatch(GITHUB_NAME, value):
+        return value
+    raise ValueError(
+        _github_slip(value, "alice")
+        or f"{value!r} is not a GitHub login; type the name in github.com/LOGIN, e.g. alice "
+        "(letters, digits and single hyphens inside)"
+    )
+
+
+def _team_hint(value: str) -> str | None:
+    """`org/team`, or a team slug with capitals or spaces: the `org:slug` form to type."""
+    org, sep, team = value.replace("/", ":", 1).partition(":")
+    if not sep or not re.fullmatch(GITHUB_NAME, org):
+        return None
+    slug = re.sub(r"[^a-z0-9_-]+", "-", team.strip().lower()).strip("-")
+    if "/" in value:
+        return f"{value!r}: a team is written org:team, as {org}:{slug or 'TEAM'}"
+    return (
+        f"{value!r}: a team is named by its slug (lowercase, hyphens for spaces, as in the "
+        f"team page's URL), e.g. {org}:{slug or 'TEAM'}"
+    )
+
+
+def _team(value: str) -> str:
+    if re.fullmatch(rf"{GITHUB_NAME}:{TEAM_SLUG}", value):
+        return value
+    if re.fullmatch(GITHUB_NAME, value):
+        raise ValueError(
+            f"{value!r} is an organization; this key takes teams (org:team), e.g. {value}:TEAM"
+        )
+    raise ValueError(
+        _github_slip(value, "my-org:gpu-users")
+        or _team_hint(value)
+        or f"{value!r} is not a GitHub team; type org:team (the team's slug), e.g. my-org:gpu-users"
+    )
+
+
+def _org_or_team(value: str) -> str:
+    if re.fullmatch(rf"{GITHUB_NAME}(:{TEAM_SLUG})?", value):
+        return value
+    raise ValueError(
+        _github_slip(value, "my-org")
+        or _team_hint(value)
+        or f"{value!r} is not a GitHub organization or team; type org (e.g. my-org) or "
+        "org:team (e.g. my-org:hub-users)"
+    )
+
+
+GitHubLogin = Annotated[str, AfterValidator(_github_login)]
+Team = Annotated[str, AfterValidator(_team)]
+OrgOrTeam = Annotated[str, AfterValidator(_org_or_team)]
 
 
 # Anyone may reach the control plane's API endpoint unless the operator narrows it: GitHub-hosted
@@ -278,6 +354,16 @@ class PushApp(Model):
         )
 
 
+def missing_client_id(cloud: str) -> str:
+    """What a stack without its OAuth app's client id is told (init may leave it for later):
+    the app to create and the command that records its id."""
+    return (
+        "required: the client id of the hub's GitHub OAuth app (callback "
+        "https://<domain>/hub/oauth_callback; README, Quickstart step 2); set it with "
+        f"pulumi config set --path 'clouds.{cloud}.hub.github.clientId' CLIENT_ID --stack NAME"
+    )
+
+
 class GitHubApp(Model):
     """The GitHub OAuth app of one hub (an app has one callback URL, so one app per hub)."""
 
@@ -298,6 +384,38 @@ class GitHubApp(Model):
 
 
 DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def _domain(value: str) -> str:
+    """A DNS name, with what to type for a URL, an email, capitals or a trailing dot."""
+    if re.match(DOMAIN_PATTERN, value):
+        return value
+    if "://" in value:
+        host = value.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0].lower()
+        raise ValueError(f"{value!r} is a URL; give the host name only, e.g. {host}")
+    if "@" in value:
+        raise ValueError(f"{value!r} is an email address; give a DNS name such as hub.example.org")
+    cleaned = value.strip().rstrip(".").lower()
+    if cleaned != value and re.match(DOMAIN_PATTERN, cleaned):
+        raise ValueError(f"{value!r}: write it lowercase without a trailing dot, as {cleaned}")
+    raise ValueError(
+        f"{value!r} is not a DNS name; give one such as hub.example.org (lowercase letters, "
+        "digits and hyphens, in dot-separated labels)"
+    )
+
+
+def _email(value: str) -> str:
+    bare = value.removeprefix("mailto:")
+    if bare != value and re.match(EMAIL_PATTERN, bare):
+        raise ValueError(f"{value!r}: give the address only, as {bare}")
+    if re.match(EMAIL_PATTERN, value):
+        return value
+    raise ValueError(f"{value!r} is not an email address; give one such as ops@example.org")
+
+
+Domain = Annotated[str, AfterValidator(_domain)]
+Email = Annotated[str, AfterValidator(_email)]
 
 
 def in_zone(domain: str, zone_domain: str) -> bool:
@@ -325,8 +443,7 @@ class HubDns(Model):
         description="The zone as the cloud names it: a Cloud DNS managed zone's name (in the "
         "stack's project) on GCP, a Route 53 hosted zone id (Z0123456789ABC) on AWS.",
     )
-    zone_domain: str = Field(
-        pattern=DOMAIN_PATTERN,
+    zone_domain: Domain = Field(
         description="The zone's DNS name (example.org), without the trailing dot. The hub's "
         "domain must be it or a name under it; the deploy looks the zone up and refuses to "
         "write a record when the zone's own name differs.",
@@ -336,14 +453,12 @@ class HubDns(Model):
 class CloudHub(Model):
     """Per-cloud hub settings (`clouds.<cloud>.hub`)."""
 
-    domain: str = Field(
-        pattern=DOMAIN_PATTERN,
+    domain: Domain = Field(
         description="DNS name the hub is served at (hub.example.org). Its record points at "
         "the hub's reserved address (the `hubAddress` output): written by the program when "
         "`dns` is set, else by you after the first deploy (docs/howto/https.md).",
     )
-    contact_email: str = Field(
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    contact_email: Email = Field(
         description="Email of the Let's Encrypt account that issues the hub's certificate "
         "(z2jh's autohttps refuses to render without one).",
     )

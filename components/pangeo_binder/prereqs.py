@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,19 @@ class Missing:
 
 Which = Callable[[str], str | None]
 Succeeds = Callable[[Sequence[str]], bool]
+Output = Callable[[Sequence[str]], str]
+
+
+def command_output(command: Sequence[str]) -> str:
+    """What `command` prints, stdout and stderr together (AWS CLI v1 printed its version on
+    stderr), or "" when it cannot run."""
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return f"{done.stdout}\n{done.stderr}"
 
 
 def command_succeeds(command: Sequence[str]) -> bool:
@@ -75,6 +89,7 @@ def check(
     builds_image: bool = False,
     which: Which = shutil.which,
     succeeds: Succeeds = command_succeeds,
+    output: Output = command_output,
     environ: dict[str, str] | None = None,
 ) -> list[Missing]:
     """Every missing prerequisite for deploying `clouds`, in the order to fix them."""
@@ -91,7 +106,7 @@ def check(
     if "gcp" in clouds:
         missing += _gcp(which, succeeds, env)
     if "aws" in clouds:
-        missing += _aws(which, succeeds)
+        missing += _aws(which, succeeds, output)
     if clouds and which("kubectl") is None:
         missing.append(
             Missing(
@@ -171,29 +186,55 @@ def _gcp(which: Which, succeeds: Succeeds, env: dict[str, str]) -> list[Missing]
     return missing
 
 
-def _aws(which: Which, succeeds: Succeeds) -> list[Missing]:
+AWS_CLI_V2 = "https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
+
+
+def aws_cli_major(version_text: str) -> int | None:
+    """The AWS CLI's major version from `aws --version` (`aws-cli/2.15.0 Python/3.11 ...`)."""
+    match = re.search(r"aws-cli/(\d+)\.", version_text)
+    return int(match.group(1)) if match else None
+
+
+def _aws(which: Which, succeeds: Succeeds, output: Output) -> list[Missing]:
     if which("aws") is None:
         return [
             Missing(
                 "AWS CLI: `aws` is not on PATH (the kubeconfig calls `aws eks get-token`)",
-                "install AWS CLI v2: "
-                "https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
+                f"install AWS CLI v2: {AWS_CLI_V2}",
             )
         ]
+    missing = []
+    # v1 has no `aws sso login` (IAM Identity Center logins are v2 only), and the docs and
+    # the login fix below assume v2 (AWS CLI v2 user guide, "New features and changes").
+    v1 = aws_cli_major(output(["aws", "--version"])) == 1
+    if v1:
+        missing.append(
+            Missing(
+                "AWS CLI v1: `aws --version` says aws-cli/1 (it has no `aws sso login`; the "
+                "docs and CI use v2)",
+                f"install AWS CLI v2 ({AWS_CLI_V2}) and put it first on PATH "
+                "(pip uninstall awscli removes a v1 installed with pip)",
+            )
+        )
     if not succeeds(["aws", "sts", "get-caller-identity"]):
-        return [
+        login = (
+            "aws configure --profile P (an access key: AWS CLI v1 has no SSO login) and "
+            "export AWS_PROFILE=P"
+            if v1
+            else "aws sso login --profile P and export AWS_PROFILE=P"
+        )
+        missing.append(
             Missing(
                 "No AWS identity: `aws sts get-caller-identity` fails",
-                "aws sso login --profile P and export AWS_PROFILE=P (in CI: "
-                "aws-actions/configure-aws-credentials)",
+                f"{login} (in CI: aws-actions/configure-aws-credentials)",
             )
-        ]
-    return []
+        )
+    return missing
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", default="staging", help="stack name (Pulumi.<stack>.yaml)")
+    parser.add_argument("--stack", required=True, help="stack name (Pulumi.<stack>.yaml)")
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the stack file is")
     args = parser.parse_args(argv)
     stack_file = args.dir / f"Pulumi.{args.stack}.yaml"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Network
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
@@ -20,6 +20,7 @@ from pangeo_binder.config_shared import (
     OPEN_TO_ALL,
     Cidr,
     CloudHub,
+    Email,
     Gpu,
     ImageCacheSettings,
     Model,
@@ -32,7 +33,6 @@ from pangeo_binder.config_shared import (
     validate_pools,
 )
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ROLE_ARN_PATTERN = r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
 # IAM Identity Center creates its roles under this path, followed by the Identity Center
 # region (absent only for instances created in us-east-1 before regions were added to it).
@@ -207,7 +207,7 @@ class AwsBudget(Model):
     """An AWS Budgets cost budget on the account, emailing at 50/90/100/120% of the amount."""
 
     monthly_usd: float = Field(gt=0, description="Monthly amount the alerts are relative to.")
-    emails: list[Annotated[str, Field(pattern=EMAIL_PATTERN)]] = Field(
+    emails: list[Email] = Field(
         min_length=1,
         max_length=10,
         description="Addresses the alerts go to (AWS Budgets allows 10 per notification).",

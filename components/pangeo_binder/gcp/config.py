@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from ipaddress import IPv4Network
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
@@ -17,6 +17,7 @@ from pangeo_binder.config_shared import (
     OPEN_TO_ALL,
     Cidr,
     CloudHub,
+    Email,
     Gpu,
     ImageCacheSettings,
     Model,
@@ -29,7 +30,6 @@ from pangeo_binder.config_shared import (
 )
 
 PROJECT_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 def machine_family(machine_type: str) -> str:
@@ -113,7 +113,7 @@ class GcpBudget(Model):
         pattern=r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$",
         description="Billing account id (012345-6789AB-CDEF01) the project is billed to.",
     )
-    emails: list[Annotated[str, Field(pattern=EMAIL_PATTERN)]] = Field(
+    emails: list[Email] = Field(
         default_factory=list,
         max_length=5,
         description="Each address gets a Cloud Monitoring email channel that receives the alerts "

@@ -4,26 +4,35 @@ charts and rendered from their jsonnet by the product itself, for Grafana's side
 The dashboards are jsonnet programs that import a vendored grafonnet: the repository tree at the
 pinned commit lives in the per-user cache, `<cache>/dashboards/<name>-<short commit>` (the charts'
 cache, `pangeo_binder.charts.cache_dir`), or under `$PANGEO_BINDER_DASHBOARDS`.
-`python -m pangeo_binder.charts fetch` fills it. Rendering `jupyterhub.jsonnet` takes about half a
+`python -m pangeo_binder.charts fetch` fills it, and so does `make dashboards`
+(`python -m pangeo_binder.support.dashboards --stack NAME`), which `make up` and `make preview`
+run first: for a stack without `monitoring` it fetches nothing, and a failed download is one line
+naming what to do, not a traceback. Rendering `jupyterhub.jsonnet` takes about half a
 minute, so each result is kept on disk keyed by a hash of the jsonnet sources and the jsonnet
 version: `pulumi preview` and the tests render each dashboard once.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pangeo_binder.charts import FETCH_COMMAND, cache_dir
+from pangeo_binder.clouds import NAMESPACE
 
 DASHBOARDS_ENV = "PANGEO_BINDER_DASHBOARDS"
 FOLDER = "JupyterHub"  # the Grafana folder the sidecar files them in
@@ -76,27 +85,79 @@ def missing_message(pin: DashboardsPin = JUPYTERHUB_DASHBOARDS) -> str | None:
     )
 
 
+class DashboardsFetchError(OSError):
+    """The dashboards' source could not be fetched; the message is one line saying what to do
+    (an OSError, so `python -m pangeo_binder.charts fetch` reports it as it reports charts)."""
+
+
+def fetch_failed(pin: DashboardsPin, target: Path, reason: object) -> DashboardsFetchError:
+    """One line: what failed, why, and the two ways on (a network that reaches GitHub, or a
+    tree fetched elsewhere and pointed at)."""
+    return DashboardsFetchError(
+        f"could not fetch the Grafana dashboards' source from {pin.archive_url} ({reason}); "
+        f"run `make dashboards` again where github.com is reachable, or copy {pin.dirname}/ "
+        f"from a machine that has it to {target.parent} (or point {DASHBOARDS_ENV} at its folder)"
+    )
+
+
 def fetch(pin: DashboardsPin = JUPYTERHUB_DASHBOARDS, root: Path | None = None, log=print) -> Path:
     """Download the repository's tree at the pinned commit (GitHub's archive) into the cache;
-    a tree already there is kept. Unpacked into a temporary folder first: nothing half-done."""
+    a tree already there is kept. Unpacked into a temporary folder first: nothing half-done.
+
+    Raises DashboardsFetchError (one line, naming the fix) when the download or the archive
+    fails."""
     target = tree(pin, root)
     if (target / "dashboards").is_dir():
         log(f"{target} is present, kept")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     log(f"$ GET {pin.archive_url}")
-    with urllib.request.urlopen(pin.archive_url, timeout=120) as response:
-        data = response.read()
+    try:
+        with urllib.request.urlopen(pin.archive_url, timeout=120) as response:
+            data = response.read()
+    except (OSError, ValueError) as error:  # URLError, HTTPError and timeouts are OSErrors
+        raise fetch_failed(pin, target, getattr(error, "reason", error)) from None
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-            archive.extractall(tmp, filter="data")
-        (top,) = Path(tmp).iterdir()  # codeload's single `<repo>-<commit>/` folder
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+                archive.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as error:
+            raise fetch_failed(pin, target, f"not a readable archive: {error}") from None
+        tops = list(Path(tmp).iterdir())  # codeload's single `<repo>-<commit>/` folder
+        top = tops[0] if len(tops) == 1 else Path(tmp) / "-"
         if not (top / "dashboards").is_dir() or not (top / "vendor").is_dir():
-            raise RuntimeError(f"{pin.archive_url} has no dashboards/ and vendor/")
+            raise fetch_failed(pin, target, "the archive has no dashboards/ and vendor/")
         if target.exists():
             shutil.rmtree(target)
         top.rename(target)
     return target
+
+
+def has_monitoring(stack_file: Path) -> bool:
+    """True when the stack file sets `monitoring`, the only case where Grafana and its
+    dashboards are deployed (a file that does not exist has none)."""
+    if not stack_file.exists():
+        return False
+    config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    return f"{NAMESPACE}:monitoring" in config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`make dashboards`: fetch the tree for a stack with `monitoring` (or, with no --stack,
+    unconditionally: the test suite renders them); a failure is one line on stderr."""
+    parser = argparse.ArgumentParser(description="Fetch the Grafana dashboards' source.")
+    parser.add_argument("--stack", help="fetch only if Pulumi.<stack>.yaml sets monitoring")
+    parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the stack file is")
+    args = parser.parse_args(argv)
+    if args.stack and not has_monitoring(args.dir / f"Pulumi.{args.stack}.yaml"):
+        print(f"stack {args.stack} has no monitoring: the Grafana dashboards are not needed")
+        return 0
+    try:
+        fetch()
+    except DashboardsFetchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def dashboard_files(pin: DashboardsPin = JUPYTERHUB_DASHBOARDS) -> list[Path]:
@@ -149,3 +210,7 @@ def render_file(path: Path, vendor: Path) -> dict[str, Any]:
     import _jsonnet
 
     return json.loads(_jsonnet.evaluate_file(str(path), jpathdir=[str(vendor)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
