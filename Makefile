@@ -1,15 +1,15 @@
 # pangeo-binder: the commands an operator and a developer need.
 # STACK names a stack file (Pulumi.STACK.yaml). Unset, it is the one stack file there is; with
 # none or several, the stack targets stop, list them and name init (README, Quickstart).
-#   make up STACK=staging      set up the virtualenv, check the CLIs and logins the stack needs,
+#   make up STACK=NAME         set up the virtualenv, check the CLIs and logins the stack needs,
 #                              pick a state backend, deploy the stack
-#   make preview STACK=staging the same checks as up, then pulumi preview --diff with the policy pack
-#   make destroy STACK=staging pulumi destroy (prod's protect guards refuse)
-#   make prereqs STACK=staging only the check of the CLIs and logins
+#   make preview STACK=NAME    the same checks as up, then pulumi preview --diff with the policy pack
+#   make destroy STACK=NAME    pulumi destroy (prod's protect guards refuse)
+#   make prereqs STACK=NAME    only the check of the CLIs and logins
 #   make test                  set up the virtualenv, lint, run the test suite (what CI runs;
 #                              the chart tests need `python -m pangeo_binder.charts fetch` once)
 #   make lock                  re-resolve the hashed lock files after changing dependencies
-#   make plan STACK=staging    offline plan: resources, Helm values and monthly cost, no cloud
+#   make plan STACK=NAME       offline plan: resources, Helm values and monthly cost, no cloud
 #                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)
 
 PYTHON ?= python3

@@ -348,3 +348,34 @@ def test_a_terminal_is_asked_for_what_is_missing(tmp_path: Path) -> None:
 )
 def test_config_paths_map_to_flags(path: str, flag: str) -> None:
     assert flag_of(path) == flag
+
+
+def test_the_default_budget_is_justified_by_the_plan_of_inits_stack(tmp_path: Path) -> None:
+    """docs/howto/budget-alerts.md: far above what init's stack costs idle, about 3% of its
+    ceiling (spent in about a day at full scale-out). Measured with the offline plan of the
+    very files init writes, so a change of the default pools shows here."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from harness import ROOT
+
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "images", tmp_path / "images")
+    assert init(tmp_path, GCP) == 0 and init(tmp_path, AWS) == 0
+    for stack, cloud in (("research", "gcp"), ("research-aws", "aws")):
+        done = subprocess.run(
+            [sys.executable, "-m", "pangeo_binder.plan", "--stack", stack, "--format", "json"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        cost = json.loads(done.stdout)["clouds"][cloud]["cost"]
+        idle, ceiling = cost["idleMonthlyUsd"], cost["ceilingMonthlyUsd"]
+        assert 4 * idle < DEFAULT_BUDGET_USD < ceiling / 20, (cloud, idle, ceiling)
+        hours_to_spend = DEFAULT_BUDGET_USD / (ceiling / 730)
+        assert 18 < hours_to_spend < 30, (cloud, hours_to_spend)  # "about a day"

@@ -70,10 +70,10 @@ REQUIRED = ("stack", "cloud", "region", "domain", "contact_email", "github_org")
 PROMPTED = (*REQUIRED, "client_id")
 
 # A new stack's monthly budget (USD) when --budget is not given. The stack init writes idles at
-# about $160 (GCP) / $200 (AWS) a month and its ceiling, every pool at maxNodes, is about $29k /
-# $33k a month (make plan), about $40-45 an hour. $1,000 is five to six times the idle floor: the
-# 50% alert comes when real use has begun, and at the ceiling the whole budget is spent in about
-# a day, so the alerts arrive the day a runaway scale-out starts, not at the month's bill
+# $81 (GCP, zonal) / $167 (AWS) a month and its ceiling, every pool at maxNodes, is $29,086 /
+# $33,400 a month, $40-46 an hour (make plan, measured 2026-12-07). $1,000 is far above idle, so
+# the 50% alert means real use, and about 3% of the ceiling: at full scale-out the budget is
+# spent in about a day, so the alerts come the day a runaway starts, not with the month's bill
 # (docs/howto/budget-alerts.md).
 DEFAULT_BUDGET_USD = 1000
 
