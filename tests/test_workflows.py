@@ -232,6 +232,7 @@ def test_the_plan_compares_with_the_base_and_publishes_summary_and_artifact() ->
     # the guard rails over each plan fail the job on a mandatory violation
     assert '.venv/bin/python -m pangeo_binder.policy check "plan/$stack.json" || status=1' in script
     assert ".venv/bin/python -m pangeo_binder.ci_stacks names > stacks.txt" in script
+    assert "exit 1" in script.split("stacks.txt")[1]  # an invalid list fails the job
     assert 'for stack in "${stacks[@]}"; do' in script
     assert '>> "$GITHUB_STEP_SUMMARY"' in script
     assert "plan/pr-number" in script
@@ -631,6 +632,15 @@ def test_the_plan_covers_a_forks_stacks_in_order(tmp_path: Path) -> None:
         )
     ]
     assert (root / "plan" / "comment.md").read_text() == "plan of mygcp\n\nplan of myaws\n\n"
+    # an invalid list fails the job, and the comment says what is wrong, plans nothing
+    (root / "Pulumi.myaws.yaml").unlink()
+    log.unlink()
+    with pytest.raises(subprocess.CalledProcessError):
+        run_step(root, step, {})
+    comment = (root / "plan" / "comment.md").read_text()
+    assert comment.startswith("The stack list is invalid:")
+    assert "stacks.1.name: Pulumi.myaws.yaml does not exist" in comment
+    assert not log.exists()
 
 
 def test_no_workflow_names_a_stack_outside_its_comments() -> None:
