@@ -1,28 +1,34 @@
 """pangeo-binder-ci-identities: the OIDC identities the workflows in .github/workflows assume.
 
 The only module here that reads Pulumi config; a config mistake stops the program before any
-resource is registered, listing every problem with its key path.
+resource is registered, listing every problem with its key path. The deploy identity trusts
+the environments of the stacks `.github/stacks.yaml` lists, the file the workflows deploy from
+(read from this checkout; `PANGEO_BINDER_CHECKOUT` names another one, as the tests do).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 # The library's source root in this checkout, as in the main program's __main__.py.
-_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent / "components")
+_CHECKOUT = Path(__file__).resolve().parent.parent
+_SOURCE_ROOT = str(_CHECKOUT / "components")
 if _SOURCE_ROOT not in sys.path:
     sys.path.insert(0, _SOURCE_ROOT)
 
 import pulumi  # noqa: E402
 from pulumi.runtime import config as runtime_config  # noqa: E402
 
+from pangeo_binder import ci_stacks  # noqa: E402
 from pangeo_binder.ci_identities.config import (  # noqa: E402
     NAMESPACE,
     CiConfigError,
     load_ci_config,
 )
+from pangeo_binder.config import build_repository  # noqa: E402
 from pangeo_binder.raw_config import namespace_keys  # noqa: E402
 
 
@@ -34,10 +40,14 @@ def raw_config() -> dict[str, Any]:
 
 
 def main() -> None:
+    checkout = Path(os.environ.get("PANGEO_BINDER_CHECKOUT") or _CHECKOUT)
     try:
-        config = load_ci_config(raw_config())
-    except CiConfigError as error:
+        stacks = ci_stacks.load(checkout)
+        config = load_ci_config(raw_config(), stacks)
+    except (ci_stacks.CiStacksError, CiConfigError) as error:
         raise pulumi.RunError(str(error)) from None
+    # GitHub environments named after the stacks: their jobs' OIDC subjects.
+    deploy_environments = [stack.name for stack in stacks]
     if config.gcp is not None:
         import pulumi_gcp as gcp
 
@@ -49,7 +59,7 @@ def main() -> None:
             config.gcp,
             repository=config.repository,
             repository_id=None if config.repository_id is None else str(config.repository_id),
-            deploy_environments=config.deploy_environments,
+            deploy_environments=deploy_environments,
             opts=pulumi.ResourceOptions(providers={"gcp": provider}),
         )
         # The names of the GitHub variables the workflows read.
@@ -66,7 +76,13 @@ def main() -> None:
             "aws",
             config.aws,
             repository=config.repository,
-            deploy_environments=config.deploy_environments,
+            deploy_environments=deploy_environments,
+            # Each AWS stack's region and image prefix, as its stack names them.
+            image_repositories=[
+                (str(stack.aws_region), build_repository("aws", str(stack.environment)))
+                for stack in stacks
+                if "aws" in stack.clouds
+            ],
             opts=pulumi.ResourceOptions(providers={"aws": provider}),
         )
         pulumi.export("AWS_PREVIEW_ROLE_ARN", identities.preview_role_arn)

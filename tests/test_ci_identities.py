@@ -22,7 +22,9 @@ from pulumi.runtime import mocks, settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
+from ci_checkout import FORK, OWN, write_checkout
 from harness import ROOT, Mocks, RecordingMonitor, Run
+from pangeo_binder import ci_stacks
 from pangeo_binder.ci_identities import trust
 from pangeo_binder.ci_identities.aws import image_push_policy
 from pangeo_binder.ci_identities.config import NAMESPACE, CiConfigError, load_ci_config
@@ -197,8 +199,20 @@ def stack_file() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "ci-identities" / "Pulumi.ci.yaml").read_text())["config"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_checkout(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The program reads the stacks CI deploys from a checkout: here one shaped like the
+    project's (staging, then prod with approval, both clouds), written by the test, so the
+    suite does not depend on the project's own stack files."""
+    root = write_checkout(tmp_path_factory.mktemp("own"), OWN)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PANGEO_BINDER_CHECKOUT", str(root))
+        yield root
+
+
 def run_ci(config: dict[str, Any], monitor: RecordingMonitor | None = None) -> Run:
-    """Run ci-identities/__main__.py under mocks with `config` (full `namespace:key` keys)."""
+    """Run ci-identities/__main__.py under mocks with `config` (full `namespace:key` keys),
+    reading the stacks of the checkout PANGEO_BINDER_CHECKOUT names."""
     pulumi.runtime.set_all_config(
         {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, []
     )
@@ -222,7 +236,7 @@ def our_config(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def ci() -> Run:
+def ci(own_checkout: Path) -> Run:
     return run_ci(our_config())
 
 
@@ -425,10 +439,11 @@ def test_aws_needs_the_provider_arn_exactly_when_it_does_not_create_one() -> Non
         load_ci_config({"repository": REPO})
 
 
-def test_the_example_stack_file_is_valid() -> None:
+def test_the_example_stack_file_is_valid(own_checkout: Path) -> None:
     raw = {k.split(":", 1)[1]: v for k, v in stack_file().items() if k.startswith(NAMESPACE)}
-    config = load_ci_config(raw)
-    assert config.deploy_environments == ["staging", "prod"]
+    load_ci_config(raw, ci_stacks.load(own_checkout))
+    # nothing in it names the environments: .github/stacks.yaml does
+    assert "deployEnvironments" not in raw
     assert (
         Path(ROOT / "ci-identities" / "Pulumi.yaml").read_text().startswith(f"name: {NAMESPACE}\n")
     )
@@ -497,7 +512,8 @@ def repository_arn(path: str, account: str = "123456789012", region: str = "us-w
 
 def test_the_image_push_policy_covers_the_stacks_repositories_and_nothing_else() -> None:
     policy = image_push_policy(
-        region="us-west-2", account_id="123456789012", environments=["staging", "prod"]
+        account_id="123456789012",
+        repositories=[("us-west-2", "pangeo-binder-staging"), ("us-west-2", "pangeo-binder-prod")],
     )
     for stack in ("staging", "prod"):
         for action in ("ecr:PutImage", "ecr:UploadLayerPart", "ecr:CreateRepository"):
@@ -526,3 +542,82 @@ def test_the_program_gives_only_the_deploy_role_the_push_policy(ci: Run) -> None
     for name, policy in policies.items():
         if name != "aws-deploy-images":
             assert not allows(policy.inputs["policy"], "ecr:PutImage", target), name
+
+
+def test_without_an_aws_stack_the_deploy_role_may_push_nowhere() -> None:
+    (statement,) = json.loads(image_push_policy(account_id="1", repositories=[]))["Statement"]
+    assert statement["Action"] == ["ecr:GetAuthorizationToken"]
+
+
+# A fork's stacks: the trust subjects and the image repositories follow .github/stacks.yaml.
+
+
+def fork_config(**overrides: Any) -> dict[str, Any]:
+    gcp = {**stack_file()[f"{NAMESPACE}:gcp"], "targetProjects": ["my-hub-gcp"]}
+    return our_config(gcp=gcp, **overrides)
+
+
+def test_a_forks_deploy_identity_trusts_its_stacks_environments_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PANGEO_BINDER_CHECKOUT", str(write_checkout(tmp_path, FORK)))
+    run = run_ci(fork_config())
+    provider = run.one("gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider")
+    condition = provider.inputs["attributeCondition"]
+    members = impersonators(run, "pangeo-binder-deploy")
+    role = run.one("aws:iam/role:Role", "aws-deploy")
+    for environment, admitted in (
+        ("mygcp", True),
+        ("myaws", True),
+        ("staging", False),
+        ("prod", False),
+    ):
+        token = claims(f"repo:{REPO}:environment:{environment}")
+        assert trust.gcp_may_impersonate(condition, POOL, members, token) is admitted, environment
+        assert trust.aws_policy_admits(role.inputs["assumeRolePolicy"], OIDC_ARN, token) is admitted
+    # one binding per listed stack, named after it
+    names = {b.name for b in run.of_type("gcp:serviceaccount/iAMMember:IAMMember")}
+    assert {"gcp-deploy-impersonate-mygcp", "gcp-deploy-impersonate-myaws"} <= names
+    # myaws (environment prod, eu-west-1) pushes to its own prefix in its own region only
+    push = next(
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "aws-deploy-images"
+    )
+    policy = push.inputs["policy"]
+    assert allows(
+        policy, "ecr:PutImage", repository_arn("pangeo-binder-prod/hub", region="eu-west-1")
+    )
+    for refused in (
+        repository_arn("pangeo-binder-prod/hub"),  # another region
+        repository_arn("pangeo-binder-myaws/hub", region="eu-west-1"),
+        repository_arn("pangeo-binder-staging/hub", region="eu-west-1"),  # mygcp is no AWS stack
+    ):
+        assert not allows(policy, "ecr:PutImage", refused), refused
+
+
+def test_a_forks_gcp_project_missing_from_the_targets_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PANGEO_BINDER_CHECKOUT", str(write_checkout(tmp_path, FORK)))
+    monitor = RecordingMonitor()
+    with pytest.raises(Exception, match="problem") as raised:
+        run_ci(our_config(deployEnvironments=["mygcp", "myaws"]), monitor)
+    message = str(raised.value)
+    assert "gcp.targetProjects: add my-hub-gcp (clouds.gcp.project of stack mygcp)" in message
+    # the key that used to list them says where they are now
+    assert (
+        "deployEnvironments: the deploy environments are the stacks of .github/stacks.yaml"
+        in message
+    )
+    assert monitor.registrations == []
+
+
+def test_a_broken_stacks_file_stops_the_program_before_anything_is_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_checkout(tmp_path, FORK)
+    (root / "Pulumi.myaws.yaml").unlink()
+    monkeypatch.setenv("PANGEO_BINDER_CHECKOUT", str(root))
+    monitor = RecordingMonitor()
+    with pytest.raises(Exception, match=r"Pulumi\.myaws\.yaml does not exist"):
+        run_ci(fork_config(), monitor)
+    assert monitor.registrations == []

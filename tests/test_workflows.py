@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ci_checkout import FORK, write_checkout
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 ZIZMOR_CONFIG = ROOT / ".github" / "zizmor.yml"
@@ -169,16 +171,16 @@ def test_only_jobs_that_assume_an_identity_get_an_oidc_token() -> None:
 
 def test_which_job_may_assume_which_identity() -> None:
     """Pull requests: the preview identity, without an environment (the OIDC subject is then
-    `pull_request`). Deploys: the deploy identity, only in the staging and prod environments."""
+    `pull_request`). Deploys: the deploy identity, only in the environment named after the
+    stack (the subjects ci-identities trusts: `environment:<stack>` of .github/stacks.yaml)."""
     assumed = {(f, n): (identity_of(j), j.get("environment")) for f, n, j in jobs()}
     assumed = {key: value for key, value in assumed.items() if value[0]}
     assert assumed == {
         ("preview.yml", "preview"): ({"GCP_PREVIEW_SERVICE_ACCOUNT", "AWS_PREVIEW_ROLE_ARN"}, None),
-        ("deploy.yml", "staging"): (
+        ("deploy.yml", "deploy"): (
             {"GCP_DEPLOY_SERVICE_ACCOUNT", "AWS_DEPLOY_ROLE_ARN"},
-            "staging",
+            "${{ matrix.stack }}",
         ),
-        ("deploy.yml", "prod"): ({"GCP_DEPLOY_SERVICE_ACCOUNT", "AWS_DEPLOY_ROLE_ARN"}, "prod"),
     }
 
 
@@ -199,9 +201,11 @@ def test_the_fork_safe_workflow_uses_no_secret_and_no_identity() -> None:
 
 
 def test_the_preview_runs_only_for_same_repository_pull_requests() -> None:
+    same_repository = "github.event.pull_request.head.repo.full_name == github.repository"
     job = ALL["preview.yml"]["jobs"]["preview"]
-    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
-    assert job["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    # the job that lists the stacks runs nothing for a fork's PR either
+    assert ALL["preview.yml"]["jobs"]["stacks"]["if"] == job["if"] == same_repository
+    assert job["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.stacks.outputs.stacks) }}"
     (step,) = steps_using(job, "pulumi/actions")
     assert step["with"]["command"] == "preview"
     assert step["with"]["diff"] is True
@@ -227,7 +231,9 @@ def test_the_plan_compares_with_the_base_and_publishes_summary_and_artifact() ->
     assert "--format markdown" in script and "--format json" in script
     # the guard rails over each plan fail the job on a mandatory violation
     assert '.venv/bin/python -m pangeo_binder.policy check "plan/$stack.json" || status=1' in script
-    assert "for stack in staging prod; do" in script
+    assert ".venv/bin/python -m pangeo_binder.ci_stacks names > stacks.txt" in script
+    assert "exit 1" in script.split("stacks.txt")[1]  # an invalid list fails the job
+    assert 'for stack in "${stacks[@]}"; do' in script
     assert '>> "$GITHUB_STEP_SUMMARY"' in script
     assert "plan/pr-number" in script
     # no expression is expanded inside the script: values reach it as environment variables
@@ -256,33 +262,43 @@ def test_the_comment_workflow_never_runs_the_pull_requests_code() -> None:
 
 
 def test_deploys_are_ordered_and_never_overlap() -> None:
+    """One matrix job per listed stack, one at a time in the file's order (GitHub creates
+    matrix jobs in the order of the values), a failure cancelling the later stacks, each in
+    its stack's environment; the environment guard and the tests come first."""
     workflow = ALL["deploy.yml"]
     assert workflow["on"] == {"push": {"branches": ["main"]}}
     assert workflow["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
-    deploy = workflow["jobs"]
-    assert deploy["staging"]["needs"] == "test"
-    assert deploy["prod"]["needs"] == "staging"
-    for stack in ("staging", "prod"):
-        job = deploy[stack]
-        assert job["environment"] == stack
-        preview, up = steps_using(job, "pulumi/actions")
-        # the policy pack's preview comes first: a mandatory violation stops the job before
-        # `up` changes anything; `up` runs the pack again with every value known
-        for step, command in ((preview, "preview"), (up, "up")):
-            assert step["with"] == {
-                "command": command,
-                "stack-name": stack,
-                "pulumi-version-file": ".pulumi.version",
-                "policyPacks": "policies",
-            }
-            assert step["env"] == {"PANGEO_POLICY_STACK": stack}
-        steps = job["steps"]
-        assert steps.index(preview) + 1 == steps.index(up)
-        smoke = steps[steps.index(up) + 1]["run"]
-        assert f"pulumi stack output --stack {stack} --json" in smoke
-        assert f"pangeo_binder.smoke --stack {stack}" in smoke
-        assert "--fail" in smoke and re.search(r"--retry \d+ ", smoke)
-        assert "/hub/health" in smoke
+    job = workflow["jobs"]["deploy"]
+    assert sorted(job["needs"]) == ["stacks", "test"]
+    assert job["strategy"] == {
+        "max-parallel": 1,
+        "fail-fast": True,
+        "matrix": {"stack": "${{ fromJSON(needs.stacks.outputs.stacks) }}"},
+    }
+    assert job["environment"] == "${{ matrix.stack }}"
+    stacks = workflow["jobs"]["stacks"]
+    assert stacks["outputs"] == {"stacks": "${{ steps.stacks.outputs.stacks }}"}
+    assert stacks["permissions"] == {"contents": "read", "actions": "read"}
+    preview, up = steps_using(job, "pulumi/actions")
+    # the policy pack's preview comes first: a mandatory violation stops the job before
+    # `up` changes anything; `up` runs the pack again with every value known
+    for step, command in ((preview, "preview"), (up, "up")):
+        assert step["with"] == {
+            "command": command,
+            "stack-name": "${{ matrix.stack }}",
+            "pulumi-version-file": ".pulumi.version",
+            "policyPacks": "policies",
+        }
+        assert step["env"] == {"PANGEO_POLICY_STACK": "${{ matrix.stack }}"}
+    steps = job["steps"]
+    assert steps.index(preview) + 1 == steps.index(up)
+    smoke = steps[steps.index(up) + 1]
+    assert smoke["env"] == {"STACK": "${{ matrix.stack }}"}
+    assert 'pulumi stack output --stack "$STACK" --json' in smoke["run"]
+    assert 'pangeo_binder.smoke --stack "$STACK"' in smoke["run"]
+    assert "--fail" in smoke["run"] and re.search(r"--retry \d+ ", smoke["run"])
+    assert "/hub/health" in smoke["run"]
+    assert "${{" not in smoke["run"]
 
 
 FETCH_CHARTS = ".venv/bin/python -m pangeo_binder.charts fetch"
@@ -312,7 +328,7 @@ def test_every_pulumi_run_uses_the_pinned_cli() -> None:
     version = (ROOT / ".pulumi.version").read_text().strip()
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
     steps = [s for _, _, j in jobs() for s in steps_using(j, "pulumi/actions")]
-    assert len(steps) == 5  # the PR preview; per deploy job, the policy preview and up
+    assert len(steps) == 3  # the PR preview; per stack, the policy preview and up
     assert all(s["with"]["pulumi-version-file"] == ".pulumi.version" for s in steps)
 
 
@@ -428,41 +444,149 @@ def test_the_if_evaluator_itself() -> None:
             evaluate_if(unknown, outputs)
 
 
-def run_clouds_step(tmp_path: Path, step: dict[str, Any], stack: str, clouds: dict) -> dict:
-    """The step's own script, in a directory holding only `Pulumi.<stack>.yaml`; what it
-    appended to $GITHUB_OUTPUT, parsed."""
-    config = {"config": {"pangeo-binder:clouds": clouds}}
-    (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(config))
-    venv_bin = tmp_path / ".venv" / "bin"
+# The workflows' stack selection, evaluated: each step's real script in a temporary checkout
+# (tests/ci_checkout.py), and the expressions that carry its outputs to the next job.
+
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+OPAQUE = ("vars.", "secrets.", "github.")  # values GitHub supplies: placeholders here
+
+
+def _lookup(path: str, context: dict[str, Any]) -> Any:
+    if path.startswith(OPAQUE):
+        return f"<{path}>"
+    value: Any = context
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise AssertionError(f"the test's context has no `{path}`")
+        value = value[part]
+    return value
+
+
+def expand(value: Any, context: dict[str, Any]) -> Any:
+    """GitHub's `${{ }}` for the forms these workflows use: a dotted context path, or
+    `fromJSON(path)`. A value that is one expression becomes its result (a list for
+    fromJSON); expressions inside text are substituted. Any other form fails the test."""
+    if not isinstance(value, str):
+        return value
+
+    def evaluate(expression: str) -> Any:
+        call = re.fullmatch(r"fromJSON\(([A-Za-z0-9_.-]+)\)", expression)
+        if call:
+            return json.loads(_lookup(call.group(1), context))
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", expression):
+            raise AssertionError(f"the test's evaluator does not understand `{expression}`")
+        return _lookup(expression, context)
+
+    whole = EXPRESSION.fullmatch(value.strip())
+    if whole and value.count("${{") == 1:
+        return evaluate(whole.group(1))
+    return EXPRESSION.sub(lambda m: str(evaluate(m.group(1))), value)
+
+
+def run_step(
+    root: Path, step: dict[str, Any], context: dict[str, Any], path: str | None = None
+) -> dict[str, str]:
+    """The step's own script with its `env:` expanded, run in `root` (a checkout) with
+    `.venv/bin/python` this interpreter; what it appended to $GITHUB_OUTPUT, parsed."""
+    venv_bin = root / ".venv" / "bin"
     venv_bin.mkdir(parents=True, exist_ok=True)
-    (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    (venv_bin / "python").chmod(0o755)
-    output = tmp_path / "github-output"
+    if not (venv_bin / "python").exists():
+        (venv_bin / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        (venv_bin / "python").chmod(0o755)
+    output = root / "github-output"
     output.write_text("")
     env = {
-        "PATH": os.environ["PATH"],
+        "PATH": path or os.environ["PATH"],
         "GITHUB_OUTPUT": str(output),
-        "STACK": stack,  # the preview's `env:` gives it the matrix value
+        "GITHUB_STEP_SUMMARY": str(root / "step-summary"),
+        **{k: str(expand(v, context)) for k, v in step.get("env", {}).items()},
     }
-    assert set(step.get("env", {})) <= {"STACK"}, step
-    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True)
+    # GitHub's default shell for `run:` on Linux runners
+    subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=root,
+        env=env,
+        check=True,
+    )
     return dict(line.split("=", 1) for line in output.read_text().splitlines())
 
 
-ONE_CLOUD_STACKS = {
-    "gcp only": ({"gcp": {"project": "p"}}, {"google-github-actions/auth", "setup-gcloud"}),
-    "aws only": ({"aws": {"region": "us-west-2"}}, {"configure-aws-credentials"}),
-    "both": (
-        {"gcp": {"project": "p"}, "aws": {"region": "us-west-2"}},
-        {"google-github-actions/auth", "setup-gcloud", "configure-aws-credentials"},
-    ),
-}
+def selected_stacks(root: Path, workflow: dict[str, Any], job: dict[str, Any]) -> list[str]:
+    """The matrix `job` gets from the workflow's `stacks` job run in `root`."""
+    lister = workflow["jobs"]["stacks"]
+    (step,) = [s for s in lister["steps"] if s.get("id") == "stacks"]
+    steps = {"stacks": {"outputs": run_step(root, step, {})}}
+    outputs = {k: expand(v, {"steps": steps}) for k, v in lister["outputs"].items()}
+    needs = job["needs"] if isinstance(job["needs"], list) else [job["needs"]]
+    assert "stacks" in needs
+    return expand(job["strategy"]["matrix"]["stack"], {"needs": {"stacks": {"outputs": outputs}}})
+
+
 CLOUD_STEPS = {
     "google-github-actions/auth": "google-github-actions/auth",
     "google-github-actions/setup-gcloud": "setup-gcloud",
     "aws-actions/configure-aws-credentials": "configure-aws-credentials",
 }
-DEPLOYING_JOBS = [("deploy.yml", "staging"), ("deploy.yml", "prod"), ("preview.yml", "preview")]
+GCP_STEPS = {"google-github-actions/auth", "setup-gcloud"}
+DEPLOYING_JOBS = [("deploy.yml", "deploy"), ("preview.yml", "preview")]
+
+
+def walk_job(root: Path, job: dict[str, Any], stack: str) -> list[tuple[str, dict[str, Any]]]:
+    """One matrix job for `stack`, step by step: the `clouds` step's real script, every `if:`
+    evaluated on its outputs, every `with:` expanded. Returns the steps that would run (by
+    action, or by id / name for scripts) and their inputs."""
+    context: dict[str, Any] = {"matrix": {"stack": stack}, "steps": {}}
+    ran: list[tuple[str, dict[str, Any]]] = []
+    for step in job["steps"]:
+        outputs = {k: v["outputs"] for k, v in context["steps"].items()}
+        if "if" in step and not evaluate_if(step["if"], outputs):
+            continue
+        action = step.get("uses", "").split("@")[0]
+        key = CLOUD_STEPS.get(action, action) or step.get("id") or step.get("name") or step["run"]
+        ran.append((key, {k: expand(v, context) for k, v in step.get("with", {}).items()}))
+        if step.get("id") == "clouds":
+            context["steps"]["clouds"] = {"outputs": run_step(root, step, context)}
+    assert "clouds" in dict(ran), "no step reads the stack's clouds"
+    return ran
+
+
+@pytest.mark.parametrize(("file", "name"), DEPLOYING_JOBS)
+def test_a_forks_stacks_each_authenticate_only_to_their_clouds(
+    tmp_path: Path, file: str, name: str
+) -> None:
+    """A fork lists `mygcp` (GCP only) and `myaws` (AWS only, eu-west-1, approval): the
+    workflow's own selection gives that matrix, in that order, and each job asks only its
+    stack's cloud for an identity, in its stack's region, and previews / deploys that stack."""
+    root = write_checkout(tmp_path, FORK)
+    workflow = ALL[file]
+    job = workflow["jobs"][name]
+    assert selected_stacks(root, workflow, job) == ["mygcp", "myaws"]
+    for stack in ("mygcp", "myaws"):
+        if "environment" in job:  # the deploy: the OIDC subject environment:<stack>
+            assert expand(job["environment"], {"matrix": {"stack": stack}}) == stack
+        ran = walk_job(root, job, stack)
+        cloud_steps = set(dict(ran)) & set(CLOUD_STEPS.values())
+        if stack == "mygcp":
+            assert cloud_steps == GCP_STEPS, cloud_steps
+        else:
+            assert cloud_steps == {"configure-aws-credentials"}, cloud_steps
+            aws = dict(ran)["configure-aws-credentials"]
+            assert aws["aws-region"] == "eu-west-1"
+            if file == "deploy.yml":
+                assert aws["role-session-name"] == f"deploy-{stack}-<github.run_id>"
+        pulumi = [inputs for key, inputs in ran if key == "pulumi/actions"]
+        assert len(pulumi) == (2 if file == "deploy.yml" else 1)  # policy preview, then up
+        assert all(p["stack-name"] == stack for p in pulumi)
+
+
+ONE_CLOUD_STACKS = {
+    "gcp only": ({"gcp": {"project": "p"}}, GCP_STEPS),
+    "aws only": ({"aws": {"region": "us-west-2"}}, {"configure-aws-credentials"}),
+    "both": (
+        {"gcp": {"project": "p"}, "aws": {"region": "us-west-2"}},
+        GCP_STEPS | {"configure-aws-credentials"},
+    ),
+}
 
 
 @pytest.mark.parametrize(("file", "name"), DEPLOYING_JOBS)
@@ -471,24 +595,106 @@ def test_a_job_authenticates_only_to_the_clouds_its_stack_has(
     tmp_path: Path, file: str, name: str, case: str
 ) -> None:
     clouds, expected = ONE_CLOUD_STACKS[case]
-    job = ALL[file]["jobs"][name]
-    stacks = job.get("strategy", {}).get("matrix", {}).get("stack") or [name]
-    for stack in stacks:
-        outputs: dict[str, dict[str, str]] = {}
-        ran = set()
-        for step in job["steps"]:
-            if "if" in step and not evaluate_if(step["if"], outputs):
-                continue
-            action = step.get("uses", "").split("@")[0]
-            ran.add(CLOUD_STEPS.get(action, action))
-            if step.get("id") == "clouds":
-                assert f"--stack {stack}" in step["run"] or step.get("env") == {
-                    "STACK": "${{ matrix.stack }}"
-                }
-                outputs["clouds"] = run_clouds_step(tmp_path, step, stack, clouds)
-        assert "clouds" in outputs, f"{file} {name}: no step reads the stack's clouds"
-        assert ran & set(CLOUD_STEPS.values()) == expected, f"{file} {name} {stack} {case}"
-        assert "pulumi/actions" in ran  # the deploy itself never depends on a cloud
+    config = {"config": {"pangeo-binder:clouds": clouds}}
+    (tmp_path / "Pulumi.mystack.yaml").write_text(yaml.safe_dump(config))
+    ran = dict(walk_job(tmp_path, ALL[file]["jobs"][name], "mystack"))
+    assert set(ran) & set(CLOUD_STEPS.values()) == expected, f"{file} {name} {case}"
+    assert "pulumi/actions" in ran  # the deploy itself never depends on a cloud
+
+
+def test_the_plan_covers_a_forks_stacks_in_order(tmp_path: Path) -> None:
+    """The offline plan's own script in a fork's checkout: every listed stack is planned
+    against the base, checked by the policy runner and put in the comment, in the file's
+    order (`.venv/bin/python` records what it is asked, except the stack selection)."""
+    root = write_checkout(tmp_path, FORK)
+    (root / ".venv" / "bin").mkdir(parents=True)
+    log = tmp_path / "calls"
+    (root / ".venv" / "bin" / "python").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$2" = pangeo_binder.ci_stacks ]; then exec "{sys.executable}" "$@"; fi\n'
+        f'echo "$*" >> "{log}"\n'
+        'case "$*" in *markdown*) echo "plan of $4";; esac\n'
+    )
+    (root / ".venv" / "bin" / "python").chmod(0o755)
+    job = ALL["pull-request.yml"]["jobs"]["plan"]
+    step = next(s for s in job["steps"] if "pangeo_binder.plan" in s.get("run", ""))
+    run_step(root, step, {})
+    calls = log.read_text().splitlines()
+    assert calls == [
+        line
+        for stack in ("mygcp", "myaws")
+        for line in (
+            f"-m pangeo_binder.plan --stack {stack} --compare <github.event.pull_request.base.sha>"
+            " --format markdown",
+            f"-m pangeo_binder.plan --stack {stack} --compare <github.event.pull_request.base.sha>"
+            " --format json",
+            f"-m pangeo_binder.policy check plan/{stack}.json",
+        )
+    ]
+    assert (root / "plan" / "comment.md").read_text() == "plan of mygcp\n\nplan of myaws\n\n"
+    # an invalid list fails the job, and the comment says what is wrong, plans nothing
+    (root / "Pulumi.myaws.yaml").unlink()
+    log.unlink()
+    with pytest.raises(subprocess.CalledProcessError):
+        run_step(root, step, {})
+    comment = (root / "plan" / "comment.md").read_text()
+    assert comment.startswith("The stack list is invalid:")
+    assert "stacks.1.name: Pulumi.myaws.yaml does not exist" in comment
+    assert not log.exists()
+
+
+def test_no_workflow_names_a_stack_outside_its_comments() -> None:
+    """The stacks are .github/stacks.yaml's: no job, step, script or expression of a workflow
+    names the project's own (comments may, as the example they explain)."""
+
+    def strings(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return [t for k, v in node.items() for t in strings(k) + strings(v)]
+        if isinstance(node, list):
+            return [t for v in node for t in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    for file, workflow in ALL.items():
+        named = [t for t in strings(workflow) if re.search(r"\b(staging|prod)\b", t)]
+        assert named == [], file
+    # and the check itself sees a literal where one would be
+    assert strings({"jobs": {"a": {"steps": [{"run": "pulumi up --stack prod"}]}}})
+
+
+def fake_gh(tmp_path: Path, answer: dict[str, Any]) -> str:
+    """A `gh` on PATH that answers `gh api repos/OWNER/REPO/environments...` with `answer`."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "answer.json").write_text(json.dumps(answer))
+    (bin_dir / "gh").write_text(
+        "#!/bin/sh\n"
+        'case "$2" in "repos/<github.repository>/environments?per_page=100") ;; *) exit 2;; esac\n'
+        f'[ -n "$GH_TOKEN" ] || exit 3\ncat "{bin_dir / "answer.json"}"\n'
+    )
+    (bin_dir / "gh").chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+def test_the_deploy_stops_before_any_stack_when_approval_is_not_enforced(tmp_path: Path) -> None:
+    """The `stacks` job's guard, its own script against a fake GitHub: the fork's `myaws`
+    asks for approval, so an environment without required reviewers fails the job every
+    deploy needs; with reviewers it passes."""
+    root = write_checkout(tmp_path / "checkout", FORK)
+    jobs_ = ALL["deploy.yml"]["jobs"]
+    guard = next(s for s in jobs_["stacks"]["steps"] if "check-environments" in s.get("run", ""))
+    rules = {"deployment_branch_policy": {"protected_branches": True}}
+    unreviewed = {
+        "environments": [
+            {"name": "mygcp", "protection_rules": [], **rules},
+            {"name": "myaws", "protection_rules": [{"type": "wait_timer"}], **rules},
+        ]
+    }
+    with pytest.raises(subprocess.CalledProcessError):
+        run_step(root, guard, {}, path=fake_gh(tmp_path / "a", unreviewed))
+    reviewed = json.loads(json.dumps(unreviewed))
+    reviewed["environments"][1]["protection_rules"].append({"type": "required_reviewers"})
+    run_step(root, guard, {}, path=fake_gh(tmp_path / "b", reviewed))
+    assert "stacks" in jobs_["deploy"]["needs"]
 
 
 def test_the_clouds_step_refuses_a_stack_without_its_file(tmp_path: Path) -> None:
@@ -502,16 +708,6 @@ def test_the_clouds_step_refuses_a_stack_without_its_file(tmp_path: Path) -> Non
     assert "Pulumi.nope.yaml does not exist" in done.stderr
 
 
-def test_the_shipped_stacks_configure_both_clouds() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "pangeo_binder.clouds", "--stack", "staging", "--dir", str(ROOT)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout == "gcp=true\naws=true\n"
-
-
 def test_the_passphrase_is_read_where_the_docs_say_it_is() -> None:
     """One story: a repository secret. The preview job runs in no environment (its OIDC subject
     must stay `pull_request`), and such a job reads repository secrets only; the deploy jobs
@@ -523,8 +719,7 @@ def test_the_passphrase_is_read_where_the_docs_say_it_is() -> None:
             assert env["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
             readers.append((file, name, job.get("environment")))
     assert sorted(readers) == [
-        ("deploy.yml", "prod", "prod"),
-        ("deploy.yml", "staging", "staging"),
+        ("deploy.yml", "deploy", "${{ matrix.stack }}"),
         ("preview.yml", "preview", None),  # only a repository secret reaches this job
     ]
     guide = (ROOT / "docs" / "howto" / "ci.md").read_text()

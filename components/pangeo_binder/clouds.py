@@ -5,7 +5,9 @@ missing AWS role (and the reverse). Pure: it reads `Pulumi.<stack>.yaml` and not
 
     python -m pangeo_binder.clouds --stack staging >> "$GITHUB_OUTPUT"
 
-prints one `cloud=true|false` line per supported cloud (`gcp=true`, `aws=false`).
+prints one `cloud=true|false` line per supported cloud (`gcp=true`, `aws=false`), and with AWS
+the stack's region (`aws_region=us-west-2`), where the AWS credentials step asks STS: a fork's
+stack in another region needs no edit of the workflows.
 """
 
 from __future__ import annotations
@@ -30,9 +32,19 @@ def configured_clouds(stack_file: Path) -> list[str] | None:
     return [cloud for cloud in CLOUDS if isinstance(clouds, dict) and cloud in clouds]
 
 
-def step_outputs(clouds: Sequence[str]) -> str:
-    """`gcp=true` / `aws=false` lines, the `$GITHUB_OUTPUT` format."""
-    return "".join(f"{cloud}={'true' if cloud in clouds else 'false'}\n" for cloud in CLOUDS)
+def aws_region(stack_file: Path) -> str | None:
+    """`clouds.aws.region` of the stack file (the AWS config model requires it)."""
+    config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    aws = (config.get(f"{NAMESPACE}:clouds") or {}).get("aws")
+    region = aws.get("region") if isinstance(aws, dict) else None
+    return region if isinstance(region, str) else None
+
+
+def step_outputs(clouds: Sequence[str], region: str | None = None) -> str:
+    """`gcp=true` / `aws=false` lines, the `$GITHUB_OUTPUT` format, then `aws_region=...`
+    when there is one."""
+    lines = "".join(f"{cloud}={'true' if cloud in clouds else 'false'}\n" for cloud in CLOUDS)
+    return lines + (f"aws_region={region}\n" if "aws" in clouds and region else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not clouds:
         print(f"{stack_file.name} configures no cloud under {NAMESPACE}:clouds", file=sys.stderr)
         return 1
-    sys.stdout.write(step_outputs(clouds))
+    region = aws_region(stack_file)
+    if "aws" in clouds and region is None:
+        print(f"{stack_file.name} has no {NAMESPACE}:clouds.aws.region", file=sys.stderr)
+        return 1
+    sys.stdout.write(step_outputs(clouds, region))
     return 0
 
 

@@ -4,6 +4,7 @@ assume with its token (no access key is ever created)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -18,28 +19,23 @@ READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 IMAGE_PUSH_ACTIONS = PUSH_ACTIONS
 
 
-def image_push_policy(*, region: str, account_id: str, environments: list[str]) -> str:
-    """Push to the stacks' own repositories only (`pangeo-binder-<environment>/*`, the prefix of
-    each stack's ECR creation template). A login token has no resource-level permission, so
-    `ecr:GetAuthorizationToken` is account-wide; it grants nothing a repository policy or this
-    document does not."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
-                {
-                    "Effect": "Allow",
-                    "Action": IMAGE_PUSH_ACTIONS,
-                    "Resource": [
-                        f"arn:aws:ecr:{region}:{account_id}:repository/pangeo-binder-{e}/*"
-                        for e in environments
-                    ],
-                },
-            ],
-        },
-        sort_keys=True,
+def image_push_policy(*, account_id: str, repositories: Sequence[tuple[str, str]]) -> str:
+    """Push to the stacks' own repositories only: for each AWS stack CI deploys, its region and
+    the prefix of its ECR creation template (`pangeo-binder-<environment>`,
+    `config.build_repository`), as `<prefix>/*` there. A login token has no resource-level
+    permission, so `ecr:GetAuthorizationToken` is account-wide; it grants nothing a repository
+    policy or this document does not."""
+    # In the stacks' order, without repeats: the project's own document stays as it was.
+    arns = list(
+        dict.fromkeys(
+            f"arn:aws:ecr:{region}:{account_id}:repository/{prefix}/*"
+            for region, prefix in repositories
+        )
     )
+    statements = [{"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"}]
+    if arns:  # IAM refuses a statement without resources: no AWS stack, no push
+        statements.append({"Effect": "Allow", "Action": IMAGE_PUSH_ACTIONS, "Resource": arns})
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
 def state_policy(bucket: str | None, *, write: bool, key_arn: str | None) -> str:
@@ -76,6 +72,7 @@ class AwsCiIdentitiesStack(pulumi.ComponentResource):
         *,
         repository: str,
         deploy_environments: list[str],
+        image_repositories: Sequence[tuple[str, str]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:ci:AwsIdentities", name, None, opts)
@@ -126,9 +123,7 @@ class AwsCiIdentitiesStack(pulumi.ComponentResource):
                     role=role.name,
                     policy=account_id.apply(
                         lambda account: image_push_policy(
-                            region=config.region,
-                            account_id=account,
-                            environments=deploy_environments,
+                            account_id=account, repositories=image_repositories
                         )
                     ),
                     opts=child,

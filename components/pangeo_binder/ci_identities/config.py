@@ -6,10 +6,12 @@ problem reported at once with its key path, every default with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, ValidationError
 
+from pangeo_binder.ci_stacks import STACKS_FILE, Stack
 from pangeo_binder.config_shared import Model
 
 NAMESPACE = "pangeo-binder-ci-identities"
@@ -32,7 +34,6 @@ ProjectId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z
 Role = Annotated[str, StringConstraints(pattern=r"^(roles|projects/[a-z0-9-]+/roles)/[A-Za-z.]+$")]
 PoolId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{4,32}$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
-Environment = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+$")]
 PolicyArn = Annotated[str, StringConstraints(pattern=r"^arn:aws:iam::(aws|\d{12}):policy/.+$")]
 
 
@@ -45,8 +46,9 @@ class GcpCiIdentities(Model):
     )
     target_projects: list[ProjectId] = Field(
         min_length=1,
-        description="Projects the stacks deploy to (clouds.gcp.project of staging and prod): "
-        "the preview account may read them, the deploy account may change them.",
+        description="Projects the stacks deploy to (clouds.gcp.project of every GCP stack "
+        "in .github/stacks.yaml; a missing one is an error): the preview account may read "
+        "them, the deploy account may change them.",
     )
     pool_id: PoolId = Field(
         "github-actions",
@@ -142,12 +144,6 @@ class CiIdentitiesConfig(Model):
         description="GitHub's numeric repository id (`gh api repos/OWNER/REPO --jq .id`). "
         "When set, GCP also checks it, so a deleted and re-created namesake gets nothing.",
     )
-    deploy_environments: list[Environment] = Field(
-        default_factory=lambda: ["staging", "prod"],
-        min_length=1,
-        description="GitHub environments whose jobs may assume the deploy identity: the two "
-        "deploy.yml jobs.",
-    )
     gcp: GcpCiIdentities | None = Field(None, description="Identities on GCP.")
     aws: AwsCiIdentities | None = Field(None, description="Identities on AWS.")
 
@@ -161,9 +157,20 @@ class CiConfigError(ValueError):
         super().__init__(f"{len(problems)} problem(s) in the {NAMESPACE} config:\n{lines}")
 
 
-def load_ci_config(raw: dict[str, Any]) -> CiIdentitiesConfig:
-    """Validate raw config (keys without the namespace); raise `CiConfigError` listing all."""
+# The key that listed the deploy environments before .github/stacks.yaml did.
+FORMER_ENVIRONMENTS_KEY = "deployEnvironments"
+
+
+def load_ci_config(raw: dict[str, Any], stacks: Sequence[Stack] = ()) -> CiIdentitiesConfig:
+    """Validate raw config (keys without the namespace) against the stacks CI deploys
+    (`.github/stacks.yaml`); raise `CiConfigError` listing all problems."""
     problems = []
+    if FORMER_ENVIRONMENTS_KEY in raw:
+        raw = {k: v for k, v in raw.items() if k != FORMER_ENVIRONMENTS_KEY}
+        problems.append(
+            f"{FORMER_ENVIRONMENTS_KEY}: the deploy environments are the stacks of "
+            f"{STACKS_FILE} now: remove this key (`pulumi config rm {FORMER_ENVIRONMENTS_KEY}`)"
+        )
     try:
         config = CiIdentitiesConfig.model_validate(raw)
     except ValidationError as exc:
@@ -177,6 +184,27 @@ def load_ci_config(raw: dict[str, Any]) -> CiIdentitiesConfig:
     aws = config.aws
     if aws is not None and aws.create_oidc_provider == (aws.oidc_provider_arn is not None):
         problems.append("aws.oidcProviderArn: give it exactly when createOidcProvider is false")
+    problems += _stack_problems(config, stacks)
     if problems:
         raise CiConfigError(problems)
     return config
+
+
+def _stack_problems(config: CiIdentitiesConfig, stacks: Sequence[Stack]) -> list[str]:
+    """A listed stack in a GCP project the deploy account may not change, or an AWS stack
+    whose image repositories cannot be named, would fail at its first deploy: say so now.
+    (A cloud left out is fine: its identities may come from another ci-identities stack.)"""
+    problems = []
+    for stack in stacks:
+        granted = config.gcp.target_projects if config.gcp is not None else None
+        if granted is not None and stack.gcp_project and stack.gcp_project not in granted:
+            problems.append(
+                f"gcp.targetProjects: add {stack.gcp_project} "
+                f"(clouds.gcp.project of stack {stack.name})"
+            )
+        if "aws" in stack.clouds and stack.environment is None:
+            problems.append(
+                f"{STACKS_FILE}: Pulumi.{stack.name}.yaml sets no pangeo-binder:environment, which "
+                "names the image repositories the deploy role may push to"
+            )
+    return problems
