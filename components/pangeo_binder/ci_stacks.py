@@ -32,7 +32,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Field, StringConstraints, ValidationError
 
-from pangeo_binder.clouds import NAMESPACE, aws_region, configured_clouds
+from pangeo_binder.clouds import NAMESPACE, cloud_setting, configured_clouds, stack_config
 from pangeo_binder.config_shared import Model
 
 # Beside the workflows that read it: CI's data, reviewed with CI's changes (docs/howto/ci.md).
@@ -89,16 +89,6 @@ class CiStacksError(ValueError):
         super().__init__(f"{len(problems)} problem(s) in {path}:\n{lines}")
 
 
-def _stack_config(stack_file: Path) -> dict[str, Any]:
-    return (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-
-
-def _gcp_project(config: dict[str, Any]) -> str | None:
-    gcp = (config.get(f"{NAMESPACE}:clouds") or {}).get("gcp")
-    project = gcp.get("project") if isinstance(gcp, dict) else None
-    return project if isinstance(project, str) else None
-
-
 def load(root: Path) -> list[Stack]:
     """The stacks of `root/.github/stacks.yaml`, each checked against its stack file; raises
     `CiStacksError` naming every problem at once."""
@@ -136,15 +126,15 @@ def load(root: Path) -> list[Stack]:
                 f"{where}: {stack_file.name} configures no cloud under {NAMESPACE}:clouds"
             )
             continue
-        config = _stack_config(stack_file)
+        config = stack_config(stack_file)
         stacks.append(
             Stack(
                 name=entry.name,
                 approval=entry.approval,
                 clouds=tuple(clouds),
                 environment=config.get(f"{NAMESPACE}:environment"),
-                aws_region=aws_region(stack_file),
-                gcp_project=_gcp_project(config),
+                aws_region=cloud_setting(config, "aws", "region"),
+                gcp_project=cloud_setting(config, "gcp", "project"),
             )
         )
     if problems:

@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -23,21 +24,29 @@ NAMESPACE = "pangeo-binder"
 CLOUDS = ("gcp", "aws")
 
 
+def stack_config(stack_file: Path) -> dict[str, Any]:
+    """The `config:` map of a stack file, namespaced keys as written."""
+    return (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+
+
+def cloud_setting(config: dict[str, Any], cloud: str, key: str) -> str | None:
+    """`clouds.<cloud>.<key>` of a stack file's config, when it is a string."""
+    settings = (config.get(f"{NAMESPACE}:clouds") or {}).get(cloud)
+    value = settings.get(key) if isinstance(settings, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def configured_clouds(stack_file: Path) -> list[str] | None:
     """The clouds under `pangeo-binder:clouds` in the stack file; None without a stack file."""
     if not stack_file.exists():
         return None
-    config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-    clouds = config.get(f"{NAMESPACE}:clouds") or {}
+    clouds = stack_config(stack_file).get(f"{NAMESPACE}:clouds") or {}
     return [cloud for cloud in CLOUDS if isinstance(clouds, dict) and cloud in clouds]
 
 
 def aws_region(stack_file: Path) -> str | None:
     """`clouds.aws.region` of the stack file (the AWS config model requires it)."""
-    config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
-    aws = (config.get(f"{NAMESPACE}:clouds") or {}).get("aws")
-    region = aws.get("region") if isinstance(aws, dict) else None
-    return region if isinstance(region, str) else None
+    return cloud_setting(stack_config(stack_file), "aws", "region")
 
 
 def step_outputs(clouds: Sequence[str], region: str | None = None) -> str:
