@@ -232,6 +232,23 @@ def test_the_cronjob_lands_beside_the_hub_and_reads_its_volume(case: tuple[Run, 
     ].get("runAsUser", 1000)
     assert pod["serviceAccountName"] == "hub-db-backup"
     (upload,) = pod["containers"]
+    if cloud == "gcp":
+        # The upload is the shipped backup_upload.py in the hub's image (its Python), read
+        # from the job's ConfigMap: no gcloud, whose cp lists the bucket first.
+        assert upload["image"] == hub_container["image"]
+        assert upload["command"][:2] == ["python3", "/etc/hub-db-backup/backup_upload.py"]
+        script_volume = next(v for v in pod["volumes"] if "configMap" in v)
+        shipped = run.one("kubernetes:core/v1:ConfigMap", f"{cloud}-hub-backup-script").inputs
+        assert shipped["metadata"]["name"] == script_volume["configMap"]["name"]
+        assert shipped["data"]["backup_upload.py"] == source("backup_upload")
+        assert {
+            "name": script_volume["name"],
+            "mountPath": "/etc/hub-db-backup",
+            "readOnly": True,
+        } in (upload["volumeMounts"])
+    else:
+        assert upload["image"].startswith("public.ecr.aws/aws-cli/aws-cli:")
+        assert "aws s3api put-object" in upload["command"][2]
     bucket = run.one(
         "gcp:storage/bucket:Bucket" if cloud == "gcp" else "aws:s3/bucket:Bucket",
         f"{cloud}-storage-persistent",
