@@ -27,6 +27,7 @@ from jupyterhub import orm
 
 from pangeo_binder.hub import backup as backup_module
 from pangeo_binder.hub.incluster import backup_upload, hub_db, source
+from pangeo_binder.outputs import BACKUP_PREFIX
 
 TOKEN = "ya29.fake-token"
 
@@ -154,7 +155,7 @@ def _run_upload(tmp_path: Path, out: Path, fake: FakeGoogle) -> subprocess.Compl
     assert command[:2] == ["python3", f"{backup_module.SCRIPT_DIR}/{script.name}"]
     args = [a.replace(backup_module.OUT_DIR, str(out)) for a in command[2:]]
     env = {
-        "DEST": "gs://pb-staging-persistent/backups/",
+        "DEST": f"gs://pb-staging-persistent/{BACKUP_PREFIX}",
         "GCE_METADATA_HOST": fake.url.removeprefix("http://"),
         "STORAGE_EMULATOR_HOST": fake.url,
         "PATH": "/usr/bin:/bin",
@@ -175,7 +176,7 @@ def test_the_upload_makes_only_the_token_call_and_one_insert_per_object(
     latest = json.loads((out / hub_db.LATEST).read_text())
     done = _run_upload(tmp_path, out, google)
     assert done.returncode == 0, done.stderr
-    copy_name = f"backups/{latest['object']}"
+    copy_name = f"{BACKUP_PREFIX}{latest['object']}"
     assert [(c.method, c.path, c.query) for c in google.calls] == [
         ("GET", backup_upload.TOKEN_PATH, {}),
         (
@@ -186,7 +187,7 @@ def test_the_upload_makes_only_the_token_call_and_one_insert_per_object(
         (
             "POST",
             "/upload/storage/v1/b/pb-staging-persistent/o",
-            {"uploadType": ["media"], "name": ["backups/latest.json"]},
+            {"uploadType": ["media"], "name": [f"{BACKUP_PREFIX}latest.json"]},
         ),
     ], "no list, no get, no bucket call: only what storage.objects.create allows"
     token, *uploads = google.calls
@@ -199,8 +200,8 @@ def test_the_upload_makes_only_the_token_call_and_one_insert_per_object(
     landed = tmp_path / "landed.sqlite"
     landed.write_bytes(stored)
     assert hub_db.check(str(landed))["users"] == 2
-    assert json.loads(google.objects["pb-staging-persistent/backups/latest.json"]) == latest
-    assert json.loads(done.stdout) == {"uploaded": [copy_name, "backups/latest.json"]}
+    assert json.loads(google.objects[f"pb-staging-persistent/{BACKUP_PREFIX}latest.json"]) == latest
+    assert json.loads(done.stdout) == {"uploaded": [copy_name, f"{BACKUP_PREFIX}latest.json"]}
 
 
 def test_a_refused_upload_fails_the_job_before_latest_json(
@@ -248,7 +249,10 @@ def test_the_aws_upload_is_one_put_object_per_file(tmp_path: Path) -> None:
     fake_aws.chmod(0o755)
     done = subprocess.run(
         ["sh", "-c", script],
-        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "DEST": "s3://pb-staging-persistent/backups/"},
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "DEST": f"s3://pb-staging-persistent/{BACKUP_PREFIX}",
+        },
         capture_output=True,
         text=True,
         check=False,
@@ -258,4 +262,7 @@ def test_the_aws_upload_is_one_put_object_per_file(tmp_path: Path) -> None:
     assert len(calls) == 2
     for call, name in zip(calls, [latest["object"], hub_db.LATEST], strict=True):
         assert call.startswith("s3api put-object ")
-        assert f"--bucket pb-staging-persistent --key backups/{name} --body {out}/{name}" in call
+        assert (
+            f"--bucket pb-staging-persistent --key {BACKUP_PREFIX}{name} --body {out}/{name}"
+            in call
+        )

@@ -24,15 +24,36 @@ class KubernetesServiceAccount:
         return f"{self.namespace}/{self.name}"
 
 
+# Where the hub database's backups go in the persistent bucket. Users' prefixes are
+# `<bucket>/<JupyterHub user name>/`, and the names are GitHub logins, which GitHub allows
+# only alphanumerics and single inner hyphens (its sign-up form: "Username may only contain
+# alphanumeric characters or single hyphens, and cannot begin or end with a hyphen");
+# OAuthenticator lowercases them. Enterprise Managed Users' logins add `_<shortcode>` at the
+# end, never at the start. A leading underscore is none of those, so no user's prefix can be
+# the backups' prefix. The first release wrote `backups/`, which a GitHub user named
+# `backups` would have shared.
+BACKUP_PREFIX = "_backups/"
+# Prefixes earlier releases wrote backups under. Nothing is moved: copies there stay fenced
+# off from users and expire by the same lifecycle rule; new copies go to BACKUP_PREFIX only.
+LEGACY_BACKUP_PREFIXES = ("backups/",)
+
+
 @dataclass(frozen=True)
 class BackupWriter:
-    """An account that may write under one prefix of the persistent bucket (`backups/`), and
-    how long objects there are kept (a lifecycle rule on that prefix). The cloud stack gives
-    it its own identity, which can write nothing else."""
+    """An account that may write under one prefix of the persistent bucket (`_backups/`),
+    and how long objects there are kept (a lifecycle rule on that prefix). The cloud stack
+    gives it its own identity, which can write nothing else."""
 
     account: KubernetesServiceAccount
     retention_days: int
-    prefix: str = "backups/"
+    prefix: str = BACKUP_PREFIX
+    legacy_prefixes: tuple[str, ...] = LEGACY_BACKUP_PREFIXES
+
+    @property
+    def fenced_prefixes(self) -> tuple[str, ...]:
+        """Every prefix holding copies of the hub's database, new or old: users' identity may
+        touch none of them, and each expires after `retention_days`."""
+        return (self.prefix, *self.legacy_prefixes)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ new to back up then.
 
 Two containers: `snapshot` (the hub's own image, already on that node; `incluster/hub_db.py`
 from a ConfigMap) writes the copy and `latest.json` to an emptyDir; `upload` writes both to
-`<persistent bucket>/backups/`, the copy first, as the job's service account's identity
+`<persistent bucket>/_backups/` (`outputs.BACKUP_PREFIX`: no GitHub login can be a
+prefix that starts with `_`), the copy first, as the job's service account's identity
 (workload identity / IRSA), which can write only under that prefix. Each object is one write
 call and nothing else, because that identity is refused everything else:
 
@@ -40,6 +41,7 @@ from typing import Any, Literal
 from pangeo_binder.hub.config import BACKUP_SERVICE_ACCOUNT, BackupSettings
 from pangeo_binder.hub.context import JUPYTERHUB_RELEASE
 from pangeo_binder.hub.incluster import source
+from pangeo_binder.outputs import BACKUP_PREFIX
 from pangeo_binder.scheduling import PURPOSE_LABELS
 
 NAME = BACKUP_SERVICE_ACCOUNT  # CronJob, ConfigMap and service account share it
@@ -101,7 +103,7 @@ def backup_cronjob(
     persistent_bucket: str,
 ) -> dict[str, Any]:
     """The CronJob: metadata and spec, as `k8s.batch.v1.CronJob` takes them."""
-    prefix_url = f"{persistent_bucket.rstrip('/')}/backups/"
+    prefix_url = f"{persistent_bucket.rstrip('/')}/{BACKUP_PREFIX}"
     pod = {
         "serviceAccountName": NAME,
         "restartPolicy": "Never",
