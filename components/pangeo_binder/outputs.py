@@ -69,8 +69,9 @@ class WorkloadServiceAccounts:
     users: KubernetesServiceAccount
     builder: KubernetesServiceAccount
     backup: BackupWriter | None = None
-    # The public Binder's BinderHub (clouds.<cloud>.publicBinder): pushes under the same
-    # registry, as the same identity on GKE and its own IRSA role on EKS. None without it.
+    # The public Binder's BinderHub (clouds.<cloud>.publicBinder): pushes as its own identity
+    # (GKE: its own Google service account and repository; EKS: its own IRSA role, under
+    # `<prefix>/public/` only). None without it.
     public_builder: KubernetesServiceAccount | None = None
 
 
@@ -126,6 +127,9 @@ class CloudOutputs:
     implicit `library/` (`docker.io/python:3.12` -> `<value>/library/python:3.12`) on both
     clouds; a reference without a registry host is a Docker Hub one.
     `public_binder_address` is the public Binder's own address (`publicBinder`), None without.
+    `public_image_prefix` is where the public Binder's builder (identity `publicBuilder`) may
+    push, disjoint from `image_prefix`: GCP, its own repository; AWS, `<prefix>/public/`. The
+    hub's builder can push nothing there, the public one nothing under the hub's images.
     """
 
     cloud: Literal["gcp", "aws"]
@@ -145,6 +149,7 @@ class CloudOutputs:
     public_bucket_url: pulumi.Output[str] | None = None
     image_cache: pulumi.Output[dict[str, str]] | None = None
     public_binder_address: ReservedAddress | None = None
+    public_image_prefix: pulumi.Output[str] | None = None
 
     @property
     def service_account_annotations(self) -> dict[str, dict[str, pulumi.Output[str]]]:
@@ -167,6 +172,11 @@ class CloudOutputs:
             **(
                 {"publicBinderAddress": self.public_binder_address.address}
                 if self.public_binder_address is not None
+                else {}
+            ),
+            **(
+                {"publicImagePrefix": self.public_image_prefix}
+                if self.public_image_prefix is not None
                 else {}
             ),
         }
