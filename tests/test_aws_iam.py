@@ -180,10 +180,12 @@ def test_users_reach_their_two_buckets_only(run: Run) -> None:
     allowed = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     resources = sorted(r for s in allowed for r in as_list(s["Resource"]))
     assert resources == sorted(buckets + [f"{arn}/*" for arn in buckets])
-    # The one Deny: the hub database's backups (tests/test_hub_db_backup.py).
+    # The one Deny: the hub database's backups, new and old (tests/test_hub_db_backup.py).
     (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    persistent = next(a for a in buckets if a.endswith("-persistent")).split(":::")[1]
     assert [r.split(":::")[1] for r in as_list(deny["Resource"])] == [
-        next(a for a in buckets if a.endswith("-persistent")).split(":::")[1] + "/backups/*"
+        persistent + "/_backups/*",
+        persistent + "/backups/*",
     ]
     actions = {a for s in policy["Statement"] for a in as_list(s["Action"])}
     assert not {a for a in actions if "Policy" in a or "Acl" in a or "DeleteBucket" in a}

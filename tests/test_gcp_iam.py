@@ -50,9 +50,13 @@ def test_only_the_node_identity_has_a_project_role(run: Run, env: str) -> None:
     ]
 
 
-def test_four_dedicated_service_accounts(run: Run, env: str) -> None:
+def test_dedicated_service_accounts(run: Run, env: str) -> None:
+    """Four per stack, and staging's public Binder pushes as a fifth of its own."""
     ids = sorted(r.inputs["accountId"] for r in run.of_type("gcp:serviceaccount/account:Account"))
-    assert ids == [f"pb-{env}-backup", f"pb-{env}-builder", f"pb-{env}-nodes", f"pb-{env}-users"]
+    public = [f"pb-{env}-public"] if env == "staging" else []
+    assert ids == sorted(
+        [f"pb-{env}-backup", f"pb-{env}-builder", f"pb-{env}-nodes", f"pb-{env}-users", *public]
+    )
 
 
 def test_workload_identity_members_name_one_service_account(run: Run, env: str) -> None:
@@ -61,7 +65,7 @@ def test_workload_identity_members_name_one_service_account(run: Run, env: str) 
         for r in run.of_type("gcp:serviceaccount/iAMMember:IAMMember")
         if r.inputs["role"] == "roles/iam.workloadIdentityUser"
     ]
-    # Staging's public Binder pushes as the builder account, from its own namespace.
+    # Staging's public Binder's push account, bound to its own namespace's BinderHub.
     public = ["binder-public/binderhub]"] if env == "staging" else []
     assert sorted(b["member"].split("[")[1] for b in bindings) == sorted(
         ["binder/binderhub]", "binder/hub-db-backup]", "binder/user-sa]", *public]

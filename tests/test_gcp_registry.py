@@ -72,8 +72,8 @@ def test_builder_bound_to_binderhub_service_account(staging: Run) -> None:
 
 def test_builder_may_mint_its_own_tokens_and_nothing_else(staging: Run) -> None:
     """BinderHub trades the metadata server's token for an hour-long one of the same account
-    (IAM Credentials generateAccessToken): token creator on itself, no one else's."""
-    builder = "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com"
+    (IAM Credentials generateAccessToken): token creator on itself, no one else's. Staging's
+    public BinderHub has its own push account, which likewise mints only its own."""
     grants = [
         r.inputs
         for r in staging.of_type("gcp:serviceaccount/iAMMember:IAMMember")
@@ -81,10 +81,14 @@ def test_builder_may_mint_its_own_tokens_and_nothing_else(staging: Run) -> None:
     ]
     assert grants == [
         {
-            "serviceAccountId": f"projects/pangeo-binder-staging/serviceAccounts/{builder}",
+            "serviceAccountId": f"projects/pangeo-binder-staging/serviceAccounts/{account}",
             "role": "roles/iam.serviceAccountTokenCreator",
-            "member": f"serviceAccount:{builder}",
+            "member": f"serviceAccount:{account}",
         }
+        for account in (
+            "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com",
+            "pb-staging-public@pangeo-binder-staging.iam.gserviceaccount.com",
+        )
     ]
 
 

@@ -64,7 +64,7 @@ def test_persistent_keeps_soft_delete_and_never_expires(staging: Run) -> None:
     persistent = buckets(staging)["persistent"]
     # Only the hub database's backups expire (tests/test_hub_db_backup.py); users' data never.
     assert [r["condition"].get("matchesPrefixes") for r in persistent["lifecycleRules"]] == [
-        ["backups/"]
+        ["_backups/", "backups/"]
     ]
     assert persistent["softDeletePolicy"] == {"retentionDurationSeconds": 7 * 24 * 3600}
 

@@ -19,7 +19,7 @@ from harness import (
     stack_config,
     with_value,
 )
-from pangeo_binder.aws.hub_address import NLB_EIPS, NLB_SUBNETS, NLB_TYPE
+from pangeo_binder.aws.hub_address import NLB_CROSS_ZONE, NLB_EIPS, NLB_SUBNETS, NLB_TYPE
 from pangeo_binder.aws.hub_address import proxy_service_values as aws_piece
 from pangeo_binder.charts import JUPYTERHUB
 from pangeo_binder.config import ConfigError, load_config
@@ -105,6 +105,7 @@ def test_the_pieces_of_proxy_service_per_cloud() -> None:
             NLB_TYPE: "nlb",
             NLB_SUBNETS: "subnet-a,subnet-b",
             NLB_EIPS: "eipalloc-1,eipalloc-2",
+            NLB_CROSS_ZONE: "true",
         }
     }
 
@@ -197,6 +198,12 @@ def test_the_chart_accepts_the_piece_and_puts_it_on_proxy_public(staging: Run, c
         assert service["spec"]["loadBalancerIP"] == piece["loadBalancerIP"]
     else:
         assert piece["annotations"].items() <= service["metadata"]["annotations"].items()
+        # One core node, three zones: without cross-zone balancing two of the three Elastic
+        # IPs have no target. The in-tree provider parses the value with strconv.ParseBool.
+        annotation = service["metadata"]["annotations"][
+            "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled"
+        ]
+        assert annotation == "true"
 
 
 # --- the DNS zone --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ the identities that may write only `backups/`; the alert rule."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from pangeo_binder.charts import JUPYTERHUB
 from pangeo_binder.hub import backup as backup_module
 from pangeo_binder.hub.config import BackupSettings
 from pangeo_binder.hub.incluster import hub_db, source
+from pangeo_binder.outputs import BACKUP_PREFIX, LEGACY_BACKUP_PREFIXES
 
 CRONJOB = "kubernetes:batch/v1:CronJob"
 
@@ -61,7 +63,7 @@ def _upload(out: Path, prefix: str) -> None:
 
 @pytest.fixture
 def bucket() -> str:
-    return f"memory://bucket-{uuid.uuid4().hex}/backups/"
+    return f"memory://bucket-{uuid.uuid4().hex}/_backups/"
 
 
 def test_backup_then_restore_brings_the_rows_back(tmp_path: Path, bucket: str) -> None:
@@ -232,13 +234,30 @@ def test_the_cronjob_lands_beside_the_hub_and_reads_its_volume(case: tuple[Run, 
     ].get("runAsUser", 1000)
     assert pod["serviceAccountName"] == "hub-db-backup"
     (upload,) = pod["containers"]
+    if cloud == "gcp":
+        # The upload is the shipped backup_upload.py in the hub's image (its Python), read
+        # from the job's ConfigMap: no gcloud, whose cp lists the bucket first.
+        assert upload["image"] == hub_container["image"]
+        assert upload["command"][:2] == ["python3", "/etc/hub-db-backup/backup_upload.py"]
+        script_volume = next(v for v in pod["volumes"] if "configMap" in v)
+        shipped = run.one("kubernetes:core/v1:ConfigMap", f"{cloud}-hub-backup-script").inputs
+        assert shipped["metadata"]["name"] == script_volume["configMap"]["name"]
+        assert shipped["data"]["backup_upload.py"] == source("backup_upload")
+        assert {
+            "name": script_volume["name"],
+            "mountPath": "/etc/hub-db-backup",
+            "readOnly": True,
+        } in (upload["volumeMounts"])
+    else:
+        assert upload["image"].startswith("public.ecr.aws/aws-cli/aws-cli:")
+        assert "aws s3api put-object" in upload["command"][2]
     bucket = run.one(
         "gcp:storage/bucket:Bucket" if cloud == "gcp" else "aws:s3/bucket:Bucket",
         f"{cloud}-storage-persistent",
     )
     assert bucket.inputs  # the persistent bucket exists; the job writes under its backups/
     dest = next(e["value"] for e in upload["env"] if e["name"] == "DEST")
-    assert dest.endswith("-persistent/backups/")
+    assert dest.endswith("-persistent/_backups/")
     assert dest.startswith("gs://" if cloud == "gcp" else "s3://")
     assert job["spec"]["schedule"] == "17 */6 * * *"
     assert job["spec"]["concurrencyPolicy"] == "Forbid"
@@ -266,8 +285,8 @@ def test_gcp_backup_identity_writes_only_backups(staging: Run) -> None:
     bucket = staging.one("gcp:storage/bucket:Bucket", "gcp-storage-persistent").inputs["name"]
     condition = grant.inputs["condition"]
     assert condition["expression"] == (
-        f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/backups/")'
-    )
+        f'resource.name.startsWith("projects/_/buckets/{bucket}/objects/_backups/")'
+    ), "new copies only under the prefix no GitHub login can be"
     account = staging.one("gcp:serviceaccount/account:Account", "gcp-storage-backup")
     # Nothing else is granted to the backup account: no other bucket, no project role.
     member_of = [
@@ -286,8 +305,10 @@ def test_gcp_users_cannot_reach_the_backups(staging: Run) -> None:
     grant = staging.one(
         "gcp:storage/bucketIAMMember:BucketIAMMember", "gcp-storage-persistent-users"
     )
+    # Fenced off the new prefix and the first release's, whose copies stay until they expire.
     assert grant.inputs["condition"]["expression"] == (
-        f'!resource.name.startsWith("projects/_/buckets/{bucket}/objects/backups/")'
+        f'!(resource.name.startsWith("projects/_/buckets/{bucket}/objects/_backups/")'
+        f' || resource.name.startsWith("projects/_/buckets/{bucket}/objects/backups/"))'
     )
     scratch = staging.one(
         "gcp:storage/bucketIAMMember:BucketIAMMember", "gcp-storage-scratch-users"
@@ -299,7 +320,7 @@ def test_gcp_backups_expire_by_a_lifecycle_rule_on_the_prefix(staging: Run) -> N
     persistent = staging.one("gcp:storage/bucket:Bucket", "gcp-storage-persistent").inputs
     (rule,) = persistent["lifecycleRules"]
     assert rule["action"] == {"type": "Delete"}
-    assert rule["condition"]["matchesPrefixes"] == ["backups/"]
+    assert rule["condition"]["matchesPrefixes"] == ["_backups/", "backups/"]
     assert rule["condition"]["age"] == 30
     scratch = staging.one("gcp:storage/bucket:Bucket", "gcp-storage-scratch").inputs
     assert all("matchesPrefixes" not in r["condition"] for r in scratch["lifecycleRules"])
@@ -311,7 +332,7 @@ def test_aws_backup_role_may_only_put_under_backups(staging: Run) -> None:
     (statement,) = document["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == ["s3:PutObject"]
-    assert statement["Resource"].endswith("-persistent/backups/*")
+    assert statement["Resource"].endswith("-persistent/_backups/*")
     role = staging.one("aws:iam/role:Role", "aws-storage-backup")
     trust = json.loads(role.inputs["assumeRolePolicy"])
     (condition,) = [s["Condition"]["StringEquals"] for s in trust["Statement"]]
@@ -329,10 +350,11 @@ def test_aws_users_cannot_reach_the_backups(staging: Run) -> None:
     statements = json.loads(policy.inputs["policy"])["Statement"]
     (deny,) = [s for s in statements if s["Effect"] == "Deny"]
     assert deny["Action"] == "s3:*"
-    assert [r.rsplit(":::", 1)[1] for r in deny["Resource"]] == [
-        r.rsplit(":::", 1)[1] for r in deny["Resource"] if r.endswith("-persistent/backups/*")
+    bucket = staging.one("aws:s3/bucket:Bucket", "aws-storage-persistent").inputs["bucket"]
+    assert deny["Resource"] == [
+        f"arn:aws:s3:::{bucket}/_backups/*",
+        f"arn:aws:s3:::{bucket}/backups/*",
     ]
-    assert len(deny["Resource"]) == 1
 
 
 def test_aws_backups_expire_by_a_lifecycle_rule_on_the_prefix(staging: Run) -> None:
@@ -341,8 +363,11 @@ def test_aws_backups_expire_by_a_lifecycle_rule_on_the_prefix(staging: Run) -> N
         "aws-storage-persistent-lifecycle",
     )
     rules = {r["id"]: r for r in lifecycle.inputs["rules"]}
-    assert rules["expire-backups"]["filter"] == {"prefix": "backups/"}
+    assert rules["expire-backups"]["filter"] == {"prefix": "_backups/"}
     assert rules["expire-backups"]["expiration"] == {"days": 30}
+    # The first release's copies are not moved: they age out where they are.
+    assert rules["expire-legacy-backups"]["filter"] == {"prefix": "backups/"}
+    assert rules["expire-legacy-backups"]["expiration"] == {"days": 30}
 
 
 def test_backups_off_means_no_job_and_no_identity() -> None:
@@ -379,3 +404,45 @@ def test_the_alert_fires_after_two_periods_of_the_schedule() -> None:
     )
     assert never["expr"].startswith("absent(kube_cronjob_status_last_successful_time{")
     assert never["for"] == "43200s"
+
+
+# --- the backups' prefix and users' prefixes -------------------------------------------------
+
+# GitHub's login rule (its sign-up form: alphanumerics or single hyphens, not at either end,
+# at most 39), plus Enterprise Managed Users' `_<shortcode>` suffix.
+GITHUB_LOGIN = re.compile(r"[a-z\d](?:[a-z\d]|-(?=[a-z\d])){0,38}(?:_[a-z\d]+)?", re.IGNORECASE)
+
+
+def test_no_github_login_is_the_backups_prefix() -> None:
+    """Users' prefixes are `<bucket>/<login>/`: the backups' prefix is none of them, the first
+    release's (`backups/`) was one (a user named `backups`)."""
+    top = BACKUP_PREFIX.rstrip("/")
+    assert GITHUB_LOGIN.fullmatch(top) is None
+    assert not top[0].isalnum(), "no login starts with it, so no login's prefix contains it"
+    assert [GITHUB_LOGIN.fullmatch(p.rstrip("/")) is not None for p in LEGACY_BACKUP_PREFIXES] == [
+        True
+    ]
+    for login in ["backups", "_backups", "Backups", "alice", "a-b", "backups_corp"]:
+        if GITHUB_LOGIN.fullmatch(login):
+            assert not f"{login.lower()}/notebook.ipynb".startswith(BACKUP_PREFIX)
+
+
+def test_the_job_writes_where_its_identity_and_the_lifecycle_rule_point(
+    case: tuple[Run, str],
+) -> None:
+    """One prefix for the job's destination, its write grant and the expiry: new copies go
+    under `_backups/` only, never under the first release's `backups/`."""
+    run, cloud = case
+    pod = _cronjob(run, cloud)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    dest = next(e["value"] for e in pod["containers"][0]["env"] if e["name"] == "DEST")
+    assert dest.rsplit("/", 2)[1] + "/" == BACKUP_PREFIX
+    if cloud == "gcp":
+        grant = run.one(
+            "gcp:storage/bucketIAMMember:BucketIAMMember", "gcp-storage-persistent-backup"
+        )
+        assert grant.inputs["condition"]["expression"].endswith(f'/objects/{BACKUP_PREFIX}")')
+    else:
+        policy = json.loads(
+            run.one("aws:iam/rolePolicy:RolePolicy", "aws-storage-backup-policy").inputs["policy"]
+        )
+        assert policy["Statement"][0]["Resource"].endswith(f"/{BACKUP_PREFIX}*")

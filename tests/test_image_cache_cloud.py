@@ -93,6 +93,8 @@ def test_gcp_nodes_read_each_cache_and_nothing_more(staging: Run) -> None:
     grants = [r.inputs for r in staging.of_type(REPO_IAM) if r.inputs["member"] == nodes]
     assert sorted((g["repository"], g["role"]) for g in grants) == [
         ("pangeo-binder-staging-images", "roles/artifactregistry.reader"),
+        # The public Binder's own repository (its servers run on staging's nodes too).
+        ("pangeo-binder-staging-public-images", "roles/artifactregistry.reader"),
         ("staging-docker-hub", "roles/artifactregistry.reader"),
         ("staging-ghcr", "roles/artifactregistry.reader"),
         ("staging-quay", "roles/artifactregistry.reader"),

@@ -109,7 +109,10 @@ def test_stack_outputs(staging: Run) -> None:
         ).outputs["address"],
         "publicBinderUrl": "https://binder.gcp.staging.pangeo-binder.example.org",
         "publicBinderLoadBalancer": "",
-        "publicBuilderIdentity": "pb-staging-builder@pangeo-binder-staging.iam.gserviceaccount.com",
+        # Its own push account and repository, never the hub's builder (issue 23).
+        "publicBuilderIdentity": "pb-staging-public@pangeo-binder-staging.iam.gserviceaccount.com",
+        "publicImagePrefix": "us-central1-docker.pkg.dev/pangeo-binder-staging/"
+        "pangeo-binder-staging-public-images/",
         "grafanaUrl": "https://gcp.staging.pangeo-binder.example.org/services/grafana/",
     }
 

@@ -97,12 +97,133 @@ def test_its_own_domain_address_and_certificate(staging: Run, cloud: str) -> Non
         assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "nlb"
 
 
-def test_public_builds_push_keylessly_as_their_own_account(staging: Run) -> None:
-    """GKE: the public BinderHub's account may act as the builder Google account; EKS: its own
-    IRSA role, trusted by that one service account only."""
-    member = staging.one("gcp:serviceaccount/iAMMember:IAMMember", "gcp-public-builder-wi")
-    assert member.inputs["role"] == "roles/iam.workloadIdentityUser"
-    assert member.inputs["member"].endswith(f"[{NAMESPACE}/binderhub]")
+# The URNs of the hub's registry and push identities before the public Binder had its own:
+# kept as they were (an identity or repository renamed would be a new one, with no images).
+KEPT_URNS = [
+    "urn:pulumi:staging::pangeo-binder::pangeo-binder:gcp:ImageRegistry"
+    "$gcp:artifactregistry/repository:Repository::gcp-registry-repository",
+    "urn:pulumi:staging::pangeo-binder::pangeo-binder:gcp:ImageRegistry"
+    "$gcp:serviceaccount/account:Account::gcp-registry-builder",
+    "urn:pulumi:staging::pangeo-binder::pangeo-binder:gcp:ImageRegistry"
+    "$gcp:artifactregistry/repositoryIamMember:RepositoryIamMember::gcp-registry-builder-writer",
+    "urn:pulumi:staging::pangeo-binder::pangeo-binder:gcp:ImageRegistry"
+    "$gcp:serviceaccount/iAMMember:IAMMember::gcp-registry-builder-wi",
+    "urn:pulumi:staging::pangeo-binder::pangeo-binder:aws:ImageRegistry"
+    "$aws:iam/role:Role::aws-registry-builder",
+    "urn:pulumi:staging::pangeo-binder::pangeo-binder:aws:ImageRegistry"
+    "$aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate::aws-registry-template",
+    "urn:pulumi:staging::pangeo-binder::pangeo-binder:aws:Stack$aws:iam/role:Role::aws-public-builder",
+]
+GSA = "@pangeo-binder-staging.iam.gserviceaccount.com"
+WI = "roles/iam.workloadIdentityUser"
+
+
+def test_the_hubs_registry_and_identities_keep_their_urns(staging: Run) -> None:
+    urns = {r.urn for r in staging.registrations}
+    assert [u for u in KEPT_URNS if u not in urns] == []
+    builder = staging.one("gcp:serviceaccount/account:Account", "gcp-registry-builder").inputs
+    assert (builder["accountId"], builder["displayName"]) == (
+        "pb-staging-builder",
+        "BinderHub image pushes",
+    )
+    repository = staging.one(
+        "gcp:artifactregistry/repository:Repository", "gcp-registry-repository"
+    )
+    assert repository.inputs["repositoryId"] == "pangeo-binder-staging-images"
+    assert staging.one("aws:iam/role:Role", "aws-public-builder").inputs["name"] == (
+        "pangeo-binder-staging-public-builder"
+    )
+
+
+def test_gcp_public_builds_push_as_their_own_account_to_their_own_repository(
+    staging: Run,
+) -> None:
+    """Artifact Registry grants per repository: the public BinderHub's account writes to its
+    own repository only, and may not act as the hub's builder (no workload identity binding
+    from the public namespace to it)."""
+    public_sa = f"pb-staging-public{GSA}"
+    hub_sa = f"pb-staging-builder{GSA}"
+    bindings = [
+        r.inputs
+        for r in staging.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if r.inputs["role"] == WI
+    ]
+    acting_for = {b["member"].split("[")[1].rstrip("]"): b["serviceAccountId"] for b in bindings}
+    assert acting_for[f"{NAMESPACE}/binderhub"].endswith(f"/pb-staging-public{GSA}")
+    assert acting_for["binder/binderhub"].endswith(f"/pb-staging-builder{GSA}")
+    assert [b for b in bindings if b["serviceAccountId"].endswith(hub_sa)] == [
+        b for b in bindings if b["member"].endswith("[binder/binderhub]")
+    ], "only the hub's BinderHub acts as the hub's builder"
+    writes = sorted(
+        (g.inputs["member"], g.inputs["repository"])
+        for g in staging.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+        if g.inputs["role"] == "roles/artifactregistry.writer"
+    )
+    assert writes == [
+        (f"serviceAccount:{hub_sa}", "pangeo-binder-staging-images"),
+        (f"serviceAccount:{public_sa}", "pangeo-binder-staging-public-images"),
+    ]
+    # Nothing else is granted to the public account: no project role, no bucket.
+    granted = [
+        r.name
+        for r in staging.registrations
+        if r.inputs.get("member") == f"serviceAccount:{public_sa}"
+    ]
+    assert sorted(granted) == [
+        "gcp-public-registry-builder-token-creator",
+        "gcp-public-registry-builder-writer",
+    ]
+    values = binder_values(staging, "gcp")
+    assert list(values["serviceAccount"]["annotations"].values()) == [public_sa]
+    prefix = values["config"]["BinderHub"]["image_prefix"]
+    assert prefix == staging.stack_outputs["gcp"]["publicImagePrefix"]
+    assert (
+        prefix
+        == "us-central1-docker.pkg.dev/pangeo-binder-staging/pangeo-binder-staging-public-images/"
+    )
+    assert not prefix.startswith(staging.stack_outputs["gcp"]["imagePrefix"])
+
+
+def _allowed(policy: dict[str, Any], action: str, resource: str) -> bool:
+    """IAM's evaluation, for the statements these policies use: an explicit Deny wins, else
+    any Allow; `*` in an ARN matches any characters, `/` included."""
+    import fnmatch
+
+    def matches(statement: dict[str, Any]) -> bool:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        return action in actions and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+
+    statements = policy["Statement"]
+    if any(s["Effect"] == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s["Effect"] == "Allow" and matches(s) for s in statements)
+
+
+def test_aws_public_builds_push_as_their_own_role_under_their_own_prefix(staging: Run) -> None:
+    """ECR scopes a grant by repository ARN, and BinderHub makes one repository per image:
+    the public role may push under `<deployment>/public/` only, the hub's builder everywhere
+    under `<deployment>/` except there (an explicit Deny)."""
+    repo = "arn:aws:ecr:us-west-2:123456789012:repository/pangeo-binder-staging"
+
+    def policy(name: str) -> dict[str, Any]:
+        return json.loads(staging.one("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"])
+
+    public, hub = policy("aws-public-builder-policy"), policy("aws-registry-builder-policy")
+    hub_image = f"{repo}/github-2ecom-2fpangeo-2ddata-2fgallery-abc123"
+    public_image = f"{repo}/public/github-2ecom-2fpangeo-2ddata-2fgallery-abc123"
+    for action in ("ecr:PutImage", "ecr:CompleteLayerUpload", "ecr:CreateRepository"):
+        assert _allowed(public, action, public_image)
+        assert not _allowed(public, action, hub_image), "anonymous builds never overwrite the hub's"
+        assert _allowed(hub, action, hub_image)
+        assert not _allowed(hub, action, public_image)
+    assert not _allowed(public, "ecr:PutImage", f"{repo}-other/x")
     role = staging.one("aws:iam/role:Role", "aws-public-builder")
     trust = json.loads(role.inputs["assumeRolePolicy"])
     subjects = [
@@ -112,12 +233,16 @@ def test_public_builds_push_keylessly_as_their_own_account(staging: Run) -> None
         if key.endswith(":sub")
     ]
     assert subjects == [f"system:serviceaccount:{NAMESPACE}:binderhub"]
-    for cloud in CLOUDS:
-        values = binder_values(staging, cloud)
-        annotations = values["serviceAccount"]["annotations"]
-        assert list(annotations.values()) == [staging.stack_outputs[cloud]["publicBuilderIdentity"]]
-        prefix = values["config"]["BinderHub"]["image_prefix"]
-        assert prefix == staging.stack_outputs[cloud]["imagePrefix"] + "public-"
+    values = binder_values(staging, "aws")
+    annotations = values["serviceAccount"]["annotations"]
+    assert list(annotations.values()) == [staging.stack_outputs["aws"]["publicBuilderIdentity"]]
+    assert (
+        staging.stack_outputs["aws"]["publicBuilderIdentity"]
+        != (staging.stack_outputs["aws"]["builderIdentity"])
+    )
+    prefix = values["config"]["BinderHub"]["image_prefix"]
+    assert prefix == staging.stack_outputs["aws"]["imagePrefix"] + "public/"
+    assert prefix == staging.stack_outputs["aws"]["publicImagePrefix"]
 
 
 # --- values and the rendered charts -----------------------------------------------------
@@ -307,7 +432,8 @@ def test_the_public_pool_is_tainted_for_public_servers_only(staging: Run, cloud:
 
 # --- the spawner, as Python -------------------------------------------------------------
 
-PREFIX = "us-central1-docker.pkg.dev/p/pangeo-binder-staging-images/public-"
+PREFIX = "us-central1-docker.pkg.dev/p/pangeo-binder-staging-public-images/"
+HUB_PREFIX = "us-central1-docker.pkg.dev/p/pangeo-binder-staging-images/"
 
 
 def test_a_launch_needs_a_token_and_an_image_of_this_binder() -> None:
@@ -319,9 +445,9 @@ def test_a_launch_needs_a_token_and_an_image_of_this_binder() -> None:
         ps.launch_image({"token": "t"}, PREFIX)
     with pytest.raises(ps.LaunchRefused, match="not built by this Binder"):
         ps.launch_image({"token": "t", "image": "docker.io/miner/xmrig:latest"}, PREFIX)
-    # The hub's own images (same registry, without the public mark) are refused too.
+    # The hub's own images (its own repository) are refused too.
     with pytest.raises(ps.LaunchRefused, match="not built by this Binder"):
-        ps.launch_image({"token": "t", "image": PREFIX.removesuffix("public-") + "x:1"}, PREFIX)
+        ps.launch_image({"token": "t", "image": HUB_PREFIX + "x:1"}, PREFIX)
     with pytest.raises(ps.LaunchRefused, match="no image prefix"):
         ps.launch_image(good, "")
 

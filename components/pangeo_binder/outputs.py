@@ -24,15 +24,36 @@ class KubernetesServiceAccount:
         return f"{self.namespace}/{self.name}"
 
 
+# Where the hub database's backups go in the persistent bucket. Users' prefixes are
+# `<bucket>/<JupyterHub user name>/`, and the names are GitHub logins, which GitHub allows
+# only alphanumerics and single inner hyphens (its sign-up form: "Username may only contain
+# alphanumeric characters or single hyphens, and cannot begin or end with a hyphen");
+# OAuthenticator lowercases them. Enterprise Managed Users' logins add `_<shortcode>` at the
+# end, never at the start. A leading underscore is none of those, so no user's prefix can be
+# the backups' prefix. The first release wrote `backups/`, which a GitHub user named
+# `backups` would have shared.
+BACKUP_PREFIX = "_backups/"
+# Prefixes earlier releases wrote backups under. Nothing is moved: copies there stay fenced
+# off from users and expire by the same lifecycle rule; new copies go to BACKUP_PREFIX only.
+LEGACY_BACKUP_PREFIXES = ("backups/",)
+
+
 @dataclass(frozen=True)
 class BackupWriter:
-    """An account that may write under one prefix of the persistent bucket (`backups/`), and
-    how long objects there are kept (a lifecycle rule on that prefix). The cloud stack gives
-    it its own identity, which can write nothing else."""
+    """An account that may write under one prefix of the persistent bucket (`_backups/`),
+    and how long objects there are kept (a lifecycle rule on that prefix). The cloud stack
+    gives it its own identity, which can write nothing else."""
 
     account: KubernetesServiceAccount
     retention_days: int
-    prefix: str = "backups/"
+    prefix: str = BACKUP_PREFIX
+    legacy_prefixes: tuple[str, ...] = LEGACY_BACKUP_PREFIXES
+
+    @property
+    def fenced_prefixes(self) -> tuple[str, ...]:
+        """Every prefix holding copies of the hub's database, new or old: users' identity may
+        touch none of them, and each expires after `retention_days`."""
+        return (self.prefix, *self.legacy_prefixes)
 
 
 @dataclass(frozen=True)
@@ -48,8 +69,9 @@ class WorkloadServiceAccounts:
     users: KubernetesServiceAccount
     builder: KubernetesServiceAccount
     backup: BackupWriter | None = None
-    # The public Binder's BinderHub (clouds.<cloud>.publicBinder): pushes under the same
-    # registry, as the same identity on GKE and its own IRSA role on EKS. None without it.
+    # The public Binder's BinderHub (clouds.<cloud>.publicBinder): pushes as its own identity
+    # (GKE: its own Google service account and repository; EKS: its own IRSA role, under
+    # `<prefix>/public/` only). None without it.
     public_builder: KubernetesServiceAccount | None = None
 
 
@@ -105,6 +127,9 @@ class CloudOutputs:
     implicit `library/` (`docker.io/python:3.12` -> `<value>/library/python:3.12`) on both
     clouds; a reference without a registry host is a Docker Hub one.
     `public_binder_address` is the public Binder's own address (`publicBinder`), None without.
+    `public_image_prefix` is where the public Binder's builder (identity `publicBuilder`) may
+    push, disjoint from `image_prefix`: GCP, its own repository; AWS, `<prefix>/public/`. The
+    hub's builder can push nothing there, the public one nothing under the hub's images.
     """
 
     cloud: Literal["gcp", "aws"]
@@ -124,6 +149,7 @@ class CloudOutputs:
     public_bucket_url: pulumi.Output[str] | None = None
     image_cache: pulumi.Output[dict[str, str]] | None = None
     public_binder_address: ReservedAddress | None = None
+    public_image_prefix: pulumi.Output[str] | None = None
 
     @property
     def service_account_annotations(self) -> dict[str, dict[str, pulumi.Output[str]]]:
@@ -146,6 +172,11 @@ class CloudOutputs:
             **(
                 {"publicBinderAddress": self.public_binder_address.address}
                 if self.public_binder_address is not None
+                else {}
+            ),
+            **(
+                {"publicImagePrefix": self.public_image_prefix}
+                if self.public_image_prefix is not None
                 else {}
             ),
         }

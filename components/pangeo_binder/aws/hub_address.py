@@ -16,6 +16,14 @@ creates the load balancer:
   (kubernetes-sigs/aws-load-balancer-controller#1821).
 - `service.beta.kubernetes.io/aws-load-balancer-eip-allocations`: the allocation ids, comma
   separated (the constant's own comment in the same provider: "Only supported on elbv2 (NLB)").
+- `service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled: "true"`:
+  every zone's address reaches the proxy. An NLB node forwards only to targets in its own zone
+  unless cross-zone balancing is on, and the core group may keep a single node: without this,
+  the Elastic IPs of the other zones answer nothing, and Let's Encrypt's HTTP-01 check (which
+  may resolve to any of the A record's addresses) can fail. The same provider's
+  `reconcileLBAttributes` (aws_loadbalancer.go, read 2026-12-08) sets the NLB attribute
+  `load_balancing.cross_zone.enabled` from this annotation, "false" when it is absent, on
+  creation and on every later sync, so an existing NLB picks it up without being re-created.
 
 The same source notes that an NLB's subnets cannot be changed after creation: these annotations
 take effect when the Service's load balancer is created, so on a cluster whose `proxy-public`
@@ -37,13 +45,15 @@ RECORD_TTL = 300
 NLB_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
 NLB_SUBNETS = "service.beta.kubernetes.io/aws-load-balancer-subnets"
 NLB_EIPS = "service.beta.kubernetes.io/aws-load-balancer-eip-allocations"
+NLB_CROSS_ZONE = "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled"
 
 
 def proxy_service_values(
     allocation_ids: Sequence[str], subnet_ids: Sequence[str]
 ) -> dict[str, Any]:
     """The piece of z2jh's `proxy.service` values EKS needs: an NLB on exactly these subnets,
-    one Elastic IP each (the controller pairs them in order)."""
+    one Elastic IP each (the controller pairs them in order), balancing across zones so that
+    every address reaches the proxy wherever its pod runs."""
     if not subnet_ids or len(allocation_ids) != len(subnet_ids):
         raise ValueError(
             f"an NLB needs one Elastic IP per subnet; got {len(allocation_ids)} allocation ids "
@@ -54,6 +64,7 @@ def proxy_service_values(
             NLB_TYPE: "nlb",
             NLB_SUBNETS: ",".join(subnet_ids),
             NLB_EIPS: ",".join(allocation_ids),
+            NLB_CROSS_ZONE: "true",
         }
     }
 

@@ -87,9 +87,34 @@ def push_login(
     )
 
 
-def builder_policy(*, region: str, account_id: str, prefix: str) -> str:
-    """Push (and create) repositories under this deployment's prefix only. A login token is
-    account-wide by design: `ecr:GetAuthorizationToken` has no resource-level permission."""
+# The public Binder's images: `<prefix>/public/<slug>`, pushed by its own role only. BinderHub
+# names an image `<image_prefix><slug>` with a slug that has no `/` (it escapes the
+# repository's name), so the hub's images are `<prefix>/<slug>`, one level down, and can
+# never fall under `<prefix>/public/`. The creation template for `<prefix>` covers these too
+# (ECR applies a template to repositories whose names start with `<prefix>/`).
+PUBLIC_SUBPREFIX = "public"
+
+
+def builder_policy(
+    *, region: str, account_id: str, prefix: str, never_under: str | None = None
+) -> str:
+    """Push (and create) repositories under `prefix` only, and with `never_under`, an explicit
+    Deny on the repositories under `<prefix>/<never_under>/` (another builder's), which no
+    Allow can outweigh. A login token is account-wide by design: `ecr:GetAuthorizationToken`
+    has no resource-level permission; what a push may write is decided per repository."""
+    repositories = f"arn:aws:ecr:{region}:{account_id}:repository"
+    fence = (
+        [
+            {
+                "Sid": "NotAnotherBuildersImages",
+                "Effect": "Deny",
+                "Action": PUSH_ACTIONS,
+                "Resource": f"{repositories}/{prefix}/{never_under}/*",
+            }
+        ]
+        if never_under
+        else []
+    )
     return policy_document(
         [
             {
@@ -102,8 +127,9 @@ def builder_policy(*, region: str, account_id: str, prefix: str) -> str:
                 "Sid": "PushUnderPrefix",
                 "Effect": "Allow",
                 "Action": PUSH_ACTIONS,
-                "Resource": f"arn:aws:ecr:{region}:{account_id}:repository/{prefix}/*",
+                "Resource": f"{repositories}/{prefix}/*",
             },
+            *fence,
         ]
     )
 
@@ -170,7 +196,10 @@ class ImageRegistry(pulumi.ComponentResource):
             oidc=oidc,
             service_account=kubernetes_service_account,
             description="BinderHub image pushes",
-            policy=builder_policy(region=region, account_id=account_id, prefix=prefix),
+            # Never the public Binder's images, should a stack add one.
+            policy=builder_policy(
+                region=region, account_id=account_id, prefix=prefix, never_under=PUBLIC_SUBPREFIX
+            ),
             opts=child,
         )
         self.host = pulumi.Output.from_input(f"{account_id}.dkr.ecr.{region}.amazonaws.com")

@@ -20,7 +20,7 @@ from pangeo_binder.aws.identity import ROLE_ARN_ANNOTATION, irsa_role
 from pangeo_binder.aws.image_cache import ImageCache
 from pangeo_binder.aws.network import Network
 from pangeo_binder.aws.node_groups import COST_TAG_KEYS
-from pangeo_binder.aws.registry import ImageRegistry, builder_policy, push_login
+from pangeo_binder.aws.registry import PUBLIC_SUBPREFIX, ImageRegistry, builder_policy, push_login
 from pangeo_binder.aws.storage import HubStorage
 from pangeo_binder.outputs import CloudOutputs, ReservedAddress, WorkloadServiceAccounts
 
@@ -203,8 +203,9 @@ class AwsStack(pulumi.ComponentResource):
                 opts=child,
             )
             public_address = ReservedAddress(public.address, public.proxy_service, public.records)
-            # The public BinderHub's own role, with the builder's rights (push under the
-            # deployment's prefix, where its images carry their own mark).
+            # The public BinderHub's own role, pushing under `<deployment>/public/` only: no
+            # anonymous build can overwrite an image the hub's users run (the hub's builder,
+            # in turn, is denied that prefix).
             public_builder = irsa_role(
                 f"{name}-public-builder",
                 role_name=f"{deployment}-public-builder",
@@ -212,7 +213,9 @@ class AwsStack(pulumi.ComponentResource):
                 service_account=service_accounts.public_builder.ref,
                 description="Public BinderHub image pushes",
                 policy=builder_policy(
-                    region=cloud.region, account_id=account_id, prefix=deployment
+                    region=cloud.region,
+                    account_id=account_id,
+                    prefix=f"{deployment}/{PUBLIC_SUBPREFIX}",
                 ),
                 opts=child,
             )
@@ -260,5 +263,8 @@ class AwsStack(pulumi.ComponentResource):
             public_bucket_url=storage.public_bucket_url,
             image_cache=cache.mapping if cloud.image_cache.cached() else None,
             public_binder_address=public_address,
+            public_image_prefix=pulumi.Output.concat(registry.image_prefix, PUBLIC_SUBPREFIX, "/")
+            if public_builder is not None
+            else None,
         )
         self.register_outputs(self.outputs.exports())

@@ -166,16 +166,22 @@ def lifecycle_rules(
             )
         )
     if backup is not None and not scratch:
-        rules.append(
-            rule(
-                id="expire-backups",
-                status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=backup.prefix),
-                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
-                    days=backup.retention_days
-                ),
+        # A rule's filter takes one prefix: one rule per prefix. `expire-backups` keeps its id
+        # and follows the current prefix; each earlier prefix's copies age out by its own.
+        for rule_id, prefix in [
+            ("expire-backups", backup.prefix),
+            *((f"expire-legacy-{p.rstrip('/')}", p) for p in backup.legacy_prefixes),
+        ]:
+            rules.append(
+                rule(
+                    id=rule_id,
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                        days=backup.retention_days
+                    ),
+                )
             )
-        )
     return rules
 
 
@@ -323,7 +329,9 @@ class HubStorage(pulumi.ComponentResource):
                 lambda values: users_policy(
                     list(values),
                     # arns[1] is the persistent bucket's.
-                    [f"{values[1]}/{backup.prefix}*"] if backup is not None else None,
+                    [f"{values[1]}/{p}*" for p in backup.fenced_prefixes]
+                    if backup is not None
+                    else None,
                 )
             ),
             opts=child,

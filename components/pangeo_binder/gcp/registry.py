@@ -65,7 +65,12 @@ def cleanup_policies(
 
 class ImageRegistry(pulumi.ComponentResource):
     """A Docker repository with cleanup policies; BinderHub pushes through workload identity
-    as a service account that can write to this repository only. Nodes may pull from it."""
+    as a service account that can write to this repository only. Nodes may pull from it.
+
+    The repository is the unit Artifact Registry's IAM grants name (`RepositoryIamMember`),
+    so two builders that must not overwrite each other's images (the hub's and a public
+    Binder's) get one `ImageRegistry` each: a repository and a service account apiece, neither
+    with any right on the other's repository. `purpose` only words the descriptions."""
 
     host: pulumi.Output[str]
     image_prefix: pulumi.Output[str]
@@ -82,6 +87,7 @@ class ImageRegistry(pulumi.ComponentResource):
         node_service_account_email: pulumi.Input[str],
         prod: bool,
         depends_on: list[pulumi.Resource],
+        purpose: str = "BinderHub",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pangeo-binder:gcp:ImageRegistry", name, None, opts)
@@ -90,7 +96,7 @@ class ImageRegistry(pulumi.ComponentResource):
             f"{name}-repository",
             repository_id=repository_id,
             **docker_in_region(cloud),
-            description="Images built by BinderHub",
+            description=f"Images built by {purpose}",
             cleanup_policies=cleanup_policies(cloud.registry),
             cleanup_policy_dry_run=False,
             opts=guarded(child, prod=prod, holds_data=True),
@@ -99,7 +105,7 @@ class ImageRegistry(pulumi.ComponentResource):
             f"{name}-builder",
             account_id=account_id,
             project=cloud.project,
-            display_name="BinderHub image pushes",
+            display_name=f"{purpose} image pushes",
             opts=child,
         )
         repo_binding = dict(

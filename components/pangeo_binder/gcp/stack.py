@@ -11,7 +11,6 @@ from pangeo_binder.gcp.budget import create_budget
 from pangeo_binder.gcp.cluster import GkeCluster
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.gcp.hub_address import HubAddress
-from pangeo_binder.gcp.identity import workload_identity_member
 from pangeo_binder.gcp.image_cache import ImageCache
 from pangeo_binder.gcp.registry import ImageRegistry, push_login
 from pangeo_binder.gcp.services import ProjectApis, after_apis
@@ -37,6 +36,16 @@ def account_ids(deployment: str) -> dict[str, str]:
             "deployment name"
         )
     return ids
+
+
+def public_builder_account_id(deployment: str) -> str:
+    """The public Binder's push account id. Shorter than the builder's (`-public` against
+    `-builder`), so any deployment whose other ids IAM accepts gives a valid one too; asked
+    for only when a public Binder is configured, so it never refuses a stack without one."""
+    account = f"pb-{deployment.removeprefix('pangeo-binder-')}-public"
+    if not ACCOUNT_ID.match(account):
+        raise ValueError(f"deployment {deployment!r} gives the public builder id {account!r}")
+    return account
 
 
 class GcpStack(pulumi.ComponentResource):
@@ -127,6 +136,7 @@ class GcpStack(pulumi.ComponentResource):
             f"{name}-hub-address", cloud, deployment=deployment, prod=prod, opts=child
         )
         public_address = None
+        public_registry = None
         if cloud.public_binder is not None and service_accounts.public_builder is not None:
             public = HubAddress(
                 f"{name}-public-address",
@@ -137,20 +147,19 @@ class GcpStack(pulumi.ComponentResource):
                 opts=child,
             )
             public_address = ReservedAddress(public.address, public.proxy_service, public.records)
-            # The public BinderHub pushes as the same builder account (to its own prefix).
-            gcp.serviceaccount.IAMMember(
-                f"{name}-public-builder-wi",
-                service_account_id=pulumi.Output.concat(
-                    "projects/",
-                    cloud.project,
-                    "/serviceAccounts/",
-                    registry.builder_service_account_email,
-                ),
-                role="roles/iam.workloadIdentityUser",
-                member=workload_identity_member(cloud.project, service_accounts.public_builder.ref),
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[cluster])
-                ),
+            # The public BinderHub's own repository and push account: anonymous builds can
+            # write nothing the hub's users run, and the hub's builder nothing of theirs.
+            public_registry = ImageRegistry(
+                f"{name}-public-registry",
+                cloud,
+                repository_id=f"{deployment}-public-images",
+                account_id=public_builder_account_id(deployment),
+                kubernetes_service_account=service_accounts.public_builder.ref,
+                node_service_account_email=cluster.node_service_account_email,
+                prod=prod,
+                depends_on=[cluster],
+                purpose="Public BinderHub",
+                opts=child,
             )
         if cloud.budget is not None:
             # The budgets API needs a quota project when called with user credentials. Only
@@ -181,8 +190,8 @@ class GcpStack(pulumi.ComponentResource):
         }
         if storage.backup_service_account_email is not None:
             identities["backup"] = storage.backup_service_account_email
-        if public_address is not None:
-            identities["publicBuilder"] = registry.builder_service_account_email
+        if public_registry is not None:
+            identities["publicBuilder"] = public_registry.builder_service_account_email
         self.outputs = CloudOutputs(
             cloud="gcp",
             cluster_name=cluster.cluster_name,
@@ -203,5 +212,6 @@ class GcpStack(pulumi.ComponentResource):
             public_bucket_url=storage.public_bucket_url,
             image_cache=cache.mapping if cloud.image_cache.cached() else None,
             public_binder_address=public_address,
+            public_image_prefix=public_registry.image_prefix if public_registry else None,
         )
         self.register_outputs(self.outputs.exports())

@@ -24,12 +24,12 @@ SOFT_DELETE_KEPT_SECONDS = 7 * 24 * 3600  # GCS's own default, stated so it is v
 
 
 def backup_lifecycle_rule(backup: BackupWriter) -> gcp.storage.BucketLifecycleRuleArgs:
-    """Backups under `backup.prefix` are deleted `retention_days` after they were written
-    (soft delete still keeps them 7 more days)."""
+    """Backups under `backup.prefix` (and copies left under earlier releases' prefixes) are
+    deleted `retention_days` after they were written (soft delete keeps them 7 more days)."""
     return gcp.storage.BucketLifecycleRuleArgs(
         action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
         condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-            age=backup.retention_days, matches_prefixes=[backup.prefix]
+            age=backup.retention_days, matches_prefixes=list(backup.fenced_prefixes)
         ),
     )
 
@@ -46,15 +46,19 @@ def backup_condition(bucket_name: str, prefix: str) -> gcp.storage.BucketIAMMemb
     )
 
 
-def outside_backups(bucket_name: str, prefix: str) -> gcp.storage.BucketIAMMemberConditionArgs:
-    """IAM condition for the users' grant on the persistent bucket: anything but the backups,
-    so a notebook can neither read the hub's database nor tamper with its copies (listing
-    the bucket, a bucket-level call, still matches)."""
-    inside = backup_condition(bucket_name, prefix).expression
+def outside_backups(
+    bucket_name: str, prefixes: tuple[str, ...]
+) -> gcp.storage.BucketIAMMemberConditionArgs:
+    """IAM condition for the users' grant on the persistent bucket: anything but the backups
+    (every prefix copies are or were written under), so a notebook can neither read the
+    hub's database nor tamper with its copies (listing the bucket, a bucket-level call,
+    still matches)."""
+    inside = " || ".join(backup_condition(bucket_name, p).expression for p in prefixes)
+    named = ", ".join(prefixes)
     return gcp.storage.BucketIAMMemberConditionArgs(
-        title=f"not {prefix}",
-        description=f"Everything but {prefix} of {bucket_name}",
-        expression=f"!{inside}",
+        title=f"not {named}",
+        description=f"Everything but {named} of {bucket_name}",
+        expression=f"!({inside})" if len(prefixes) > 1 else f"!{inside}",
     )
 
 
@@ -157,7 +161,7 @@ class HubStorage(pulumi.ComponentResource):
                 bucket=bucket.name,
                 role=OBJECT_ROLE,
                 member=users.member,
-                condition=outside_backups(f"{bucket_prefix}-{kind}", backup.prefix)
+                condition=outside_backups(f"{bucket_prefix}-{kind}", backup.fenced_prefixes)
                 if kind == "persistent" and backup is not None
                 else None,
                 opts=pulumi.ResourceOptions(parent=self),

@@ -12,10 +12,23 @@ hub is not running (scaled to 0), the job stays Pending until its deadline: ther
 new to back up then.
 
 Two containers: `snapshot` (the hub's own image, already on that node; `incluster/hub_db.py`
-from a ConfigMap) writes the copy and `latest.json` to an emptyDir; `upload` (the cloud's CLI
-image) copies both to `<persistent bucket>/backups/`, the copy first. The CLI is there
-because the hub image has no cloud storage client; it authenticates as the job's service
-account's identity (workload identity / IRSA), which can write only `backups/`.
+from a ConfigMap) writes the copy and `latest.json` to an emptyDir; `upload` writes both to
+`<persistent bucket>/_backups/` (`outputs.BACKUP_PREFIX`: no GitHub login can be a
+prefix that starts with `_`), the copy first, as the job's service account's identity
+(workload identity / IRSA), which can write only under that prefix. Each object is one write
+call and nothing else, because that identity is refused everything else:
+
+- GCP: the hub's image again, running `incluster/backup_upload.py` (standard library): one
+  metadata-server token request, then one JSON API simple upload (objects.insert) per object.
+  Not `gcloud storage cp`: it lists or stats the destination first, and the backup
+  identity's IAM condition refuses bucket-level calls such as `storage.objects.list`.
+- AWS: the AWS CLI image, `aws s3api put-object` per object: one PutObject request each (the
+  `s3api` commands are one API operation each), the only action the backup role is granted.
+  Not `aws s3 cp`, which switches to a multipart upload above 8 MiB (CreateMultipartUpload,
+  UploadPart, CompleteMultipartUpload: all covered by `s3:PutObject`, but an interrupted one
+  needs `s3:AbortMultipartUpload` to clean up its parts). PutObject takes up to 5 GiB, far
+  above a hub database. The credentials come from IRSA's web identity token
+  (AssumeRoleWithWebIdentity, which the role's trust policy allows, no permission needed).
 
 Monitoring: kube-state-metrics exposes `kube_cronjob_status_last_successful_time` for the
 CronJob; `backup_alert_rules` is the Prometheus rule group built on it.
@@ -28,10 +41,12 @@ from typing import Any, Literal
 from pangeo_binder.hub.config import BACKUP_SERVICE_ACCOUNT, BackupSettings
 from pangeo_binder.hub.context import JUPYTERHUB_RELEASE
 from pangeo_binder.hub.incluster import source
+from pangeo_binder.outputs import BACKUP_PREFIX
 from pangeo_binder.scheduling import PURPOSE_LABELS
 
 NAME = BACKUP_SERVICE_ACCOUNT  # CronJob, ConfigMap and service account share it
 SCRIPT = "hub_db.py"
+UPLOAD_SCRIPT = "backup_upload.py"  # GCP's upload step, run with the hub image's Python
 SCRIPT_DIR = "/etc/hub-db-backup"
 OUT_DIR = "/backup"
 DB_DIR = "/srv/jupyterhub"  # where z2jh 4.4.0 mounts the hub's volume (hub/deployment.yaml)
@@ -42,12 +57,9 @@ HUB_POD_LABELS = {"app": "jupyterhub", "component": "hub", "release": JUPYTERHUB
 # The hub runs as uid/gid 1000 with fsGroup 1000 (z2jh values: hub.podSecurityContext,
 # hub.containerSecurityContext): the same ids read its file.
 HUB_UID = 1000
-# The clouds' CLI images, pinned. Slim gcloud (google-cloud-cli <version>-slim) has
-# `gcloud storage`; the AWS CLI v2 image has `aws s3`.
-UPLOADER_IMAGES = {
-    "gcp": "gcr.io/google.com/cloudsdktool/google-cloud-cli:502.0.0-slim",
-    "aws": "public.ecr.aws/aws-cli/aws-cli:2.22.0",
-}
+# AWS's upload image, pinned: the AWS CLI v2 (`aws s3api put-object`). GCP's upload runs in
+# the hub's image (backup_upload.py needs only Python's standard library).
+AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.0"
 # The whole job is small: a few-MiB file read and uploaded. Counted in tests/test_core_fit.py.
 CONTAINER_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
 LAST_SUCCESS_METRIC = "kube_cronjob_status_last_successful_time"
@@ -55,21 +67,30 @@ LAST_SUCCESS_METRIC = "kube_cronjob_status_last_successful_time"
 
 def upload_command(cloud: Literal["gcp", "aws"]) -> list[str]:
     """The upload container's command: the copy (the only `jupyterhub-*.sqlite` in the fresh
-    emptyDir), then `latest.json` naming it, to `$DEST`."""
-    copy = "gcloud storage cp" if cloud == "gcp" else "aws s3 cp --only-show-errors"
+    emptyDir), then `latest.json` naming it, to `$DEST`, one write call per object."""
+    if cloud == "gcp":
+        return ["python3", f"{SCRIPT_DIR}/{UPLOAD_SCRIPT}", "--dir", OUT_DIR]
+    put = "aws s3api put-object --no-cli-pager --output text --query ETag"
     script = (
         "set -eu\n"
-        f'for f in {OUT_DIR}/jupyterhub-*.sqlite; do {copy} "$f" "$DEST${{f##*/}}"; done\n'
-        f'{copy} {OUT_DIR}/latest.json "${{DEST}}latest.json"\n'
+        'rest="${DEST#s3://}"; bucket="${rest%%/*}"; prefix="${rest#*/}"\n'
+        f"for f in {OUT_DIR}/jupyterhub-*.sqlite {OUT_DIR}/latest.json; do\n"
+        f'  {put} --bucket "$bucket" --key "$prefix${{f##*/}}" --body "$f"\n'
+        "done\n"
     )
     return ["sh", "-c", script]
 
 
+def upload_image(cloud: Literal["gcp", "aws"], hub_image: str) -> str:
+    """GCP uploads with the hub's image (already on the node); AWS with the AWS CLI's."""
+    return hub_image if cloud == "gcp" else AWS_CLI_IMAGE
+
+
 def backup_configmap(namespace: str) -> dict[str, Any]:
-    """The script the snapshot container runs, as a ConfigMap."""
+    """The scripts the job runs (the snapshot; GCP's upload), as a ConfigMap."""
     return {
         "metadata": {"name": NAME, "namespace": namespace},
-        "data": {SCRIPT: source("hub_db")},
+        "data": {SCRIPT: source("hub_db"), UPLOAD_SCRIPT: source("backup_upload")},
     }
 
 
@@ -82,7 +103,7 @@ def backup_cronjob(
     persistent_bucket: str,
 ) -> dict[str, Any]:
     """The CronJob: metadata and spec, as `k8s.batch.v1.CronJob` takes them."""
-    prefix_url = f"{persistent_bucket.rstrip('/')}/backups/"
+    prefix_url = f"{persistent_bucket.rstrip('/')}/{BACKUP_PREFIX}"
     pod = {
         "serviceAccountName": NAME,
         "restartPolicy": "Never",
@@ -134,11 +155,14 @@ def backup_cronjob(
         "containers": [
             {
                 "name": "upload",
-                "image": UPLOADER_IMAGES[cloud],
+                "image": upload_image(cloud, hub_image),
                 "command": upload_command(cloud),
                 # The CLIs write their config and caches under $HOME.
                 "env": [{"name": "DEST", "value": prefix_url}, {"name": "HOME", "value": "/tmp"}],
-                "volumeMounts": [{"name": "out", "mountPath": OUT_DIR, "readOnly": True}],
+                "volumeMounts": [
+                    {"name": "out", "mountPath": OUT_DIR, "readOnly": True},
+                    {"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True},
+                ],
                 "resources": CONTAINER_RESOURCES,
                 "securityContext": {"allowPrivilegeEscalation": False},
             }

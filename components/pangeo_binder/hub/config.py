@@ -159,13 +159,15 @@ class AutosaveSettings(Model):
 
 
 class BackupSettings(Model):
-    """Backups of the hub's sqlite database to the persistent bucket's `backups/` prefix."""
+    """Backups of the hub's sqlite database to the persistent bucket's `_backups/` prefix."""
 
     enabled: bool = Field(
         True,
         description="A CronJob copies the hub database (sqlite's online backup, consistent "
-        "while the hub writes) to `<persistent bucket>/backups/`, under an identity that can "
-        "write only there. Restore: docs/howto/restore.md.",
+        "while the hub writes) to `<persistent bucket>/_backups/` (no GitHub login starts with "
+        "`_`, so no user's prefix is that one; copies earlier releases wrote under `backups/` "
+        "stay, fenced off users, until they expire), under an identity that can write only "
+        "there. Restore: docs/howto/restore.md.",
     )
     schedule: str = Field(
         "17 */6 * * *",
@@ -177,7 +179,8 @@ class BackupSettings(Model):
         30,
         ge=1,
         description="Backups are deleted this many days after they are written (a lifecycle "
-        "rule on `backups/`); at least two schedule periods, so a late run never leaves none.",
+        "rule on `_backups/` and the older `backups/`); at least two schedule periods, so a late "
+        "run never leaves none.",
     )
 
     @field_validator("schedule")

@@ -29,7 +29,6 @@ from pangeo_binder.hub.public_values import (
     PUBLIC_BINDER_RELEASE,
     PUBLIC_JUPYTERHUB_RELEASE,
     public_binderhub_values,
-    public_image_prefix,
     public_jupyterhub_values,
     public_network_policies,
 )
@@ -43,9 +42,10 @@ PUBLIC_BUILDER_ROLE = "publicBuilder"
 class PublicBinder(pulumi.ComponentResource):
     """Anonymous launches of allowed repositories at `https://<public.domain>`.
 
-    Needs the cloud stack's `public_binder_address` (reserved, with its DNS record) and its
-    `publicBuilder` identity: both exist when the stack was given the public builder's
-    service account (`WorkloadServiceAccounts.public_builder`). With `public.dask` on, give
+    Needs the cloud stack's `public_binder_address` (reserved, with its DNS record), its
+    `publicBuilder` identity and its `public_image_prefix`, where only that identity may
+    push: all exist when the stack was given the public builder's service account
+    (`WorkloadServiceAccounts.public_builder`). With `public.dask` on, give
     `dask_crds`: the `Hub` whose dask-gateway release installs the chart's CRDs.
     """
 
@@ -72,10 +72,14 @@ class PublicBinder(pulumi.ComponentResource):
                 "installs the chart's CRDs, which the public release skips"
             )
         reserved = cloud.public_binder_address
-        if reserved is None or PUBLIC_BUILDER_ROLE not in cloud.identities:
+        if (
+            reserved is None
+            or PUBLIC_BUILDER_ROLE not in cloud.identities
+            or cloud.public_image_prefix is None
+        ):
             raise ValueError(
-                f"the {cloud.cloud} stack has no public Binder address or builder identity: "
-                "pass WorkloadServiceAccounts.public_builder to the cloud stack"
+                f"the {cloud.cloud} stack has no public Binder address, builder identity or "
+                "image prefix: pass WorkloadServiceAccounts.public_builder to the cloud stack"
             )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cloud.kubernetes_provider)
         namespace = k8s.core.v1.Namespace(
@@ -116,7 +120,8 @@ class PublicBinder(pulumi.ComponentResource):
             github_client_secret,
             tokens,
             cloud.registry_host,
-            cloud.image_prefix,
+            # Its own identity and prefix, disjoint from the hub's (CloudOutputs says how).
+            cloud.public_image_prefix,
             builder,
             reserved.proxy_service,
         ).apply(
@@ -131,7 +136,7 @@ class PublicBinder(pulumi.ComponentResource):
                 tokens=v[1],
                 contact_email=cloud_hub.contact_email,
                 registry_host=v[2] or "",
-                image_prefix=public_image_prefix(v[3]) if v[3] else "",
+                image_prefix=v[3] or "",
                 builder_annotations={cloud.identity_annotation: v[4]} if v[4] else {},
                 builder_email=(v[4] or "") if cloud.cloud == "gcp" else "",
                 proxy_service=v[5] or {},

@@ -42,9 +42,6 @@ from pangeo_binder.scheduling import PURPOSE_LABELS, toleration
 
 PUBLIC_JUPYTERHUB_RELEASE = "public-jupyterhub"
 PUBLIC_BINDER_RELEASE = "public-binderhub-service"
-# Public images live under the registry's prefix plus this, so cleanup rules (and anyone
-# reading the registry) can tell them from the hub's: `<prefix>public-<repo slug>:<ref>`.
-PUBLIC_IMAGE_MARK = "public-"
 # Ports a public server may reach on the internet: HTTP, HTTPS and git.
 PUBLIC_PORTS = (80, 443, 9418)
 # Addresses that are not the public internet: RFC 1918, carrier-grade NAT (RFC 6598), link
@@ -86,11 +83,6 @@ CLOSED = {
     "privateIPs": False,
 }
 HUB_ROUTESPEC = "/hub/"
-
-
-def public_image_prefix(registry_prefix: str) -> str:
-    """Where the public BinderHub pushes: the registry's prefix, marked public."""
-    return f"{registry_prefix}{PUBLIC_IMAGE_MARK}"
 
 
 def internet_egress(ports: tuple[int, ...] = PUBLIC_PORTS) -> dict[str, Any]:

@@ -5,8 +5,8 @@ Python with sqlite3, already on the node). It takes a consistent copy with sqlit
 backup API, never a file copy: the API reads under a shared lock, so a transaction the hub
 holds open is either wholly in the copy (committed before) or not at all. It writes the copy
 and `latest.json` to a local directory; the CronJob's second container uploads both to the
-persistent bucket with the cloud's CLI, the copy first, so `latest.json` never names an object
-that is not there.
+persistent bucket (`backup_upload.py` on GCP, `aws s3api put-object` on AWS), the copy first,
+so `latest.json` never names an object that is not there.
 
 `restore` runs on an operator's machine (docs/howto/restore.md): it fetches a backup (any
 fsspec URL: a local file, gs://, s3:// with gcsfs / s3fs installed), checks it is a sound
