@@ -543,10 +543,30 @@ class Project:
 
     root: Path = field(default_factory=Path.cwd)
     main: Path | None = None  # the program; default: `<root>/__main__.py`
+    # Where the `Pulumi.<stack>.yaml` files are; default: `root`. A test suite points it at
+    # stack files of its own (this repository's `tests/stacks/`), so the program it runs is
+    # the project's while the config is the suite's, whatever stacks the checkout holds.
+    stacks: Path | None = None
 
     @property
     def program(self) -> Path:
         return self.main or self.root / "__main__.py"
+
+    @property
+    def stack_dir(self) -> Path:
+        """The folder of the stack files."""
+        return self.stacks or self.root
+
+    def stack_file(self, stack: str) -> Path:
+        return self.stack_dir / f"Pulumi.{stack}.yaml"
+
+    def stack_names(self) -> list[str]:
+        """The stacks that have a stack file, sorted: what a suite checks of a project's own
+        stacks, whatever they are called."""
+        return sorted(
+            path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+            for path in self.stack_dir.glob("Pulumi.*.yaml")
+        )
 
     @property
     def name(self) -> str:
@@ -558,7 +578,7 @@ class Project:
     def stack_config(self, stack: str) -> dict[str, Any]:
         """The stack file's keys, without their namespace, plus the client secret of each
         cloud as an operator sets it (`pulumi config set --secret`, never in the file)."""
-        data = yaml.safe_load((self.root / f"Pulumi.{stack}.yaml").read_text())
+        data = yaml.safe_load(self.stack_file(stack).read_text())
         config = {key.split(":", 1)[1]: value for key, value in data["config"].items()}
         config["secrets"] = {
             cloud: {"githubClientSecret": f"{PLANTED_SECRET}-{cloud}"} for cloud in config["clouds"]
