@@ -54,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        document = full_plan(
-            root, args.stack, args.compare, Prices.load(args.prices), args.stacks
-        )
+        document = full_plan(root, args.stack, args.compare, Prices.load(args.prices), args.stacks)
     except PlanError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

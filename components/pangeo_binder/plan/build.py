@@ -92,9 +92,7 @@ def git(root: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def evaluate_ref(
-    root: Path, ref: str, stack: str, stacks: Path | None = None
-) -> dict[str, Any]:
+def evaluate_ref(root: Path, ref: str, stack: str, stacks: Path | None = None) -> dict[str, Any]:
     """Evaluate `ref` from a temporary `git worktree`, removed afterwards; `stacks`, a folder
     inside `root`, is read at `ref` (the ref's own copy of that folder)."""
     commit = git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
@@ -102,7 +100,11 @@ def evaluate_ref(
     tree = workdir / "tree"
     try:
         git(root, "worktree", "add", "--detach", str(tree), commit)
-        return evaluate(tree, stack, stacks=tree / stacks.resolve().relative_to(root.resolve()) if stacks else None)
+        return evaluate(
+            tree,
+            stack,
+            stacks=tree / stacks.resolve().relative_to(root.resolve()) if stacks else None,
+        )
     finally:
         subprocess.run(
             ["git", "worktree", "remove", "--force", str(tree)],
