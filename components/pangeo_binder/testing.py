@@ -14,7 +14,8 @@ A hub that adopts the library tests its own program with it::
     assert run.one("gcp:container/cluster:Cluster").inputs["location"] == "us-central1-b"
 
 `Project` is bound to a project directory (the one with `Pulumi.yaml`; the current one by
-default). This repository's `tests/harness.py` binds it to the checkout, and the offline
+default) and reads `Pulumi.<stack>.yaml` there, or in `stacks=` (a suite's own stack files:
+`Project(root, stacks=root / "tests" / "stacks")`). This repository's `tests/harness.py` binds it to the checkout, and the offline
 plan (`python -m pangeo_binder.plan`) evaluates every program with it.
 """
 
