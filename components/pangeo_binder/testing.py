@@ -15,8 +15,9 @@ A hub that adopts the library tests its own program with it::
 
 `Project` is bound to a project directory (the one with `Pulumi.yaml`; the current one by
 default) and reads `Pulumi.<stack>.yaml` there, or in `stacks=` (a suite's own stack files:
-`Project(root, stacks=root / "tests" / "stacks")`). This repository's `tests/harness.py` binds it to the checkout, and the offline
-plan (`python -m pangeo_binder.plan`) evaluates every program with it.
+`Project(root, stacks=root / "tests" / "stacks")`). This repository's `tests/harness.py` binds
+it to the checkout and the suite's stack files, and the offline plan
+(`python -m pangeo_binder.plan`) evaluates every program with it.
 """
 
 from __future__ import annotations
