@@ -81,7 +81,7 @@ FORK_STACKS = {
         "--client-id", "Ov23liForkGcp001", "--admin", "fork-admin",
     ],
     "myaws": [
-        "--cloud", "aws", "--environment", "prod", "--region", "us-west-2",
+        "--cloud", "aws", "--environment", "prod", "--region", "eu-west-1",
         "--account-id", "210987654321", "--domain", "aws.fork.example.net",
         "--contact-email", "ops@fork.example.net", "--github-org", "fork-org:hub-users",
         "--client-id", "Ov23liForkAws001", "--admin", "fork-admin",
