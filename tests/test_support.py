@@ -16,8 +16,11 @@ import yaml
 from chart_render import coalesce, find, null_paths, render, validate_objects, validate_values
 from conftest import HELM, release
 from harness import Run, run_program, stack_config, with_value
+from pangeo_binder import catalog
 from pangeo_binder.charts import DASK_GATEWAY, GRAFANA, JUPYTERHUB, OPENCOST, PROMETHEUS
 from pangeo_binder.config import ConfigError, load_config
+from pangeo_binder.machines import shape
+from pangeo_binder.plan.cost import Prices
 from pangeo_binder.support import values as sv
 from pangeo_binder.support.incluster import dask_user
 from pangeo_binder.support.pricing import PoolMachine, custom_pricing, node_errors
@@ -146,6 +149,16 @@ def test_grafana_is_served_under_the_hubs_services_path_with_hub_login_only(
     assert oauth["token_url"] == "http://hub.binder.svc:8081/hub/api/oauth2/token"
     assert oauth["api_url"] == "http://hub.binder.svc:8081/hub/api/user"
     assert "client_secret" not in oauth and "adminPassword" not in values
+    # The hub's user model has no email and no /emails: Grafana gets one made from the name;
+    # admins administer, the viewers' role views, anyone else is refused (strict).
+    domain = ini["server"]["domain"]
+    assert oauth["email_attribute_path"] == f"join('@', [name, '{domain}'])"
+    assert oauth["role_attribute_strict"] is True
+    assert oauth["role_attribute_path"] == sv.grafana_role_path()
+    assert oauth["scopes"] == "read:roles:users!user"
+    # The hub's token endpoint reads the client secret from the form only.
+    assert oauth["auth_style"] == "InParams"
+    assert "use_pkce" not in oauth  # JupyterHub 5.5 never checks a verifier
     objects = rendered(run, cloud, "grafana")
     service = find(objects, "Service", "grafana")[0]
     assert service["spec"]["type"] == "ClusterIP", "no second load balancer"
@@ -204,6 +217,10 @@ def test_opencost_prices_nodes_from_the_price_file(case: tuple[Run, str]) -> Non
     assert env["PROMETHEUS_SERVER_ENDPOINT"] == (
         "http://prometheus-server.support.svc.cluster.local:80"
     )
+    # The custom provider (default.json, our prices) on GKE and EKS alike, not the one the
+    # nodes' providerID picks (opencost provider.go getClusterProperties).
+    assert env["USE_CUSTOM_PROVIDER"] == "true"
+    assert env["CONFIG_PATH"] and env["PRICING_CONFIGMAP_NAME"] == "custom-pricing-model"
 
 
 @pytest.mark.parametrize(
@@ -222,6 +239,68 @@ def test_opencost_prices_stay_close_to_the_listed_prices(
     assert set(errors) == set(machines)
     # One CPU and one RAM price for a cluster mixing families: each machine within 25%.
     assert all(abs(e) < 0.25 for e in errors.values()), errors
+
+
+def every_listed_machine() -> list[tuple[str, str, str]]:
+    """(cloud, region, machine type) of every machine of the price file with a known shape."""
+    prices = Prices.load()
+    found = []
+    for cloud in ("gcp", "aws"):
+        for region, scope in prices.data[cloud].items():
+            for kind in ("machines", "spotMachines"):
+                for machine in (scope or {}).get(kind) or {}:
+                    if shape(cloud, machine) is not None:  # type: ignore[arg-type]
+                        found.append((cloud, region, machine))
+    return sorted(set(found))
+
+
+MACHINES = every_listed_machine()
+
+
+def gpus(cloud: str, machine: str) -> int:
+    """GPUs built into a machine type's price (AWS GPU instances, GCP accelerator-optimized
+    machines; GCP's attached GPUs are priced apart)."""
+    if cloud == "aws":
+        return catalog.aws().gpu_counts.get(machine, 0)
+    return catalog.gcp().machine_gpus.get(machine, 0)
+
+
+@pytest.mark.parametrize(
+    ("cloud", "region", "machine"), MACHINES, ids=["/".join(m) for m in MACHINES]
+)
+def test_opencost_spot_prices_never_exceed_on_demand(cloud: str, region: str, machine: str) -> None:
+    """Each listed machine as the spot pool beside every listed machine of its region on
+    demand: spot CPU and RAM at or below on-demand, one discount for both, and a GPU-less spot
+    node at the plan's spot price (one spot machine type: the discount is exact)."""
+    prices = Prices.load()
+    pools = [
+        PoolMachine(m, False, gpus(cloud, m))
+        for c, r, m in MACHINES
+        if (c, r) == (cloud, region) and m != machine and prices.machine(c, r, m, False)
+    ]
+    spot_pool = PoolMachine(machine, True, gpus(cloud, machine))
+    pricing = custom_pricing(cloud, region, [*pools, spot_pool])  # type: ignore[arg-type]
+    cpu, ram = float(pricing["CPU"]), float(pricing["RAM"])
+    spot_cpu, spot_ram = float(pricing["spotCPU"]), float(pricing["spotRAM"])
+    assert 0 < spot_cpu <= cpu and 0 < spot_ram <= ram, pricing
+    # One discount for both, to the 6 decimals of the config map's strings.
+    assert spot_cpu / cpu == pytest.approx(spot_ram / ram, rel=2e-3), "one discount for both"
+    spot = prices.machine(cloud, region, machine, True)
+    on_demand = prices.machine(cloud, region, machine, False)
+    if spot_pool.gpus == 0 and spot and on_demand and spot.usd_per_hour < on_demand.usd_per_hour:
+        errors = node_errors(cloud, region, [spot_pool], pricing)  # type: ignore[arg-type]
+        assert abs(errors[machine]) < 1e-3, errors
+
+
+def test_aws_spot_pools_are_priced_with_the_plans_spot_estimate() -> None:
+    """us-west-2 lists spot prices only as estimates (`spotMachines`): OpenCost's spot split
+    uses them, as the plan does, instead of on-demand."""
+    pools = [PoolMachine("t3a.large", False), PoolMachine("r5.4xlarge", True)]
+    pricing = custom_pricing("aws", "us-west-2", pools)
+    discount = float(pricing["spotCPU"]) / float(pricing["CPU"])
+    assert discount < 0.5, pricing
+    plan_price = Prices.load().machine("aws", "us-west-2", "r5.4xlarge", True)
+    assert plan_price is not None and plan_price.source.endswith("(estimate)")
 
 
 # --- pieces of the hub's own releases -------------------------------------------------------
@@ -258,7 +337,12 @@ def test_the_hub_piece_renders_in_the_real_hub_values(case: tuple[Run, str]) -> 
         "scopes": ["read:metrics"],
         "services": ["prometheus"],
     }
-    assert roles["grafana-viewers"]["scopes"] == ["access:services!service=grafana"]
+    assert roles["grafana-viewers"]["scopes"] == [
+        "access:services!service=grafana",
+        "read:roles:users!user",
+    ]
+    # Grafana may ask for no more than the roles the viewers' role and admins hold.
+    assert services["grafana"]["oauth_client_allowed_scopes"] == ["read:roles:users!user"]
     # /hub/metrics stays behind authentication.
     assert seen["hub"].get("authenticatePrometheus") is not False
     # The proxy may reach Grafana; the hub's own rules are kept.

@@ -134,6 +134,15 @@ class Prices:
             value = None
         return None if value is None else Price(float(value), self._source(entry))
 
+    def machine(self, cloud: str, region: str, machine: str, spot: bool) -> Price | None:
+        """A machine's hourly price, on-demand or spot. A spot figure with a source of its own
+        (an estimate beside a list price, `spotMachines`) comes first. The plan and OpenCost's
+        fitted prices (support/pricing.py) both read machines through here."""
+        kind = "spot" if spot else "onDemand"
+        return (spot and self.hourly(cloud, region, "spotMachines", machine, field=kind)) or (
+            self.hourly(cloud, region, "machines", machine, field=kind)
+        )
+
 
 @dataclass
 class Charge:
@@ -197,12 +206,8 @@ def _fixed(prices: Prices, cloud: str, region: str, item: str, key: str, n: floa
 def _machine(
     prices: Prices, cloud: str, region: str, pool: str, machine: str, spot: bool, low, high
 ) -> Charge:
-    kind = "spot" if spot else "onDemand"
     label = "spot" if spot else "on-demand"
-    # A spot figure with a source of its own (an estimate beside a list price) comes first.
-    price = (spot and prices.hourly(cloud, region, "spotMachines", machine, field=kind)) or (
-        prices.hourly(cloud, region, "machines", machine, field=kind)
-    )
+    price = prices.machine(cloud, region, machine, spot)
     return Charge(
         f"pool {pool}: {machine} ({label})", low, high, price, f"{machine} ({region}, {label})"
     )

@@ -5,7 +5,8 @@ OpenCost's custom provider prices a node as vCPUs x CPU + GiB x RAM (+ GPUs x GP
 per resource for the whole cluster, hourly. A cluster mixes machine families (e2 core nodes,
 n2 user nodes), so no single pair reproduces every machine exactly: the pair is fitted to the
 cluster's own pools (least squares on the relative error), and `node_errors` says how far each
-pool's node lands from its listed price (tests bound it).
+pool's node lands from its listed price (tests bound it). Spot CPU and RAM are that pair
+times one discount fitted to the spot pools (`spot_discount`), never above on-demand.
 """
 
 from __future__ import annotations
@@ -47,19 +48,49 @@ def _fit(rows: list[tuple[float, float, float]]) -> tuple[float, float]:
 
 
 def _rows(
-    cloud: Cloud, region: str, machines: list[PoolMachine], prices: Prices, spot: bool
+    cloud: Cloud, region: str, machines: list[PoolMachine], prices: Prices
 ) -> list[tuple[float, float, float]]:
+    """(vcpus, GiB, on-demand price) of the GPU-less pools' machines: the on-demand pools',
+    or every pool's when all are spot (OpenCost's spot split is a discount of this one)."""
+    plain = [m for m in machines if not m.gpus]
+    on_demand = [m for m in plain if not m.spot] or plain
     rows = []
-    for machine in machines:
-        if machine.gpus or machine.spot != spot:
-            continue
+    for machine in on_demand:
         found = shape(cloud, machine.machine_type)
-        field = "spot" if spot else "onDemand"
-        price = prices.hourly(cloud, region, "machines", machine.machine_type, field=field)
+        price = prices.machine(cloud, region, machine.machine_type, spot=False)
         if found is None or price is None:
             continue
         rows.append((float(found.vcpus), float(found.memory_gib), price.usd_per_hour))
     return rows
+
+
+def spot_discount(
+    cloud: Cloud,
+    region: str,
+    machines: list[PoolMachine],
+    cpu: float,
+    ram: float,
+    prices: Prices,
+) -> float:
+    """One factor for spot CPU and RAM alike: OpenCost prices a spot node as vCPUs x spotCPU +
+    GiB x spotRAM, so spot = the on-demand split x this factor keeps both at or below their
+    on-demand prices (a split fitted to the spot pools alone put spot CPU above on-demand).
+    Least squares on the relative error of the spot pools' nodes (exact for one spot machine
+    type), at most 1; 1 when no spot pool has a listed spot price. The spot prices are the
+    plan's (Prices.machine: the estimates of `spotMachines` first)."""
+    ratios = []
+    for machine in machines:
+        if not machine.spot or machine.gpus:
+            continue
+        found = shape(cloud, machine.machine_type)
+        price = prices.machine(cloud, region, machine.machine_type, spot=True)
+        if found is None or price is None or price.usd_per_hour <= 0:
+            continue
+        fitted = found.vcpus * cpu + found.memory_gib * ram
+        ratios.append(fitted / price.usd_per_hour)
+    if not ratios or not any(ratios):
+        return 1.0
+    return min(1.0, sum(ratios) / sum(r * r for r in ratios))
 
 
 def custom_pricing(
@@ -68,14 +99,13 @@ def custom_pricing(
     """OpenCost's `costModel` (hourly USD per vCPU, per GiB of RAM, per GPU; storage per
     GiB-hour), as the strings its config map holds."""
     prices = prices or Prices.load()
-    cpu, ram = _fit(_rows(cloud, region, machines, prices, spot=False))
-    spot_cpu, spot_ram = _fit(_rows(cloud, region, machines, prices, spot=True))
-    if not spot_cpu:  # no spot figure listed (AWS us-west-2): priced as on-demand, an upper bound
-        spot_cpu, spot_ram = cpu, ram
+    cpu, ram = _fit(_rows(cloud, region, machines, prices))
+    discount = spot_discount(cloud, region, machines, cpu, ram, prices)
+    spot_cpu, spot_ram = cpu * discount, ram * discount
     gpu = 0.0
     for machine in machines:
         found = shape(cloud, machine.machine_type)
-        price = prices.hourly(cloud, region, "machines", machine.machine_type, field="onDemand")
+        price = prices.machine(cloud, region, machine.machine_type, spot=False)
         if machine.gpus and found is not None and price is not None:
             rest = price.usd_per_hour - found.vcpus * cpu - found.memory_gib * ram
             gpu = max(gpu, rest / machine.gpus, 0.0)
@@ -100,8 +130,7 @@ def node_errors(
     errors = {}
     for machine in machines:
         found = shape(cloud, machine.machine_type)
-        field = "spot" if machine.spot else "onDemand"
-        listed = prices.hourly(cloud, region, "machines", machine.machine_type, field=field)
+        listed = prices.machine(cloud, region, machine.machine_type, machine.spot)
         if found is None or listed is None:
             continue
         prefix = "spot" if machine.spot else ""

@@ -256,10 +256,28 @@ def alertmanager_values(settings: MonitoringSettings) -> dict[str, Any]:
     }
 
 
-def grafana_values(ctx: SupportContext, settings: MonitoringSettings) -> dict[str, Any]:
-    """Grafana behind the hub's proxy at /services/grafana/, login through the hub only."""
+# The hub's `/hub/api/user` has no email and no `<api_url>/emails` (a 404): Grafana refuses a
+# login without an email (grafana 12 generic_oauth.go FetchPrivateEmail, authn
+# errOAuthMissingRequiredEmail), so one is made from the hub name on the hub's domain. It is
+# Grafana's user key only: nothing is ever sent to it.
+GRAFANA_VIEWERS_ROLE = "grafana-viewers"
+# What Grafana's OAuth token must read of /hub/api/user beyond the name, admin flag and groups
+# every hub token may read of its own user (jupyterhub 5.5 scopes.identify_scopes): the user's
+# roles, for role_attribute_path. `!user` is the user who logs in.
+GRAFANA_OAUTH_SCOPES = ["read:roles:users!user"]
+
+
+def grafana_role_path() -> str:
+    """Grafana's role from the hub's user model: hub admins administer, members of the
+    viewers' role view, anyone else gets no role (refused, role_attribute_strict). The hub
+    already refuses them at its authorize step; this is the second lock."""
+    return f"admin && 'Admin' || contains(roles, '{GRAFANA_VIEWERS_ROLE}') && 'Viewer' || ''"
+
+
+def grafana_oauth(ctx: SupportContext) -> dict[str, Any]:
+    """Grafana's generic OAuth client of the hub (the `grafana` service, hub_values_piece)."""
     hub = hub_api(ctx.hub_namespace)
-    oauth = {
+    return {
         "enabled": True,
         "name": "JupyterHub",
         "client_id": f"service-{GRAFANA_SERVICE}",
@@ -268,15 +286,26 @@ def grafana_values(ctx: SupportContext, settings: MonitoringSettings) -> dict[st
         "auth_url": f"https://{ctx.domain}/hub/api/oauth2/authorize",
         "token_url": f"{hub}/api/oauth2/token",
         "api_url": f"{hub}/api/user",
-        "scopes": "",
+        # Requested scopes must be the client's allowed ones (oauth_client_allowed_scopes), or
+        # the hub refuses the authorization (jupyterhub 5.5 oauth/provider.py validate_scopes).
+        "scopes": " ".join(GRAFANA_OAUTH_SCOPES),
+        # The hub reads the client secret from the form only (provider.py
+        # authenticate_client): HTTP Basic, golang/oauth2's first try, is a 401.
+        "auth_style": "InParams",
         "login_attribute_path": "name",
         "name_attribute_path": "name",
-        # Who gets in is the hub's decision (the service's access scope: admins and the
-        # viewers' role); inside, hub admins administer and everyone else views.
-        "role_attribute_path": "admin && 'Admin' || 'Viewer'",
+        "email_attribute_path": f"join('@', [name, '{ctx.domain}'])",
+        "role_attribute_path": grafana_role_path(),
+        "role_attribute_strict": True,
         "allow_sign_up": True,
-        "use_pkce": True,
+        # No use_pkce: JupyterHub 5.5's provider stores no code_challenge
+        # (get_code_challenge is oauthlib's default None), so a verifier is never checked.
     }
+
+
+def grafana_values(ctx: SupportContext, settings: MonitoringSettings) -> dict[str, Any]:
+    """Grafana behind the hub's proxy at /services/grafana/, login through the hub only."""
+    oauth = grafana_oauth(ctx)
     return {
         "admin": {
             "existingSecret": GRAFANA_ADMIN_SECRET,
@@ -348,6 +377,12 @@ def opencost_values(ctx: SupportContext) -> dict[str, Any]:
         "opencost": {
             "exporter": {
                 "defaultClusterId": ctx.cluster,
+                # OpenCost picks its pricing provider from the nodes' providerID, not from
+                # customPricing: on GKE the GCP provider stops without an API key, on EKS the
+                # AWS one uses list prices and never reads our default.json. This makes it use
+                # the custom provider on both (opencost pkg/cloud/provider/provider.go
+                # getClusterProperties, env IsUseCustomProvider; chart 2.5.17 never sets it).
+                "extraEnv": {"USE_CUSTOM_PROVIDER": "true"},
                 "resources": resources("opencost"),
                 # Not read-only nor non-root: the image's user and the paths it writes (its
                 # pricing files) are not known to be safe for that (tests/checkov-baseline.yaml).
@@ -391,9 +426,10 @@ def hub_values_piece(
         }
     }
     if viewers:
-        roles["grafana-viewers"] = {
-            "description": "Log in to Grafana",
-            "scopes": [f"access:services!service={GRAFANA_SERVICE}"],
+        roles[GRAFANA_VIEWERS_ROLE] = {
+            "description": "Log in to Grafana as a viewer",
+            # Grafana reads this role's name in the user's roles (grafana_role_path).
+            "scopes": [f"access:services!service={GRAFANA_SERVICE}", *GRAFANA_OAUTH_SCOPES],
             "users": list(viewers),
         }
     return {
@@ -405,6 +441,9 @@ def hub_values_piece(
                     "oauth_redirect_uri": f"{grafana_root(domain)}login/generic_oauth",
                     "api_token": grafana_client_secret,
                     "oauth_no_confirm": True,
+                    # What Grafana may ask for (GRAFANA_OAUTH_SCOPES); each user's token
+                    # gets only what that user holds (admins and the viewers' role do).
+                    "oauth_client_allowed_scopes": list(GRAFANA_OAUTH_SCOPES),
                     "display": False,
                 },
                 PROMETHEUS_SERVICE: {"api_token": prometheus_token},
