@@ -2,6 +2,12 @@
 
 Tests import everything from here (`from harness import run_program, ...`); the engine itself
 is product code, shared with the offline plan and with adopters' own tests.
+
+`run_program` and `stack_config` run the checkout's program with the suite's own stack files
+(`STACKS`, tests/stacks/README.md), never the checkout's: a fork that replaces the project's
+`Pulumi.staging.yaml` and `Pulumi.prod.yaml` runs the same suite. The checkout's own stacks,
+whatever their names, are `OWN_STACKS` (of `OWN`): the tests of test_own_stacks.py run over
+them.
 """
 
 from __future__ import annotations
@@ -33,8 +39,13 @@ from pangeo_binder.testing import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = Project(ROOT)
+# The suite's stack files: the project's staging and prod as the tests know them.
+STACKS = ROOT / "tests" / "stacks"
+PROJECT = Project(ROOT, stacks=STACKS)
 MAIN = PROJECT.program
+# The checkout's own stack files (Pulumi.*.yaml at its root), whatever a fork calls them.
+OWN = Project(ROOT)
+OWN_STACKS = OWN.stack_names()
 run_program = PROJECT.run_program
 stack_config = PROJECT.stack_config
 
@@ -48,10 +59,13 @@ __all__ = [
     "EKS_ISSUER",
     "MAIN",
     "NAMESPACE",
+    "OWN",
+    "OWN_STACKS",
     "PLANTED_SECRET",
     "PROJECT",
     "ROOT",
     "SECRET_KEYS",
+    "STACKS",
     "AwsCaller",
     "LiveEks",
     "Mocks",

@@ -9,6 +9,7 @@ from harness import (
     AWS_ACCOUNT,
     DELETE,
     SECRET_KEYS,
+    AwsCaller,
     RecordingMonitor,
     run_program,
     stack_config,
@@ -30,12 +31,22 @@ def test_the_callers_account_deploys() -> None:
 
 
 def test_another_account_is_refused_naming_both_before_anything_is_created() -> None:
-    monitor = RecordingMonitor()
+    monitor = RecordingMonitor(caller=AwsCaller())  # credentials for AWS_ACCOUNT
     with pytest.raises(Exception, match="accountId is 210987654321") as error:
         run_program("staging", aws_only("210987654321"), monitor)
     assert AWS_ACCOUNT in str(error.value)
     custom = [r.type for r in monitor.registrations if r.custom]
     assert custom == ["pulumi:providers:aws"]
+
+
+def test_the_mock_engine_runs_as_the_account_a_stack_pins() -> None:
+    """Without a caller given, the mocks answer as a deploy in the pinned account (a fork's
+    own account runs and plans offline), and what AWS reports is in that account."""
+    run = run_program("staging", aws_only("210987654321"))
+    assert run.of_type("aws:eks/cluster:Cluster")
+    roles = [r.outputs["arn"] for r in run.of_type("aws:iam/role:Role")]
+    assert roles and all(arn.startswith("arn:aws:iam::210987654321:role/") for arn in roles)
+    assert AWS_ACCOUNT not in str([r.outputs for r in run.of_type("aws:eks/cluster:Cluster")])
 
 
 def test_the_message_names_both_accounts_and_nothing_when_unpinned() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import stack_config
+from harness import STACKS, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "cold_start.py"
@@ -45,7 +45,7 @@ def user_pools(stack: str) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_every_user_pool_gets_figures_each_with_a_source(model: ModuleType, stack: str) -> None:
-    found = model.estimates(model.stack_settings(stack), figures())
+    found = model.estimates(model.stack_settings(stack, STACKS), figures())
     assert {(e.cloud, e.pool) for e in found} == user_pools(stack)
     for estimate in found:
         assert estimate.seconds > 0
@@ -73,7 +73,7 @@ def test_every_user_pool_gets_figures_each_with_a_source(model: ModuleType, stac
 def test_warm_only_where_placeholders_wait_and_soci_only_on_big_enough_nodes(
     model: ModuleType,
 ) -> None:
-    found = model.estimates(model.stack_settings("staging"), figures())
+    found = model.estimates(model.stack_settings("staging", STACKS), figures())
     warm = {(e.cloud, e.pool) for e in found if e.path == "warm"}
     assert warm == {("gcp", "user"), ("aws", "user")}
     soci = {e.pool for e in found if e.path == "cache+soci"}
@@ -81,7 +81,7 @@ def test_warm_only_where_placeholders_wait_and_soci_only_on_big_enough_nodes(
     assert soci == {"user", "highmem", "gpu"}
     small = dict(figures(), pull={**figures()["pull"]})
     small["pull"]["sociParallel"] = {**small["pull"]["sociParallel"], "minVcpus": 8}
-    found = model.estimates(model.stack_settings("staging"), small)
+    found = model.estimates(model.stack_settings("staging", STACKS), small)
     assert {e.pool for e in found if e.path == "cache+soci"} == {"highmem"}
 
 
@@ -92,7 +92,8 @@ def test_the_operators_figures_replace_ours(
     mine["nodeBoot"]["gcp"] = {"seconds": 77, "estimate": False, "source": "measured 2026-12-01"}
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(mine))
-    assert model.main(["--stack", "staging", "--figures", str(path), "--format", "json"]) == 0
+    argv = ["--stack", "staging", "--root", str(STACKS), "--figures", str(path)]
+    assert model.main([*argv, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     boots = [
         step
@@ -106,6 +107,6 @@ def test_the_operators_figures_replace_ours(
         == {"what": "node boot", "seconds": 77, "source": "measured 2026-12-01", "estimate": False}
         for step in boots
     )
-    assert model.main(["--stack", "prod"]) == 0
+    assert model.main(["--stack", "prod", "--root", str(STACKS)]) == 0
     text = capsys.readouterr().out
     assert "Sources:" in text and "gcp pool user" in text and "aws pool user" in text

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import release
-from harness import ROOT, Run
+from harness import ROOT, STACKS, Run
 from pangeo_binder import links
 from pangeo_binder.hub.profiles import cached_profile_list
 from pangeo_binder.links import Repository, Request
@@ -292,7 +292,7 @@ def test_paths_outside_the_clone_are_refused(path: str) -> None:
 
 @pytest.fixture(scope="module")
 def staging_config() -> links.StackConfig:
-    return links.stack_config(ROOT, "staging")
+    return links.stack_config(STACKS, "staging")
 
 
 def request(**changes: Any) -> Request:
@@ -374,7 +374,7 @@ def test_a_commit_cannot_be_pulled(staging_config: links.StackConfig) -> None:
 
 
 def write_stack(root: Path, stack: str, edit: Any) -> None:
-    data = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    data = yaml.safe_load((STACKS / "Pulumi.staging.yaml").read_text())
     edit(data["config"])
     (root / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(data))
 
@@ -435,13 +435,13 @@ def test_a_broken_stack_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_a_missing_stack_names_the_stacks_there() -> None:
     with pytest.raises(links.LinkError, match=r"no Pulumi\.dev\.yaml .*prod, staging"):
-        links.stack_config(ROOT, "dev")
+        links.stack_config(STACKS, "dev")
 
 
 # --- the command -------------------------------------------------------------------------------
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path = STACKS) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pangeo_binder.links", *args],
         cwd=cwd,
@@ -455,7 +455,7 @@ def test_the_command_prints_json(tmp_path: Path) -> None:
     done = run(
         *["--stack", "staging", "--cloud", "gcp", "--repo", "pangeo-data/pangeo-tutorial"],
         *["--ref", "main", "--profile", "highmem", "--path", "intro.ipynb", "--format", "json"],
-        *["--root", str(ROOT)],
+        *["--root", str(STACKS)],
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -471,7 +471,7 @@ def test_the_command_prints_text_with_labels() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert [line.split(" ")[0] for line in lines[::2]] == ["build", "pull", "badge"]
-    expected, _ = links.links(links.stack_config(ROOT, "staging"), request(path="README.md"))
+    expected, _ = links.links(links.stack_config(STACKS, "staging"), request(path="README.md"))
     assert [line.strip() for line in lines[1::2]] == list(expected.values())
 
 

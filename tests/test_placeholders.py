@@ -11,7 +11,7 @@ import pytest
 
 from chart_render import find, render, validate_values
 from conftest import release
-from harness import SECRET_KEYS, Run, stack_config, with_value
+from harness import SECRET_KEYS, STACKS, Run, stack_config, with_value
 from pangeo_binder.charts import JUPYTERHUB
 from pangeo_binder.config import ConfigError, StackConfig, load_config
 from pangeo_binder.hub.placeholders import (
@@ -119,7 +119,7 @@ def test_the_plan_prices_the_nodes_they_hold() -> None:
     """The staging plan with the placeholder piece in the jupyterhub release's values: the
     default pool's idle quantity becomes the nodes the placeholders keep up (its machine,
     disk and address lines), the ceiling is unchanged."""
-    evaluation = build.evaluate(ROOT, "staging")
+    evaluation = build.evaluate(ROOT, "staging", stacks=STACKS)
     prices = Prices(copy.deepcopy(TEST_PRICES))
     before = build.plan(evaluation, prices)
     config = config_with(None)

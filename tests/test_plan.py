@@ -22,7 +22,7 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
-from harness import ROOT, RecordingMonitor, run_function
+from harness import ROOT, STACKS, RecordingMonitor, run_function
 from pangeo_binder.plan import __main__ as cli
 from pangeo_binder.plan import build, cost, runtime
 from pangeo_binder.plan import docs as plan_docs
@@ -90,7 +90,7 @@ def prices() -> Prices:
 
 @pytest.fixture(scope="module")
 def staging_eval() -> dict[str, Any]:
-    return build.evaluate(ROOT, "staging")
+    return build.evaluate(ROOT, "staging", stacks=STACKS)
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +230,8 @@ def test_unpriced_machines_are_listed_and_warned_by_name(
     price_file.write_text(yaml.safe_dump(data))
     monkeypatch.setattr(build, "evaluate", lambda *_, **__: staging_eval)
     monkeypatch.chdir(ROOT)  # the default project is the current directory
-    assert cli.main(["--stack", "staging", "--format", "json", "--prices", str(price_file)]) == 0
+    argv = ["--stack", "staging", "--stacks", str(STACKS), "--format", "json"]
+    assert cli.main([*argv, "--prices", str(price_file)]) == 0
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert document["clouds"]["gcp"]["cost"]["unpriced"] == [
@@ -345,14 +346,14 @@ def test_chart_values_are_shown_with_secrets_redacted(prices: Prices) -> None:
 
 
 def test_no_format_carries_a_secret_set_in_the_stack_file(tmp_path: Path, prices: Prices) -> None:
-    stack = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    stack = yaml.safe_load((STACKS / "Pulumi.staging.yaml").read_text())
     cipher = "v1:PLANTEDCIPHERTEXTxyz=="  # what `pulumi config set --secret` writes
     stack["config"]["pangeo-binder:secrets"] = {
         cloud: {"githubClientSecret": {"secure": f"{cipher}{cloud}"}} for cloud in ("gcp", "aws")
     }
     stack_file = tmp_path / "Pulumi.staging.yaml"
     stack_file.write_text(yaml.safe_dump(stack))
-    evaluation = build.evaluate(ROOT, "staging", stack_file)
+    evaluation = build.evaluate(ROOT, "staging", stack_file, stacks=STACKS)
     assert "secrets" in evaluation["secretKeys"]
     # the program got the placeholder, never the ciphertext, and nothing shows it
     assert runtime.PLACEHOLDER in json.dumps(evaluation["records"])
@@ -394,13 +395,14 @@ def test_compare_shows_only_the_changed_pool_and_its_price(tmp_path: Path, price
     repo = tmp_path / "repo"
     repo.mkdir()
     copy_project(repo)
-    stack_file = repo / "Pulumi.staging.yaml"
+    stack_file = repo / "tests" / "stacks" / "Pulumi.staging.yaml"
     stack = yaml.safe_load(stack_file.read_text())
     stack["config"]["pangeo-binder:clouds"]["gcp"]["nodePools"]["gpu"]["maxNodes"] = 8  # was 4
     stack_file.write_text(yaml.safe_dump(stack, sort_keys=False))  # keep the pools' order
     git(repo, "commit", "-qam", "double the GPU pool")
 
-    document = build.full_plan(repo, "staging", compare="HEAD~1", prices=prices)
+    stacks = repo / "tests" / "stacks"
+    document = build.full_plan(repo, "staging", compare="HEAD~1", prices=prices, stacks=stacks)
     delta = document["delta"]
     assert delta["resourcesAdded"] == [] and delta["resourcesRemoved"] == []
     assert delta["resourcesChanged"] == [
@@ -446,7 +448,7 @@ def test_cost_page_quotes_the_plans_own_figures(real_documents: dict[str, Any]) 
 def stack_machines(stack: str) -> list[tuple[str, str, str, str]]:
     """(cloud, region, pool, machine type) for every machine a stack file can start, the
     extra EKS `instanceTypes` included."""
-    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    config = yaml.safe_load((STACKS / f"Pulumi.{stack}.yaml").read_text())["config"]
     found = []
     for cloud, settings in config["pangeo-binder:clouds"].items():
         for pool, spec in settings["nodePools"].items():
@@ -551,7 +553,7 @@ def test_doubling_the_gpu_pools_moves_the_ceiling_by_the_list_prices(tmp_path: P
     repo = tmp_path / "repo"
     repo.mkdir()
     copy_project(repo)
-    stack_file = repo / "Pulumi.staging.yaml"
+    stack_file = repo / "tests" / "stacks" / "Pulumi.staging.yaml"
     stack = yaml.safe_load(stack_file.read_text())
     added = {}
     for cloud, settings in stack["config"]["pangeo-binder:clouds"].items():
@@ -563,7 +565,8 @@ def test_doubling_the_gpu_pools_moves_the_ceiling_by_the_list_prices(tmp_path: P
     stack_file.write_text(yaml.safe_dump(stack, sort_keys=False))
     git(repo, "commit", "-qam", "double the GPU pools")
 
-    document = build.full_plan(repo, "staging", compare="HEAD~1", prices=Prices.load())
+    stacks = repo / "tests" / "stacks"
+    document = build.full_plan(repo, "staging", "HEAD~1", Prices.load(), stacks=stacks)
     # GCP, us-central1, per added node: n1-standard-8 $0.38/h (Google's Compute Engine price
     # list; the 2023 pricing calculator estimate gives $1,664.39 for 4,380 h), one T4 $0.35/h
     # (https://cloud.google.com/compute/gpus-pricing), 100 GB balanced PD $0.10/GB-month, one
@@ -616,6 +619,8 @@ def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's files without `tests/`, its price file marked with MARKED_HOURS."""
     repo = tmp_path_factory.mktemp("copy")
     copy_project(repo)
+    # its stack file is the suite's staging (the checkout's may be a fork's, of one cloud)
+    shutil.copy2(STACKS / "Pulumi.staging.yaml", repo / "Pulumi.staging.yaml")
     shutil.rmtree(repo / "tests")
     price_file = repo / "components" / "pangeo_binder" / "data" / "prices.yaml"
     data = yaml.safe_load(price_file.read_text())

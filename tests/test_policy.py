@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness import ROOT
+from harness import ROOT, STACKS
 from pangeo_binder.plan import build
 from pangeo_binder.plan.render import RENDERERS
 from pangeo_binder.policy import __main__ as cli
@@ -30,7 +30,7 @@ from pangeo_binder.policy.rules import RULES, Context, Resource, check_stack
 def plans() -> dict[str, dict[str, Any]]:
     """Both stacks' plans as `plan --format json` prints them."""
     return {
-        stack: json.loads(RENDERERS["json"](build.full_plan(ROOT, stack)))
+        stack: json.loads(RENDERERS["json"](build.full_plan(ROOT, stack, stacks=STACKS)))
         for stack in ("staging", "prod")
     }
 
@@ -472,14 +472,14 @@ def test_the_plans_have_no_mandatory_violation(stack: str, plans: dict[str, Any]
 def test_the_declared_public_buckets_are_the_staging_plans_own(plans: dict[str, Any]) -> None:
     """Both clouds' public buckets are allowed by name, so the context and the program's
     naming agree; prod declares none."""
-    context = context_from_stack_file(ROOT / "Pulumi.staging.yaml")
+    context = context_from_stack_file(STACKS / "Pulumi.staging.yaml")
     names = [
         resource(plans["staging"], "gcp-storage-public").inputs["name"],
         resource(plans["staging"], "aws-storage-public").inputs["bucket"],
     ]
     assert all(context.is_public_bucket(n) for n in names), (names, context)
     assert not context.is_public_bucket(names[0].replace("public", "persistent"))
-    assert context_from_stack_file(ROOT / "Pulumi.prod.yaml").public_buckets == ()
+    assert context_from_stack_file(STACKS / "Pulumi.prod.yaml").public_buckets == ()
 
 
 def set_input(plan: dict[str, Any], name: str, path: str, value: Any) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
-from harness import ROOT
+from harness import ROOT, STACKS
+from pangeo_binder.policy import adapt
 from pangeo_binder.policy.adapt import context_for_stack
 from pangeo_binder.policy.rules import RULES
 
@@ -38,6 +39,8 @@ def load_pack(monkeypatch: pytest.MonkeyPatch, stack: str | None) -> dict[str, A
             captured.update({p.name: p for p in policies}, _pack=name)
 
     monkeypatch.setattr(pulumi_policy, "PolicyPack", Capture)
+    # the suite's stack files, not the checkout's (tests/stacks/README.md)
+    monkeypatch.setattr(adapt, "context_for_stack", lambda _, name: context_for_stack(STACKS, name))
     if stack:
         monkeypatch.setenv("PANGEO_POLICY_STACK", stack)
     else:
@@ -120,7 +123,7 @@ def test_the_declared_public_bucket_is_the_stack_files(monkeypatch: pytest.Monke
     kind = "gcp:storage/bucketIAMMember:BucketIAMMember"
     assert validate(load_pack(monkeypatch, "staging")["bucket-not-public"], kind, binding) == []
     assert validate(load_pack(monkeypatch, "prod")["bucket-not-public"], kind, binding)
-    assert context_for_stack(ROOT, "staging").is_public_bucket("pangeo-binder-staging-public")
+    assert context_for_stack(STACKS, "staging").is_public_bucket("pangeo-binder-staging-public")
 
 
 def test_the_public_binder_policy_sees_the_whole_stack(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ exits as the test says (logged in or not), so no real CLI or account is needed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ROOT
+from harness import ROOT, STACKS
 from pangeo_binder.prereqs import configured_clouds
 
 FAKES = {
@@ -167,15 +168,18 @@ def test_a_stack_without_its_file_needs_the_pulumi_cli_only(tmp_path: Path) -> N
 
 
 def test_clouds_read_from_the_stack_files() -> None:
-    assert configured_clouds(ROOT / "Pulumi.staging.yaml") == ["gcp", "aws"]
-    assert configured_clouds(ROOT / "Pulumi.prod.yaml") == ["gcp", "aws"]
+    assert configured_clouds(STACKS / "Pulumi.staging.yaml") == ["gcp", "aws"]
+    assert configured_clouds(STACKS / "Pulumi.prod.yaml") == ["gcp", "aws"]
 
 
 @pytest.mark.parametrize("target", ["up", "preview", "destroy"])
-def test_make_checks_before_any_pulumi_command(target: str) -> None:
+def test_make_checks_before_any_pulumi_command(target: str, tmp_path: Path) -> None:
+    # the Makefile beside the suite's staging: the checkout's stacks may have other names
+    shutil.copy2(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copy2(STACKS / "Pulumi.staging.yaml", tmp_path / "Pulumi.staging.yaml")
     plan = subprocess.run(
         ["make", "-n", target, "STACK=staging"],
-        cwd=ROOT,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         check=True,

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from chart_render import find, render, validate_objects, validate_values
-from harness import ROOT, Run, run_program, stack_config, with_value
+from harness import ROOT, STACKS, Run, run_program, stack_config, with_value
 from local_hub import hub_config, run_on_own_loop
 from pangeo_binder import core_fit, machines
 from pangeo_binder.charts import DASK_GATEWAY, JUPYTERHUB
@@ -503,15 +503,15 @@ def test_the_plan_prices_nothing_new_idle(tmp_path: Path) -> None:
     from pangeo_binder.plan.cost import Prices
     from test_plan import TEST_PRICES, lines
 
-    stack = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())
+    stack = yaml.safe_load((STACKS / "Pulumi.staging.yaml").read_text())
     clouds = stack["config"]["pangeo-binder:clouds"]
     for cloud in CLOUDS:
         clouds[cloud]["publicBinder"]["dask"] = {"enabled": True, **CAPS}
     stack_file = tmp_path / "Pulumi.staging.yaml"
     stack_file.write_text(yaml.safe_dump(stack, sort_keys=False))
     prices = Prices(copy.deepcopy(TEST_PRICES))
-    off = build.plan(build.evaluate(ROOT, "staging"), prices)
-    on = build.plan(build.evaluate(ROOT, "staging", stack_file), prices)
+    off = build.plan(build.evaluate(ROOT, "staging", stacks=STACKS), prices)
+    on = build.plan(build.evaluate(ROOT, "staging", stack_file, stacks=STACKS), prices)
     assert len(on["clouds"]["gcp"]["resources"]) > len(off["clouds"]["gcp"]["resources"])
     for cloud in CLOUDS:
         for scope in ("idle", "ceiling"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import ROOT
+from harness import STACKS
 from pangeo_binder import smoke
 from pangeo_binder.smoke import SmokeError, diagnose, hub_urls, main
 
@@ -48,7 +48,7 @@ def test_the_stack_files_give_one_url_per_cloud(
 ) -> None:
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({"gcp": {"clusterName": f"pangeo-binder-{stack}"}}))
-    assert main(["--stack", stack, str(outputs), "--root", str(ROOT)]) == 0
+    assert main(["--stack", stack, str(outputs), "--root", str(STACKS)]) == 0
     assert capsys.readouterr().out.split() == [f"https://gcp.{base}", f"https://aws.{base}"]
 
 
@@ -136,7 +136,7 @@ def test_diagnose_reads_the_stack_files_hubs(tmp_path: Path, monkeypatch, capsys
     table = {"gcp.staging.pangeo-binder.example.org": ["203.0.113.7"]}
     monkeypatch.setattr(smoke, "resolve", resolver(table))
     monkeypatch.setattr(smoke, "fetch", lambda url: None)
-    code = main(["--stack", "staging", str(outputs), "--root", str(ROOT), "--diagnose"])
+    code = main(["--stack", "staging", str(outputs), "--root", str(STACKS), "--diagnose"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "ok https://gcp.staging.pangeo-binder.example.org"
     assert lines[1].startswith("aws: aws.staging.pangeo-binder.example.org does not resolve")

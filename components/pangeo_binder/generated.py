@@ -4,6 +4,15 @@ command (the cost page by `python -m pangeo_binder.plan.docs`, the user guide's 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+# The stacks the generated sections are computed from, relative to the checkout: the test
+# suite's own copies of the project's staging and prod (tests/stacks/README.md), never the
+# checkout's `Pulumi.*.yaml`. So the pages describe the project's reference stacks in every
+# checkout, a fork with stacks of its own included, and their drift tests pass there; an
+# operator's own figures come from `make plan STACK=NAME`.
+REFERENCE_STACKS = Path("tests") / "stacks"
+
 
 def replace_section(page: str, begin: str, end: str, generated: str) -> str | None:
     """`page` with the text from `begin` to `end` replaced by `generated` (which carries both

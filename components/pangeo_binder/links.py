@@ -52,7 +52,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, urlencode
 
 from pangeo_binder.config import ConfigError, StackConfig, load_config
-from pangeo_binder.generated import replace_section
+from pangeo_binder.generated import REFERENCE_STACKS, replace_section
 from pangeo_binder.hub.profiles import profile_list
 from pangeo_binder.machines import Cloud
 from pangeo_binder.plan.runtime import PLACEHOLDER, stack_file_config
@@ -365,9 +365,10 @@ END = "<!-- end of generated links example -->"
 
 
 def example_section(root: Path) -> str:
-    """The user guide's example: the command and what it prints for this repository."""
+    """The user guide's example: the command and what it prints for the reference staging
+    (`generated.REFERENCE_STACKS`, whatever stack files the checkout `root` holds)."""
     args = parser().parse_args(EXAMPLE)
-    result, _ = links(stack_config(root, args.stack), request_from(args))
+    result, _ = links(stack_config(root / REFERENCE_STACKS, args.stack), request_from(args))
     command = "python -m pangeo_binder.links " + " ".join(EXAMPLE)
     output = render(result, "text").rstrip("\n")
     lines = [BEGIN, "", "```bash", command, "```", "", "```text", output, "```", "", END]

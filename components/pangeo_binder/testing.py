@@ -14,8 +14,10 @@ A hub that adopts the library tests its own program with it::
     assert run.one("gcp:container/cluster:Cluster").inputs["location"] == "us-central1-b"
 
 `Project` is bound to a project directory (the one with `Pulumi.yaml`; the current one by
-default). This repository's `tests/harness.py` binds it to the checkout, and the offline
-plan (`python -m pangeo_binder.plan`) evaluates every program with it.
+default) and reads `Pulumi.<stack>.yaml` there, or in `stacks=` (a suite's own stack files:
+`Project(root, stacks=root / "tests" / "stacks")`). This repository's `tests/harness.py` binds
+it to the checkout and the suite's stack files, and the offline plan
+(`python -m pangeo_binder.plan`) evaluates every program with it.
 """
 
 from __future__ import annotations
@@ -66,8 +68,11 @@ class Registration:
         return self.provider.rsplit("::", 1)[0] if "::" in self.provider else self.provider
 
 
-def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-    """Realistic computed outputs for the types whose outputs the program reads."""
+def _mock_outputs(
+    args: mocks.MockResourceArgs, aws_account: Callable[[], str] = lambda: AWS_ACCOUNT
+) -> tuple[str, dict[str, Any]]:
+    """Realistic computed outputs for the types whose outputs the program reads (AWS ones in
+    the account `aws_account` gives)."""
     inputs = dict(args.inputs)
     name = inputs.get("name") or args.name
     out: dict[str, Any] = {**inputs}
@@ -132,7 +137,7 @@ def _mock_outputs(args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
     elif typ == "docker-build:index:Image":
         return _image_outputs(inputs, out)
     elif typ.startswith("aws:"):
-        return _aws_mock_outputs(args, name, out)
+        return _aws_mock_outputs(args, name, out, aws_account())
     return f"{args.name}-id", out
 
 
@@ -184,6 +189,15 @@ class AwsCaller:
     role_arn: str = AWS_DEPLOYER_ROLE
     session: str = "ci"
 
+    @classmethod
+    def in_account(cls, account: str) -> AwsCaller:
+        """The deploy role of the same name in another account."""
+        return cls(AWS_DEPLOYER_ROLE.replace(f"::{AWS_ACCOUNT}:", f"::{account}:"))
+
+    @property
+    def account(self) -> str:
+        return self.role_arn.split(":")[4]
+
     @property
     def session_arn(self) -> str:
         """The assumed-role ARN STS reports, which names the role without its path."""
@@ -196,21 +210,22 @@ EKS_ISSUER = f"https://oidc.eks.{AWS_REGION}.amazonaws.com/id/EXAMPLED539D4633E5
 
 
 def _aws_mock_outputs(
-    args: mocks.MockResourceArgs, name: str, out: dict[str, Any]
+    args: mocks.MockResourceArgs, name: str, out: dict[str, Any], account: str = AWS_ACCOUNT
 ) -> tuple[str, dict[str, Any]]:
-    """What AWS reports after create, for the AWS types whose outputs the program reads."""
+    """What AWS reports after create in `account`, for the AWS types whose outputs the
+    program reads."""
     inputs = dict(args.inputs)
     typ = args.typ
     resource_id = f"{args.name}-id"
     if typ == "aws:iam/role:Role":
-        out |= {"arn": f"arn:aws:iam::{AWS_ACCOUNT}:role/{name}", "name": name}
+        out |= {"arn": f"arn:aws:iam::{account}:role/{name}", "name": name}
         resource_id = name
     elif typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         host = str(inputs.get("url", EKS_ISSUER)).removeprefix("https://")
-        out |= {"arn": f"arn:aws:iam::{AWS_ACCOUNT}:oidc-provider/{host}"}
+        out |= {"arn": f"arn:aws:iam::{account}:oidc-provider/{host}"}
     elif typ == "aws:eks/cluster:Cluster":
         out |= {
-            "arn": f"arn:aws:eks:{AWS_REGION}:{AWS_ACCOUNT}:cluster/{name}",
+            "arn": f"arn:aws:eks:{AWS_REGION}:{account}:cluster/{name}",
             "endpoint": f"https://EXAMPLED539D4633E53DE1B71EXAMPLE.gr7.{AWS_REGION}.eks.amazonaws.com",
             "certificateAuthority": {"data": "TU9DSyBDQQ=="},
             "identities": [{"oidcs": [{"issuer": EKS_ISSUER}]}],
@@ -237,15 +252,15 @@ def _aws_mock_outputs(
         resource_id = out["allocationId"]
     elif typ == "aws:secretsmanager/secret:Secret":
         # Secrets Manager appends six random characters to the name in the ARN.
-        arn = f"arn:aws:secretsmanager:{AWS_REGION}:{AWS_ACCOUNT}:secret:{name}-AbCdEf"
+        arn = f"arn:aws:secretsmanager:{AWS_REGION}:{account}:secret:{name}-AbCdEf"
         out |= {"arn": arn}
         resource_id = arn
     elif typ == "aws:ecr/pullThroughCacheRule:PullThroughCacheRule":
-        out |= {"registryId": AWS_ACCOUNT}
+        out |= {"registryId": account}
         resource_id = str(inputs.get("ecrRepositoryPrefix"))
     elif typ == "aws:kms/key:Key":
         key_id = "1234abcd-12ab-34cd-56ef-1234567890ab"
-        out |= {"keyId": key_id, "arn": f"arn:aws:kms:{AWS_REGION}:{AWS_ACCOUNT}:key/{key_id}"}
+        out |= {"keyId": key_id, "arn": f"arn:aws:kms:{AWS_REGION}:{account}:key/{key_id}"}
     return resource_id, out
 
 
@@ -313,10 +328,10 @@ def _aws_call(
         }
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {
-            "accountId": AWS_ACCOUNT,
+            "accountId": caller.account,
             "arn": caller.session_arn,
             "userId": f"AROAEXAMPLEEXAMPLE:{caller.session}",
-            "id": AWS_ACCOUNT,
+            "id": caller.account,
         }
     if token == "aws:iam/getSessionContext:getSessionContext":
         # The provider looks the role up (iam:GetRole) to give its ARN with the path.
@@ -330,7 +345,7 @@ def _aws_call(
             "id": call_args["arn"],
         }
     if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
-        registry = call_args.get("registryId") or AWS_ACCOUNT
+        registry = call_args.get("registryId") or caller.account
         return {
             "authorizationToken": base64.b64encode(f"AWS:{ECR_PASSWORD}".encode()).decode(),
             "expiresAt": "2026-12-04T01:00:00Z",
@@ -349,6 +364,17 @@ def _aws_call(
     return {}
 
 
+def _pinned_account() -> str | None:
+    """`clouds.aws.accountId` of the config the program runs with, if any."""
+    try:
+        clouds = pulumi.Config(pulumi.get_project()).get_object("clouds") or {}
+    except Exception:  # no config, or not valid JSON: the program reports it, not the mock
+        return None
+    aws = clouds.get("aws") if isinstance(clouds, dict) else None
+    account = aws.get("accountId") if isinstance(aws, dict) else None
+    return account if isinstance(account, str) else None
+
+
 class Mocks(pulumi.runtime.Mocks):
     def __init__(
         self,
@@ -358,11 +384,22 @@ class Mocks(pulumi.runtime.Mocks):
     ) -> None:
         self.calls: list[mocks.MockCallArgs] = []
         self.live = live or LiveEks()
-        self.caller = caller or AwsCaller()
+        self._caller = caller
         self.zones = DNS_ZONES if zones is None else zones
 
+    @property
+    def caller(self) -> AwsCaller:
+        """The caller given, else the deploy role in the account the running stack pins
+        (`clouds.aws.accountId`: a deploy runs with that account's credentials, and a fork's
+        own account plans offline as the project's does), else in AWS_ACCOUNT."""
+        return self._caller or AwsCaller.in_account(_pinned_account() or AWS_ACCOUNT)
+
+    @caller.setter
+    def caller(self, caller: AwsCaller) -> None:
+        self._caller = caller
+
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return _mock_outputs(args)
+        return _mock_outputs(args, lambda: self.caller.account)
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list | None]:
         self.calls.append(args)
@@ -543,10 +580,30 @@ class Project:
 
     root: Path = field(default_factory=Path.cwd)
     main: Path | None = None  # the program; default: `<root>/__main__.py`
+    # Where the `Pulumi.<stack>.yaml` files are; default: `root`. A test suite points it at
+    # stack files of its own (this repository's `tests/stacks/`), so the program it runs is
+    # the project's while the config is the suite's, whatever stacks the checkout holds.
+    stacks: Path | None = None
 
     @property
     def program(self) -> Path:
         return self.main or self.root / "__main__.py"
+
+    @property
+    def stack_dir(self) -> Path:
+        """The folder of the stack files."""
+        return self.stacks or self.root
+
+    def stack_file(self, stack: str) -> Path:
+        return self.stack_dir / f"Pulumi.{stack}.yaml"
+
+    def stack_names(self) -> list[str]:
+        """The stacks that have a stack file, sorted: what a suite checks of a project's own
+        stacks, whatever they are called."""
+        return sorted(
+            path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+            for path in self.stack_dir.glob("Pulumi.*.yaml")
+        )
 
     @property
     def name(self) -> str:
@@ -558,7 +615,7 @@ class Project:
     def stack_config(self, stack: str) -> dict[str, Any]:
         """The stack file's keys, without their namespace, plus the client secret of each
         cloud as an operator sets it (`pulumi config set --secret`, never in the file)."""
-        data = yaml.safe_load((self.root / f"Pulumi.{stack}.yaml").read_text())
+        data = yaml.safe_load(self.stack_file(stack).read_text())
         config = {key.split(":", 1)[1]: value for key, value in data["config"].items()}
         config["secrets"] = {
             cloud: {"githubClientSecret": f"{PLANTED_SECRET}-{cloud}"} for cloud in config["clouds"]

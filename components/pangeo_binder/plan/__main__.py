@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Path.cwd(),
         help="the Pulumi project, the folder with Pulumi.yaml (default: the current one)",
     )
+    parser.add_argument(
+        "--stacks",
+        type=Path,
+        help="folder of the stack files, inside the project (default: --root); the test "
+        "suite's own are in tests/stacks",
+    )
     args = parser.parse_args(argv)
     root = args.root.resolve()
     if not (root / "Pulumi.yaml").is_file():
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        document = full_plan(root, args.stack, args.compare, Prices.load(args.prices))
+        document = full_plan(root, args.stack, args.compare, Prices.load(args.prices), args.stacks)
     except PlanError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

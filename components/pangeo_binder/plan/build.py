@@ -24,8 +24,11 @@ class PlanError(RuntimeError):
     """The program (or git) failed; the message says where."""
 
 
-def evaluate(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, Any]:
-    """Run `root`'s `__main__.py` under its own test mocks in a fresh interpreter.
+def evaluate(
+    root: Path, stack: str, stack_file: Path | None = None, stacks: Path | None = None
+) -> dict[str, Any]:
+    """Run `root`'s `__main__.py` under its own test mocks in a fresh interpreter, with the
+    config of `Pulumi.<stack>.yaml` in `stacks` (default: `root`) and `stack_file` over it.
 
     A subprocess, so another ref's package never mixes with ours and Pulumi's process-wide
     mock state starts clean. `root`'s own source root goes first on its import path, before
@@ -33,6 +36,8 @@ def evaluate(root: Path, stack: str, stack_file: Path | None = None) -> dict[str
     command = [sys.executable, str(Path(runtime.__file__)), "--root", str(root), "--stack", stack]
     if stack_file:
         command += ["--stack-file", str(stack_file)]
+    if stacks:
+        command += ["--stacks", str(stacks)]
     inherited = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
     paths = [*map(str, runtime.source_paths(root)), *inherited]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
@@ -87,14 +92,19 @@ def git(root: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def evaluate_ref(root: Path, ref: str, stack: str) -> dict[str, Any]:
-    """Evaluate `ref` from a temporary `git worktree`, removed afterwards."""
+def evaluate_ref(root: Path, ref: str, stack: str, stacks: Path | None = None) -> dict[str, Any]:
+    """Evaluate `ref` from a temporary `git worktree`, removed afterwards; `stacks`, a folder
+    inside `root`, is read at `ref` (the ref's own copy of that folder)."""
     commit = git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
     workdir = Path(tempfile.mkdtemp(prefix="pangeo-plan-"))
     tree = workdir / "tree"
     try:
         git(root, "worktree", "add", "--detach", str(tree), commit)
-        return evaluate(tree, stack)
+        return evaluate(
+            tree,
+            stack,
+            stacks=tree / stacks.resolve().relative_to(root.resolve()) if stacks else None,
+        )
     finally:
         subprocess.run(
             ["git", "worktree", "remove", "--force", str(tree)],
@@ -112,18 +122,26 @@ def public(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def full_plan(
-    root: Path, stack: str, compare: str | None = None, prices: Prices | None = None
+    root: Path,
+    stack: str,
+    compare: str | None = None,
+    prices: Prices | None = None,
+    stacks: Path | None = None,
 ) -> dict[str, Any]:
-    """This checkout's plan for `stack`, with the delta against `compare` when given.
+    """This checkout's plan for `stack`, with the delta against `compare` when given; the
+    stack file is in `stacks` (a folder inside `root`; default: `root`).
 
     Both sides are priced with this checkout's price file, so the delta shows what the
     resources change, not what a price update changes."""
     prices = prices or Prices.load()
-    stack_file = root / f"Pulumi.{stack}.yaml"
+    if stacks is not None and not stacks.resolve().is_relative_to(root.resolve()):
+        raise PlanError(f"--stacks {stacks} is not inside the project {root}")
+    stacks = stacks.resolve() if stacks is not None else None
+    stack_file = (stacks or root) / f"Pulumi.{stack}.yaml"
     context = context_from_stack_file(stack_file) if stack_file.is_file() else None
-    current = plan(evaluate(root, stack), prices, ref="HEAD", context=context)
+    current = plan(evaluate(root, stack, stacks=stacks), prices, ref="HEAD", context=context)
     if compare:
-        base = plan(evaluate_ref(root, compare, stack), prices, ref=compare)
+        base = plan(evaluate_ref(root, compare, stack, stacks), prices, ref=compare)
         current["delta"] = delta(current, base)
         current["_scrub"] = sorted(set(current["_scrub"]) | set(base["_scrub"]))
     return current

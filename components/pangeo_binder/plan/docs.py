@@ -1,7 +1,9 @@
 """Write the plan's own cost figures into `docs/topics/cost.md` (between markers).
 
 `python -m pangeo_binder.plan.docs` regenerates the section; `tests/test_plan.py` fails when
-the page and the plan disagree, as `docs/reference/config.md` does for the config model.
+the page and the plan disagree, as `docs/reference/config.md` does for the config model. The
+figures are those of the reference stacks (`generated.REFERENCE_STACKS`), whatever stack files
+the checkout holds.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pangeo_binder.generated import replace_section
+from pangeo_binder.generated import REFERENCE_STACKS, replace_section
 from pangeo_binder.plan.build import evaluate, plan
 from pangeo_binder.plan.cost import Prices
 from pangeo_binder.plan.render import _table, usd
@@ -95,7 +97,8 @@ def update(page: str, generated: str) -> str:
 
 def documents(root: Path, prices: Prices | None = None) -> dict[str, dict[str, Any]]:
     prices = prices or Prices.load()
-    return {stack: plan(evaluate(root, stack), prices) for stack in STACKS}
+    stacks = root / REFERENCE_STACKS
+    return {stack: plan(evaluate(root, stack, stacks=stacks), prices) for stack in STACKS}
 
 
 def main() -> int:

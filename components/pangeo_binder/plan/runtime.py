@@ -8,7 +8,8 @@ repository brings its `components/pangeo_binder/testing.py`, one from before tha
 existed its `tests/harness.py`, and any other project (an adopter's) uses the installed
 `pangeo_binder.testing`; so the plan evaluates each ref exactly as its tests do.
 
-Stack config comes from `Pulumi.<stack>.yaml`; every `secure:` value is replaced by
+Stack config comes from `Pulumi.<stack>.yaml` (in `--root`, or in `--stacks DIR`: a test
+suite's own stack files); every `secure:` value is replaced by
 PLACEHOLDER before the program sees it, so no passphrase or key is needed and no
 ciphertext or secret can reach the output. Values that are Pulumi secrets in the
 registered inputs are replaced by SECRET at any depth.
@@ -201,9 +202,10 @@ def source_paths(root: Path) -> list[Path]:
     return []
 
 
-def load_engine(root: Path) -> Any:
+def load_engine(root: Path, stacks: Path | None = None) -> Any:
     """The mock engine `root`'s own tests use, as a namespace of what `record` calls:
-    `stack_config`, `run_program`, `RecordingMonitor` and `SECRET_KEYS`."""
+    `stack_config`, `run_program`, `RecordingMonitor` and `SECRET_KEYS`; its stack files are
+    in `stacks` (default: `root`)."""
     own = source_paths(root)
     sys.path[:0] = [str(path) for path in own]
     legacy = root / "tests" / "harness.py"
@@ -213,7 +215,9 @@ def load_engine(root: Path) -> Any:
         sys.path.insert(len(own), str(legacy.parent))
         return importlib.import_module("harness")
     testing = importlib.import_module("pangeo_binder.testing")
-    project = testing.Project(root)
+    if stacks is not None and "stacks" not in inspect.signature(testing.Project).parameters:
+        raise SystemExit(f"{root}'s pangeo_binder.testing cannot read stack files from {stacks}")
+    project = testing.Project(root, stacks=stacks) if stacks is not None else testing.Project(root)
     return SimpleNamespace(
         stack_config=project.stack_config,
         run_program=project.run_program,
@@ -242,9 +246,11 @@ def stack_config(root: Path, stack: str, stack_file: Path | None, engine: Any) -
     return config, [k for k in secret_keys if k in config], found
 
 
-def record(root: Path, stack: str, stack_file: Path | None = None) -> dict[str, Any]:
+def record(
+    root: Path, stack: str, stack_file: Path | None = None, stacks: Path | None = None
+) -> dict[str, Any]:
     """Evaluate `root`'s program for `stack` under its own test mocks; the registrations."""
-    engine = load_engine(root)
+    engine = load_engine(root, stacks)
     config, secret_keys, ciphertexts = stack_config(root, stack, stack_file, engine)
     monitor = recording_monitor(engine.RecordingMonitor)
     accepts_keys = "secret_keys" in inspect.signature(engine.run_program).parameters
@@ -269,10 +275,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--stack-file", type=Path)
+    parser.add_argument("--stacks", type=Path, help="folder of the stack files (default: --root)")
     args = parser.parse_args(argv)
     here = Path(__file__).resolve().parent  # run as a script: keep its siblings off the path
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    result = record(args.root.resolve(), args.stack, args.stack_file)
+    stacks = args.stacks.resolve() if args.stacks else None
+    result = record(args.root.resolve(), args.stack, args.stack_file, stacks)
     json.dump(result, sys.stdout, default=str)
 
 
