@@ -7,6 +7,7 @@ here calls a cloud API, so a mistake is caught before anything is registered.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -122,13 +123,31 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 CLIENT_ID_LOCS = (("hub", "github"), ("github", "clientId"))
 
 
+def suggestion(key: str, accepted: list[str]) -> str | None:
+    """The accepted key `key` is most likely a typo of (`cloud` for `clouds`, `machinetype`
+    for `machineType`), if one is close enough."""
+    by_lower = {name.lower(): name for name in accepted}
+    found = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.7)
+    return by_lower[found[0]] if found else None
+
+
+def _typo_of(error: dict[str, Any]) -> str | None:
+    """For an unknown key, the accepted key it is most likely a typo of."""
+    if error["type"] != "extra_forbidden":
+        return None
+    loc = tuple(error["loc"])
+    return suggestion(str(loc[-1]), _accepted_keys(loc[:-1]))
+
+
 def _problem(error: dict[str, Any]) -> Problem:
     loc = tuple(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     kind = error["type"]
     if kind == "extra_forbidden":
-        accepted = ", ".join(_accepted_keys(loc[:-1]))
-        message = f"unknown key; accepted: {accepted}"
+        keys = _accepted_keys(loc[:-1])
+        near = _typo_of(error)
+        hint = f" (did you mean {near!r}?)" if near else ""
+        message = f"unknown key {str(loc[-1])!r}{hint}; accepted: {', '.join(keys)}"
     elif kind == "missing" and loc[:1] == ("clouds",) and loc[-2:] in CLIENT_ID_LOCS:
         message = missing_client_id(str(loc[1]))
     elif kind == "missing":
@@ -152,13 +171,16 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
     """Rules across sections, read from the raw mapping so they are reported even when a
     section has mistakes of its own (every problem at once)."""
     problems: list[Problem] = []
+    flat = _flat_key_problems(raw)
+    problems += flat
     for key in sorted(set(secret_keys) - {"secrets"}):
-        if key in raw:
+        if key in raw and "." not in key:
             problems.append(
                 Problem(
                     key,
-                    "is set as a secret, but only `secrets` holds secret values; "
-                    f"set it in plain text (pulumi config set --path '{key}' ...)",
+                    "is set as a secret, but only `secrets` holds secret values: run "
+                    f"pulumi config rm {key}, then set it in plain text "
+                    f"(pulumi config set --path '{key}' ...)",
                 )
             )
     if "secrets" in raw and "secrets" not in secret_keys:
@@ -175,10 +197,11 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
         if not isinstance(settings, dict) or cloud not in ("gcp", "aws"):
             continue
         cloud_secrets = _section(secrets, cloud)
-        if not cloud_secrets.get("githubClientSecret"):
+        path = f"secrets.{cloud}.githubClientSecret"
+        if not cloud_secrets.get("githubClientSecret") and path not in {p.path for p in flat}:
             problems.append(
                 Problem(
-                    f"secrets.{cloud}.githubClientSecret",
+                    path,
                     "missing: the hub on "
                     f"{cloud} needs its GitHub OAuth app's client secret; set it with "
                     f"{secret_command(cloud)}",
@@ -187,6 +210,24 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
         problems += _pool_group_problems(cloud, settings)
         problems += _image_cache_problems(cloud, settings, cloud_secrets, raw.get("environment"))
     return problems + _monitoring_problems(raw)
+
+
+def _flat_key_problems(raw: dict[str, Any]) -> list[Problem]:
+    """A dotted key set without `--path` is one key named `secrets.gcp.githubClientSecret`
+    (Pulumi reads the dots as part of the name), not a value under `secrets`: one message
+    per key, the command that removes it, then the one that sets it where it belongs."""
+    problems = []
+    for key in sorted(k for k in raw if "." in k):
+        secret = "--secret " if key.split(".", 1)[0] == "secrets" else ""
+        problems.append(
+            Problem(
+                key,
+                f"was set without --path, so Pulumi stored one key named {key!r}: "
+                f"run pulumi config rm '{key}', then "
+                f"pulumi config set {secret}--path '{key}' VALUE",
+            )
+        )
+    return problems
 
 
 # The cache logins each cloud supports: GCP's ghcr.io cache pulls anonymously.
@@ -401,7 +442,13 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     try:
         config = StackConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [_problem(e) for e in exc.errors()]
+        errors = exc.errors()
+        # `cloud:` for `clouds:` is one mistake: the unknown key's message names the key it
+        # meant, so that key is not also reported missing.
+        meant = {(*e["loc"][:-1], _typo_of(e)) for e in errors if _typo_of(e)}
+        problems = [
+            _problem(e) for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in meant)
+        ]
     cross = _cross_problems(raw, secret_keys)
     # One message per key: the cross rule's (with the command to run) wins.
     problems = [p for p in problems if p.path not in {c.path for c in cross}] + cross
