@@ -79,7 +79,7 @@ def main() -> None:
             deploy_environments=deploy_environments,
             # Each AWS stack's region and image prefix, as its stack names them.
             image_repositories=[
-                (str(stack.aws_region), build_repository("aws", str(stack.environment)))
+                (str(stack.aws_region), build_repository("aws", str(stack.environment), stack.name))
                 for stack in stacks
                 if "aws" in stack.clouds
             ],

@@ -74,7 +74,8 @@ class Stack:
     name: str
     approval: bool
     clouds: tuple[str, ...]
-    # `pangeo-binder:environment` (staging | prod): the deployment's resource names follow it.
+    # `pangeo-binder:environment` (staging | prod): with the stack's name, the deployment's
+    # resource names follow it (pangeo_binder.naming).
     environment: str | None
     aws_region: str | None
     gcp_project: str | None

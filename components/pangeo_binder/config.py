@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from pangeo_binder import machines
+from pangeo_binder import machines, naming
 from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.config_public import public_binder_problems
 from pangeo_binder.config_shared import Model, missing_client_id
@@ -167,7 +168,9 @@ def _problem(error: dict[str, Any]) -> Problem:
     return Problem(_path(loc), message)
 
 
-def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[Problem]:
+def _cross_problems(
+    raw: dict[str, Any], secret_keys: Collection[str], stack: str | None = None
+) -> list[Problem]:
     """Rules across sections, read from the raw mapping so they are reported even when a
     section has mistakes of its own (every problem at once)."""
     problems: list[Problem] = []
@@ -208,7 +211,9 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
                 )
             )
         problems += _pool_group_problems(cloud, settings)
-        problems += _image_cache_problems(cloud, settings, cloud_secrets, raw.get("environment"))
+        problems += _image_cache_problems(
+            cloud, settings, cloud_secrets, raw.get("environment"), stack
+        )
     return problems + _monitoring_problems(raw)
 
 
@@ -234,15 +239,19 @@ def _flat_key_problems(raw: dict[str, Any]) -> list[Problem]:
 CACHE_LOGINS = {"gcp": ("dockerHub",), "aws": ("dockerHub", "ghcr")}
 
 
-def build_repository(cloud: str, environment: str) -> str:
+def build_repository(cloud: str, environment: str, stack: str | None = None) -> str:
     """The build registry's repository (GCP) or prefix (ECR) the stack names after the
     deployment; gcp/stack.py and aws/stack.py name it the same way."""
-    deployment = f"pangeo-binder-{environment}"
+    deployment = naming.deployment(environment, stack)
     return f"{deployment}-images" if cloud == "gcp" else deployment
 
 
 def _image_cache_problems(
-    cloud: str, settings: dict[str, Any], secrets: dict[str, Any], environment: Any
+    cloud: str,
+    settings: dict[str, Any],
+    secrets: dict[str, Any],
+    environment: Any,
+    stack: str | None = None,
 ) -> list[Problem]:
     """A cache login needs both its user name and its token, and a cache that is on; no
     cache repository may take the build registry's name."""
@@ -276,7 +285,7 @@ def _image_cache_problems(
             )
     names = _section(cache, "repositories")
     if environment in ("staging", "prod"):
-        build = build_repository(cloud, environment)
+        build = build_repository(cloud, environment, stack)
         for key, name in names.items():
             if name == build:
                 problems.append(
@@ -431,11 +440,14 @@ def _purpose(pool: Any) -> Any:
     return pool.get("purpose") if isinstance(pool, dict) else None
 
 
-def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackConfig:
+def load_config(
+    raw: dict[str, Any], *, secret_keys: Collection[str], stack: str | None = None
+) -> StackConfig:
     """Validate raw stack config (keys without the namespace) into a `StackConfig`.
 
     `secret_keys`: the keys Pulumi marks secret (set with --secret). Secret values are only
-    accepted under `secrets`, and only when marked.
+    accepted under `secrets`, and only when marked. `stack`: the stack's name, which the
+    resource names derive from (`pangeo_binder.naming`) where it is not the environment.
     """
     problems: list[Problem] = []
     config = None
@@ -449,7 +461,7 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
         problems = [
             _problem(e) for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in meant)
         ]
-    cross = _cross_problems(raw, secret_keys)
+    cross = _cross_problems(raw, secret_keys, stack)
     # One message per key: the cross rule's (with the command to run) wins.
     problems = [p for p in problems if p.path not in {c.path for c in cross}] + cross
     problems += _shape_problems(raw, problems)
@@ -457,6 +469,7 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     problems += [
         p for p in _binder_disk_problems(raw, problems) if p.path not in {q.path for q in problems}
     ]
+    problems += _stack_name_problems(raw, stack)
     if config is not None:
         problems += _placeholder_problems(config)
     problems += [
@@ -467,6 +480,28 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     if problems or config is None:
         raise ConfigError(problems)
     return config
+
+
+def _stack_name_problems(raw: dict[str, Any], stack: str | None) -> list[Problem]:
+    """A stack not named after its environment gives the resources their names
+    (`pangeo_binder.naming`): bucket names and Google service account ids (`pb-<stack>-builder`,
+    at most 30 characters) take lowercase letters, digits and hyphens only."""
+    environment = raw.get("environment")
+    if stack is None or environment not in ("staging", "prod") or stack == environment:
+        return []
+    qualifier = naming.qualifier(environment, stack)
+    why = f"the stack {stack!r} (environment {environment}) names its cloud resources"
+    if not re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", qualifier):
+        return [Problem("(stack name)", f"{why}: use lowercase letters, digits and hyphens")]
+    if "gcp" in _section(raw, "clouds") and len(f"pb-{qualifier}-builder") > 30:
+        return [
+            Problem(
+                "(stack name)",
+                f"{why}: Google service account ids (pb-{qualifier}-builder) take at most 30 "
+                "characters; choose a stack name of at most 19",
+            )
+        ]
+    return []
 
 
 def _placeholder_problems(config: StackConfig) -> list[Problem]:
