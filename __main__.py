@@ -65,7 +65,9 @@ def build(config: StackConfig) -> None:
     per cloud, the kubeconfig on its own as a secret."""
     # Physical names: the stack's own where it is not named after its environment, so two
     # stacks of one environment can share a project or account (pangeo_binder.naming).
-    deployment = naming.deployment(config.environment, pulumi.get_stack())
+    # `resourceNames: environment` keeps the names a stack deployed before that had.
+    named = pulumi.get_stack() if config.resource_names == "stack" else None
+    deployment = naming.deployment(config.environment, named)
     for cloud in ("gcp", "aws"):
         settings = getattr(config.clouds, cloud)
         if settings is None:
@@ -86,7 +88,7 @@ def build(config: StackConfig) -> None:
             settings,
             deployment=deployment,
             environment=config.environment,
-            qualifier=naming.qualifier(config.environment, pulumi.get_stack()),
+            qualifier=naming.qualifier(config.environment, named),
             service_accounts=accounts,
             registry_tokens={
                 key: pulumi.Output.secret(token) for key, token in secrets.registry_tokens().items()

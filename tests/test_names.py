@@ -131,3 +131,15 @@ def test_a_stack_name_the_clouds_refuse_is_a_config_error(stack: str, message: s
         load_config(stack_config("staging"), secret_keys=("secrets",), stack=stack)
     assert [p.path for p in error.value.problems] == ["(stack name)"]
     assert message in str(error.value)
+
+
+def test_resource_names_environment_keeps_the_names_from_before(staging: Run) -> None:
+    """A stack deployed before names followed the stack, whose name is not its
+    environment's, sets `resourceNames: environment` and keeps every physical name."""
+    config = {**stack_config("staging"), "resourceNames": "environment"}
+    kept = run_program("staging-alice", config)
+    assert sorted(physical_names(kept.registrations)) == sorted(
+        physical_names(staging.registrations)
+    )
+    # the policies read the same public bucket names from such a stack file
+    assert build_repository("gcp", "staging", None) == "pangeo-binder-staging-images"

@@ -79,6 +79,8 @@ class Stack:
     environment: str | None
     aws_region: str | None
     gcp_project: str | None
+    # `pangeo-binder:resourceNames`: `environment` keeps the names from before the stack's.
+    resource_names: str | None = None
 
 
 class CiStacksError(ValueError):
@@ -136,6 +138,7 @@ def load(root: Path) -> list[Stack]:
                 environment=config.get(f"{NAMESPACE}:environment"),
                 aws_region=cloud_setting(config, "aws", "region"),
                 gcp_project=cloud_setting(config, "gcp", "project"),
+                resource_names=config.get(f"{NAMESPACE}:resourceNames"),
             )
         )
     if problems:

@@ -54,6 +54,17 @@ class StackConfig(Model):
     environment: Literal["staging", "prod"] = Field(
         description="prod turns on every deletion guard; staging can be destroyed and rebuilt."
     )
+    resource_names: Literal["stack", "environment"] = Field(
+        "stack",
+        alias="resourceNames",
+        description="What cloud resource names derive from: `stack`, the stack's name where "
+        "it is not its environment's (`pangeo-binder-staging-alice`), so that two stacks of "
+        "one environment can share a GCP project or AWS account; a stack named after its "
+        "environment is `pangeo-binder-<environment>` either way. `environment`: "
+        "`pangeo-binder-<environment>` always, the names of every stack deployed before "
+        "names followed the stack; set it on such a stack whose name is not its "
+        "environment's, or its cluster, buckets and accounts would be replaced.",
+    )
     clouds: Clouds
     hub: HubSettings
     secrets: Secrets = Field(
@@ -196,6 +207,7 @@ def _cross_problems(
         )
     clouds = _section(raw, "clouds")
     secrets = _section(raw, "secrets")
+    named = names_stack(raw.get("resourceNames"), stack)
     for cloud, settings in clouds.items():
         if not isinstance(settings, dict) or cloud not in ("gcp", "aws"):
             continue
@@ -212,7 +224,7 @@ def _cross_problems(
             )
         problems += _pool_group_problems(cloud, settings)
         problems += _image_cache_problems(
-            cloud, settings, cloud_secrets, raw.get("environment"), stack
+            cloud, settings, cloud_secrets, raw.get("environment"), named
         )
     return problems + _monitoring_problems(raw)
 
@@ -233,6 +245,12 @@ def _flat_key_problems(raw: dict[str, Any]) -> list[Problem]:
             )
         )
     return problems
+
+
+def names_stack(resource_names: Any, stack: str | None) -> str | None:
+    """The stack name the resource names derive from (`pangeo_binder.naming`): none when the
+    stack keeps the environment's names (`resourceNames: environment`)."""
+    return None if resource_names == "environment" else stack
 
 
 # The cache logins each cloud supports: GCP's ghcr.io cache pulls anonymously.
@@ -469,7 +487,7 @@ def load_config(
     problems += [
         p for p in _binder_disk_problems(raw, problems) if p.path not in {q.path for q in problems}
     ]
-    problems += _stack_name_problems(raw, stack)
+    problems += _stack_name_problems(raw, names_stack(raw.get("resourceNames"), stack))
     if config is not None:
         problems += _placeholder_problems(config)
     problems += [

@@ -34,7 +34,8 @@ def aws_bucket_prefix(qualifier: str, account_id: str) -> str:
 def context_from_config(config: dict[str, Any], stack: str | None = None) -> Context:
     """The context of a stack's `pangeo-binder:*` keys (namespace dropped)."""
     environment = str(config.get("environment") or "prod")
-    qualifier = naming.qualifier(environment, stack)
+    keep = config.get("resourceNames") == "environment"  # the names from before (config.py)
+    qualifier = naming.qualifier(environment, None if keep else stack)
     clouds = config.get("clouds") or {}
     public: list[str] = []
     gcp = clouds.get("gcp") or {}
