@@ -141,7 +141,7 @@ def test_a_typo_of_clouds_is_one_unknown_key_naming_clouds() -> None:
         load_config(config, secret_keys=SECRET_KEYS)
     assert [str(p) for p in error.value.problems] == [
         "cloud: unknown key 'cloud' (did you mean 'clouds'?); "
-        "accepted: environment, clouds, hub, secrets, monitoring"
+        "accepted: environment, clouds, hub, secrets, monitoring, resourceNames"
     ]
 
 

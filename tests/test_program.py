@@ -140,7 +140,8 @@ def test_staging_idles_at_the_cost_floor(staging: Run) -> None:
 def test_config_errors_stop_before_any_resource(case: dict[str, Any]) -> None:
     monitor = RecordingMonitor()
     with pytest.raises(pulumi.RunError) as caught:
-        run_program("staging", case_config(case), monitor=monitor)
+        # under the stack whose file the case starts from: names follow the stack
+        run_program(case["base"], case_config(case), monitor=monitor)
     for error in case["errors"]:
         assert f"{error['path']}: " in str(caught.value)
     assert monitor.registrations == []
@@ -160,7 +161,7 @@ def test_a_config_mistake_is_the_error_pulumi_prints_without_a_trace() -> None:
     assert str(caught.value) == (
         "1 problem(s) in the pangeo-binder stack config:\n"
         "  - cloud: unknown key 'cloud' (did you mean 'clouds'?); "
-        "accepted: environment, clouds, hub, secrets, monitoring"
+        "accepted: environment, clouds, hub, secrets, monitoring, resourceNames"
     )
     assert monitor.registrations == []
 

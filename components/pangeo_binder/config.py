@@ -54,17 +54,6 @@ class StackConfig(Model):
     environment: Literal["staging", "prod"] = Field(
         description="prod turns on every deletion guard; staging can be destroyed and rebuilt."
     )
-    resource_names: Literal["stack", "environment"] = Field(
-        "stack",
-        alias="resourceNames",
-        description="What cloud resource names derive from: `stack`, the stack's name where "
-        "it is not its environment's (`pangeo-binder-staging-alice`), so that two stacks of "
-        "one environment can share a GCP project or AWS account; a stack named after its "
-        "environment is `pangeo-binder-<environment>` either way. `environment`: "
-        "`pangeo-binder-<environment>` always, the names of every stack deployed before "
-        "names followed the stack; set it on such a stack whose name is not its "
-        "environment's, or its cluster, buckets and accounts would be replaced.",
-    )
     clouds: Clouds
     hub: HubSettings
     secrets: Secrets = Field(
@@ -76,6 +65,17 @@ class StackConfig(Model):
         None,
         description="Prometheus, Grafana (at /services/grafana/ of each hub), OpenCost and "
         "alerts on every cluster; absent: none of them.",
+    )
+    resource_names: Literal["stack", "environment"] = Field(
+        "stack",
+        alias="resourceNames",
+        description="What cloud resource names derive from: `stack`, the stack's name where "
+        "it is not its environment's (`pangeo-binder-staging-alice`), so that two stacks of "
+        "one environment can share a GCP project or AWS account; a stack named after its "
+        "environment is `pangeo-binder-<environment>` either way. `environment`: "
+        "`pangeo-binder-<environment>` always, the names of every stack deployed before "
+        "names followed the stack; set it on such a stack whose name is not its "
+        "environment's, or its cluster, buckets and accounts would be replaced.",
     )
 
 
