@@ -379,3 +379,22 @@ def test_the_default_budget_is_justified_by_the_plan_of_inits_stack(tmp_path: Pa
         assert 4 * idle < DEFAULT_BUDGET_USD < ceiling / 20, (cloud, idle, ceiling)
         hours_to_spend = DEFAULT_BUDGET_USD / (ceiling / 730)
         assert 18 < hours_to_spend < 30, (cloud, hours_to_spend)  # "about a day"
+
+
+@pytest.mark.parametrize(
+    ("stack", "says"),
+    [
+        ("Research_Hub", "use lowercase letters, digits and hyphens"),
+        ("research-hub-experiments", "choose a stack name of at most 19"),
+    ],
+)
+def test_a_stack_name_the_clouds_refuse_for_resource_names_is_refused(
+    tmp_path: Path, stack: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stack's cloud resources are named after it (pangeo_binder.naming): a name a GCP
+    service account id or a bucket cannot take is refused here, not at the first preview."""
+    assert init(tmp_path, replaced(GCP, "--stack", stack)) == 2
+    err = capsys.readouterr().err
+    assert f"  - --stack: (stack name): the stack {stack!r} (environment staging)" in err
+    assert says in err
+    assert list(tmp_path.iterdir()) == []
