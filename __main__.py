@@ -22,6 +22,7 @@ if _SOURCE_ROOT not in sys.path:
 import pulumi  # noqa: E402
 from pulumi.runtime import config as runtime_config  # noqa: E402
 
+from pangeo_binder import naming  # noqa: E402
 from pangeo_binder.config import NAMESPACE, ConfigError, StackConfig, load_config  # noqa: E402
 from pangeo_binder.hub.hub import Hub  # noqa: E402
 from pangeo_binder.hub.public_binder import PublicBinder  # noqa: E402
@@ -62,7 +63,12 @@ def _stack_class(cloud: str) -> type:
 def build(config: StackConfig) -> None:
     """One component tree per configured cloud (cluster, then the hub on it); outputs exported
     per cloud, the kubeconfig on its own as a secret."""
-    deployment = f"pangeo-binder-{config.environment}"
+    # Physical names: the stack's own where it is not named after its environment, so two
+    # stacks of one environment can share a project or account (pangeo_binder.naming).
+    # Only `resourceNames: stack` names the resources after the stack (the default keeps the
+    # environment's names, which every stack deployed before had).
+    named = pulumi.get_stack() if config.resource_names == "stack" else None
+    deployment = naming.deployment(config.environment, named)
     for cloud in ("gcp", "aws"):
         settings = getattr(config.clouds, cloud)
         if settings is None:
@@ -83,6 +89,7 @@ def build(config: StackConfig) -> None:
             settings,
             deployment=deployment,
             environment=config.environment,
+            qualifier=naming.qualifier(config.environment, named),
             service_accounts=accounts,
             registry_tokens={
                 key: pulumi.Output.secret(token) for key, token in secrets.registry_tokens().items()
@@ -159,7 +166,7 @@ def support(cloud: str, config: StackConfig, settings: Any, outputs: Any) -> Any
 def main() -> None:
     try:
         raw, secret_keys = raw_config()
-        config = load_config(raw, secret_keys=secret_keys)
+        config = load_config(raw, secret_keys=secret_keys, stack=pulumi.get_stack())
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     if config.monitoring is not None:

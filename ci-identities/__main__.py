@@ -28,7 +28,7 @@ from pangeo_binder.ci_identities.config import (  # noqa: E402
     CiConfigError,
     load_ci_config,
 )
-from pangeo_binder.config import build_repository  # noqa: E402
+from pangeo_binder.config import build_repository, names_stack  # noqa: E402
 from pangeo_binder.raw_config import namespace_keys  # noqa: E402
 
 
@@ -79,7 +79,14 @@ def main() -> None:
             deploy_environments=deploy_environments,
             # Each AWS stack's region and image prefix, as its stack names them.
             image_repositories=[
-                (str(stack.aws_region), build_repository("aws", str(stack.environment)))
+                (
+                    str(stack.aws_region),
+                    build_repository(
+                        "aws",
+                        str(stack.environment),
+                        names_stack(stack.resource_names, stack.name),
+                    ),
+                )
                 for stack in stacks
                 if "aws" in stack.clouds
             ],

@@ -18,6 +18,9 @@ class CiStackSpec:
     gcp_project: str | None = None
     aws_region: str | None = None
     approval: bool = False
+    # `pangeo-binder:resourceNames`; init writes `stack` for a stack not named after its
+    # environment, so the fork's stacks carry it.
+    resource_names: str | None = None
 
 
 # The project's own shape: GCP and AWS in both stacks, prod waiting for approval.
@@ -27,8 +30,8 @@ OWN = [
 ]
 # A fork's: one GCP stack, then one AWS stack in another region that waits for approval.
 FORK = [
-    CiStackSpec("mygcp", "staging", gcp_project="my-hub-gcp"),
-    CiStackSpec("myaws", "prod", aws_region="eu-west-1", approval=True),
+    CiStackSpec("mygcp", "staging", gcp_project="my-hub-gcp", resource_names="stack"),
+    CiStackSpec("myaws", "prod", aws_region="eu-west-1", approval=True, resource_names="stack"),
 ]
 
 
@@ -46,5 +49,7 @@ def write_checkout(root: Path, stacks: list[CiStackSpec]) -> Path:
             "pangeo-binder:environment": stack.environment,
             "pangeo-binder:clouds": clouds,
         }
+        if stack.resource_names:
+            config["pangeo-binder:resourceNames"] = stack.resource_names
         (root / f"Pulumi.{stack.name}.yaml").write_text(yaml.safe_dump({"config": config}))
     return root

@@ -578,17 +578,18 @@ def test_a_forks_deploy_identity_trusts_its_stacks_environments_only(
     # one binding per listed stack, named after it
     names = {b.name for b in run.of_type("gcp:serviceaccount/iAMMember:IAMMember")}
     assert {"gcp-deploy-impersonate-mygcp", "gcp-deploy-impersonate-myaws"} <= names
-    # myaws (environment prod, eu-west-1) pushes to its own prefix in its own region only
+    # myaws (environment prod, eu-west-1) pushes to its own prefix (named after the stack,
+    # pangeo_binder.naming) in its own region only
     push = next(
         p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "aws-deploy-images"
     )
     policy = push.inputs["policy"]
     assert allows(
-        policy, "ecr:PutImage", repository_arn("pangeo-binder-prod/hub", region="eu-west-1")
+        policy, "ecr:PutImage", repository_arn("pangeo-binder-myaws/hub", region="eu-west-1")
     )
     for refused in (
-        repository_arn("pangeo-binder-prod/hub"),  # another region
-        repository_arn("pangeo-binder-myaws/hub", region="eu-west-1"),
+        repository_arn("pangeo-binder-myaws/hub"),  # another region
+        repository_arn("pangeo-binder-prod/hub", region="eu-west-1"),  # another prod stack's
         repository_arn("pangeo-binder-staging/hub", region="eu-west-1"),  # mygcp is no AWS stack
     ):
         assert not allows(policy, "ecr:PutImage", refused), refused

@@ -129,6 +129,43 @@ def test_only_secrets_holds_secret_values() -> None:
         load_config(stack_config("staging"), secret_keys=("secrets", "hub"))
     assert [p.path for p in error.value.problems] == ["hub"]
     assert "is set as a secret, but only `secrets` holds secret values" in str(error.value)
+    assert "run pulumi config rm hub, then set it in plain text" in str(error.value)
+
+
+def test_a_typo_of_clouds_is_one_unknown_key_naming_clouds() -> None:
+    """`cloud:` for `clouds:` is one mistake: reported as the unknown key with the key it
+    meant, not also as `clouds` missing."""
+    config = stack_config("staging")
+    config["cloud"] = config.pop("clouds")
+    with pytest.raises(ConfigError) as error:
+        load_config(config, secret_keys=SECRET_KEYS)
+    assert [str(p) for p in error.value.problems] == [
+        "cloud: unknown key 'cloud' (did you mean 'clouds'?); "
+        "accepted: environment, clouds, hub, secrets, monitoring, resourceNames"
+    ]
+
+
+@pytest.mark.parametrize("secret_keys", [("secrets", "secrets.gcp.githubClientSecret"), ()])
+def test_a_secret_set_without_path_gets_one_message_naming_config_rm(
+    secret_keys: tuple[str, ...],
+) -> None:
+    """`pulumi config set --secret secrets.gcp.githubClientSecret V` (no --path) stores one
+    key with dots in its name: one message, the `rm` for that key, then the right command;
+    nothing that says to set it in plain text."""
+    config = stack_config("staging")
+    del config["secrets"]["gcp"]
+    config["secrets.gcp.githubClientSecret"] = "x"
+    with pytest.raises(ConfigError) as error:
+        load_config(config, secret_keys=secret_keys or ("secrets",))
+    gcp = [p for p in error.value.problems if p.path == "secrets.gcp.githubClientSecret"]
+    assert len(gcp) == 1, error.value.problems
+    assert gcp[0].message == (
+        "was set without --path, so Pulumi stored one key named "
+        "'secrets.gcp.githubClientSecret': run pulumi config rm "
+        "'secrets.gcp.githubClientSecret', then pulumi config set --secret --path "
+        "'secrets.gcp.githubClientSecret' VALUE"
+    )
+    assert "plain text" not in str(error.value)
 
 
 def test_a_malformed_secret_is_never_printed() -> None:

@@ -65,6 +65,21 @@ def test_a_written_stack_file_evaluates_under_the_mock_engine(
     assert PLANTED_SECRET not in text
 
 
+@pytest.mark.parametrize(("stack", "written"), [("research", "stack"), ("staging", None)])
+def test_a_new_stack_not_named_after_its_environment_names_its_resources_after_itself(
+    tmp_path: Path, stack: str, written: str | None
+) -> None:
+    """Without `resourceNames: stack` a stack keeps the environment's names (the default, so
+    no deployed stack is renamed); a new `research` of environment staging must not take
+    `pangeo-binder-staging`'s names from a `staging` in the same project."""
+    assert init(tmp_path, replaced(GCP, "--stack", stack)) == 0
+    config = yaml.safe_load((tmp_path / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert config.get("pangeo-binder:resourceNames") == written
+    run = Project(tmp_path, main=MAIN).run_program(stack)
+    [cluster] = run.of_type("gcp:container/cluster:Cluster")
+    assert cluster.inputs["name"] == f"pangeo-binder-{stack}"
+
+
 def test_aws_account_id_is_written_quoted(tmp_path: Path) -> None:
     assert init(tmp_path, AWS) == 0
     text = (tmp_path / "Pulumi.research-aws.yaml").read_text()
@@ -379,3 +394,22 @@ def test_the_default_budget_is_justified_by_the_plan_of_inits_stack(tmp_path: Pa
         assert 4 * idle < DEFAULT_BUDGET_USD < ceiling / 20, (cloud, idle, ceiling)
         hours_to_spend = DEFAULT_BUDGET_USD / (ceiling / 730)
         assert 18 < hours_to_spend < 30, (cloud, hours_to_spend)  # "about a day"
+
+
+@pytest.mark.parametrize(
+    ("stack", "says"),
+    [
+        ("Research_Hub", "use lowercase letters, digits and hyphens"),
+        ("research-hub-experiments", "choose a stack name of at most 19"),
+    ],
+)
+def test_a_stack_name_the_clouds_refuse_for_resource_names_is_refused(
+    tmp_path: Path, stack: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stack's cloud resources are named after it (pangeo_binder.naming): a name a GCP
+    service account id or a bucket cannot take is refused here, not at the first preview."""
+    assert init(tmp_path, replaced(GCP, "--stack", stack)) == 2
+    err = capsys.readouterr().err
+    assert f"  - --stack: (stack name): the stack {stack!r} (environment staging)" in err
+    assert says in err
+    assert list(tmp_path.iterdir()) == []

@@ -711,3 +711,111 @@ def test_compare_evaluates_a_ref_whose_engine_was_tests_harness(
     assert {key: value for key, value in legacy.items() if key != "records"} == {
         key: value for key, value in staging_eval.items() if key != "records"
     }
+
+
+# What an operator sees: config problems without a traceback, a stack new against the ref,
+# a client secret the stack file lacks, the summary before the detail.
+
+
+def scratch_project(root: Path, stack: str, config: dict[str, Any]) -> Path:
+    """A Pulumi project at `root` running this checkout's program with one stack file."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("Pulumi.yaml", "__main__.py", "components"):
+        (root / name).symlink_to(ROOT / name)
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    return stack_file
+
+
+def staging_file_config() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())["config"]
+
+
+def test_config_problems_are_listed_without_a_traceback(tmp_path: Path, capsys) -> None:
+    """A `cloud:` typo and a misspelt hub key: every problem at once, naming its key, exit 1;
+    not the runner's traceback, not a KeyError from the plan's own secrets."""
+    config = staging_file_config()
+    config["pangeo-binder:cloud"] = config.pop("pangeo-binder:clouds")
+    config["pangeo-binder:hub"]["allowedOrgs"] = config["pangeo-binder:hub"].pop(
+        "allowedOrganizations"
+    )
+    scratch_project(tmp_path / "p", "typo", config)
+    assert cli.main(["--stack", "typo", "--root", str(tmp_path / "p")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(
+        "error: Pulumi.typo.yaml: 2 problem(s) in the pangeo-binder stack config:\n"
+    )
+    assert "  - cloud: unknown key 'cloud' (did you mean 'clouds'?); accepted: " in error
+    assert "  - hub.allowedOrgs: unknown key 'allowedOrgs' (did you mean " in error
+    assert "Traceback" not in error and "KeyError" not in error
+
+
+def test_a_stack_new_in_the_working_tree_is_all_added_against_the_ref(
+    tmp_path: Path, prices: Prices
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    copy_project(repo)
+    shutil.copy(repo / "Pulumi.staging.yaml", repo / "Pulumi.alice.yaml")  # not committed
+    document = build.full_plan(repo, "alice", compare="HEAD", prices=prices)
+    delta = document["delta"]
+    assert delta["newStack"] is True
+    resources = [
+        (c, r["type"], r["name"]) for c, b in document["clouds"].items() for r in b["resources"]
+    ]
+    assert sorted((r["cloud"], r["type"], r["name"]) for r in delta["resourcesAdded"]) == sorted(
+        resources
+    )
+    assert delta["resourcesRemoved"] == [] and delta["resourcesChanged"] == []
+    idle = sum(b["cost"]["idleMonthlyUsd"] for b in document["clouds"].values())
+    assert delta["idleMonthlyUsd"] == pytest.approx(idle, abs=0.01)
+    text = RENDERERS["text"](document)
+    assert "the stack is new (no Pulumi.alice.yaml at HEAD)" in text
+    assert f"{len(resources)} added, 0 removed, 0 changed" in text
+    assert "New stack: `Pulumi.alice.yaml` does not exist at `HEAD`" in RENDERERS["markdown"](
+        document
+    )
+    assert git(repo, "worktree", "list").count("\n") == 1  # no worktree was needed
+
+
+def test_a_missing_client_secret_is_a_warning_naming_the_command(tmp_path: Path) -> None:
+    """The plan fills a missing secret with a placeholder and goes on (it is offline and the
+    project's own stack files hold none); it says which one `pulumi preview` will stop on."""
+    config = staging_file_config()
+    config["pangeo-binder:secrets"] = {"gcp": {"githubClientSecret": {"secure": "v1:abc"}}}
+    stack_file = scratch_project(tmp_path / "p", "mine", config)
+    assert build.secret_warnings(stack_file, "mine") == [
+        "Pulumi.mine.yaml has no secrets.aws.githubClientSecret: the plan uses a placeholder, "
+        "pulumi preview and up stop until it is set: pulumi config set --secret --path "
+        "'secrets.aws.githubClientSecret' VALUE --stack mine"
+    ]
+    del config["pangeo-binder:secrets"]
+    stack_file.write_text(yaml.safe_dump({"config": config}))
+    assert [w.split(":")[0] for w in build.secret_warnings(stack_file, "mine")] == [
+        "Pulumi.mine.yaml has no secrets.aws.githubClientSecret",
+        "Pulumi.mine.yaml has no secrets.gcp.githubClientSecret",
+    ]
+
+
+def test_the_text_starts_with_a_summary(staging_plan: dict[str, Any]) -> None:
+    document = {**staging_plan, "warnings": ["Pulumi.staging.yaml has no secrets.x"]}
+    out = RENDERERS["text"](document).splitlines()
+    detail = next(i for i, x in enumerate(out) if x.startswith("(detail follows"))
+    head = out[:detail]
+    assert out[detail + 2] == f"== {next(iter(staging_plan['clouds']))} =="
+    assert head[:3] == ["Offline plan for stack staging", "", "== summary =="]
+    assert len(head) < 25
+    gcp = staging_plan["clouds"]["gcp"]
+    custom = sum("/" in r["type"] for r in gcp["resources"])
+    buckets = sum(r["type"].startswith("gcp:storage/") for r in gcp["resources"])
+    line = next(x for x in head if x.startswith("  gcp: "))
+    assert line.startswith(
+        f"  gcp: {custom} resources, {len(gcp['resources']) - custom} components, "
+        f"{len(gcp['releases'])} Helm releases; idle ${gcp['cost']['idleMonthlyUsd']:,.2f}"
+    )
+    assert f"gcp:storage {buckets}" in head[head.index(line) + 1]
+    total = sum(b["cost"]["ceilingMonthlyUsd"] for b in staging_plan["clouds"].values())
+    assert any(x.startswith("  cost: idle ") and f"ceiling ${total:,.2f}" in x for x in head)
+    assert "  warning: Pulumi.staging.yaml has no secrets.x" in head
+    markdown = RENDERERS["markdown"](document)
+    assert markdown.index("- warning: Pulumi.staging.yaml") < markdown.index("### Monthly cost")

@@ -143,9 +143,29 @@ def test_staging_idles_at_the_cost_floor(staging: Run) -> None:
 def test_config_errors_stop_before_any_resource(case: dict[str, Any]) -> None:
     monitor = RecordingMonitor()
     with pytest.raises(pulumi.RunError) as caught:
-        run_program("staging", case_config(case), monitor=monitor)
+        # under the stack whose file the case starts from: names follow the stack
+        run_program(case["base"], case_config(case), monitor=monitor)
     for error in case["errors"]:
         assert f"{error['path']}: " in str(caught.value)
+    assert monitor.registrations == []
+
+
+def test_a_config_mistake_is_the_error_pulumi_prints_without_a_trace() -> None:
+    """Pulumi's Python runner (pulumi/pulumi sdk/python/cmd/pulumi-language-python-exec)
+    logs a `pulumi.RunError` escaping the program as its message alone and exits 1; any other
+    exception as a traceback. So the program raises exactly that, detached from the
+    ConfigError (`from None`), with every problem naming its key."""
+    config = stack_config("staging")
+    config["cloud"] = config.pop("clouds")
+    monitor = RecordingMonitor()
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("staging", config, monitor=monitor)
+    assert caught.value.__suppress_context__ and caught.value.__cause__ is None
+    assert str(caught.value) == (
+        "1 problem(s) in the pangeo-binder stack config:\n"
+        "  - cloud: unknown key 'cloud' (did you mean 'clouds'?); "
+        "accepted: environment, clouds, hub, secrets, monitoring, resourceNames"
+    )
     assert monitor.registrations == []
 
 

@@ -74,10 +74,13 @@ class Stack:
     name: str
     approval: bool
     clouds: tuple[str, ...]
-    # `pangeo-binder:environment` (staging | prod): the deployment's resource names follow it.
+    # `pangeo-binder:environment` (staging | prod): with the stack's name, the deployment's
+    # resource names follow it (pangeo_binder.naming).
     environment: str | None
     aws_region: str | None
     gcp_project: str | None
+    # `pangeo-binder:resourceNames`: only `stack` names the resources after the stack.
+    resource_names: str | None = None
 
 
 class CiStacksError(ValueError):
@@ -135,6 +138,7 @@ def load(root: Path) -> list[Stack]:
                 environment=config.get(f"{NAMESPACE}:environment"),
                 aws_region=cloud_setting(config, "aws", "region"),
                 gcp_project=cloud_setting(config, "gcp", "project"),
+                resource_names=config.get(f"{NAMESPACE}:resourceNames"),
             )
         )
     if problems:

@@ -7,14 +7,16 @@ here calls a cloud API, so a mistake is caught before anything is registered.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from pangeo_binder import machines
+from pangeo_binder import machines, naming
 from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.config_public import public_binder_problems
 from pangeo_binder.config_shared import Model, missing_client_id
@@ -63,6 +65,17 @@ class StackConfig(Model):
         None,
         description="Prometheus, Grafana (at /services/grafana/ of each hub), OpenCost and "
         "alerts on every cluster; absent: none of them.",
+    )
+    resource_names: Literal["stack", "environment"] = Field(
+        "environment",
+        alias="resourceNames",
+        description="What cloud resource names derive from. `environment` (the default): "
+        "`pangeo-binder-<environment>`, the names every stack deployed so far has, so an "
+        "upgrade renames nothing. `stack`: the stack's name where it is not its "
+        "environment's (`pangeo-binder-staging-alice`), so that two stacks of one environment "
+        "can share a GCP project or AWS account; init writes it for every stack not named "
+        "after its environment. Changing it on a deployed stack replaces its cluster, buckets "
+        "and accounts.",
     )
 
 
@@ -122,13 +135,31 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 CLIENT_ID_LOCS = (("hub", "github"), ("github", "clientId"))
 
 
+def suggestion(key: str, accepted: list[str]) -> str | None:
+    """The accepted key `key` is most likely a typo of (`cloud` for `clouds`, `machinetype`
+    for `machineType`), if one is close enough."""
+    by_lower = {name.lower(): name for name in accepted}
+    found = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.7)
+    return by_lower[found[0]] if found else None
+
+
+def _typo_of(error: dict[str, Any]) -> str | None:
+    """For an unknown key, the accepted key it is most likely a typo of."""
+    if error["type"] != "extra_forbidden":
+        return None
+    loc = tuple(error["loc"])
+    return suggestion(str(loc[-1]), _accepted_keys(loc[:-1]))
+
+
 def _problem(error: dict[str, Any]) -> Problem:
     loc = tuple(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     kind = error["type"]
     if kind == "extra_forbidden":
-        accepted = ", ".join(_accepted_keys(loc[:-1]))
-        message = f"unknown key; accepted: {accepted}"
+        keys = _accepted_keys(loc[:-1])
+        near = _typo_of(error)
+        hint = f" (did you mean {near!r}?)" if near else ""
+        message = f"unknown key {str(loc[-1])!r}{hint}; accepted: {', '.join(keys)}"
     elif kind == "missing" and loc[:1] == ("clouds",) and loc[-2:] in CLIENT_ID_LOCS:
         message = missing_client_id(str(loc[1]))
     elif kind == "missing":
@@ -148,17 +179,22 @@ def _problem(error: dict[str, Any]) -> Problem:
     return Problem(_path(loc), message)
 
 
-def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[Problem]:
+def _cross_problems(
+    raw: dict[str, Any], secret_keys: Collection[str], stack: str | None = None
+) -> list[Problem]:
     """Rules across sections, read from the raw mapping so they are reported even when a
     section has mistakes of its own (every problem at once)."""
     problems: list[Problem] = []
+    flat = _flat_key_problems(raw)
+    problems += flat
     for key in sorted(set(secret_keys) - {"secrets"}):
-        if key in raw:
+        if key in raw and "." not in key:
             problems.append(
                 Problem(
                     key,
-                    "is set as a secret, but only `secrets` holds secret values; "
-                    f"set it in plain text (pulumi config set --path '{key}' ...)",
+                    "is set as a secret, but only `secrets` holds secret values: run "
+                    f"pulumi config rm {key}, then set it in plain text "
+                    f"(pulumi config set --path '{key}' ...)",
                 )
             )
     if "secrets" in raw and "secrets" not in secret_keys:
@@ -171,37 +207,70 @@ def _cross_problems(raw: dict[str, Any], secret_keys: Collection[str]) -> list[P
         )
     clouds = _section(raw, "clouds")
     secrets = _section(raw, "secrets")
+    named = names_stack(raw.get("resourceNames"), stack)
     for cloud, settings in clouds.items():
         if not isinstance(settings, dict) or cloud not in ("gcp", "aws"):
             continue
         cloud_secrets = _section(secrets, cloud)
-        if not cloud_secrets.get("githubClientSecret"):
+        path = f"secrets.{cloud}.githubClientSecret"
+        if not cloud_secrets.get("githubClientSecret") and path not in {p.path for p in flat}:
             problems.append(
                 Problem(
-                    f"secrets.{cloud}.githubClientSecret",
+                    path,
                     "missing: the hub on "
                     f"{cloud} needs its GitHub OAuth app's client secret; set it with "
                     f"{secret_command(cloud)}",
                 )
             )
         problems += _pool_group_problems(cloud, settings)
-        problems += _image_cache_problems(cloud, settings, cloud_secrets, raw.get("environment"))
+        problems += _image_cache_problems(
+            cloud, settings, cloud_secrets, raw.get("environment"), named
+        )
     return problems + _monitoring_problems(raw)
+
+
+def _flat_key_problems(raw: dict[str, Any]) -> list[Problem]:
+    """A dotted key set without `--path` is one key named `secrets.gcp.githubClientSecret`
+    (Pulumi reads the dots as part of the name), not a value under `secrets`: one message
+    per key, the command that removes it, then the one that sets it where it belongs."""
+    problems = []
+    for key in sorted(k for k in raw if "." in k):
+        secret = "--secret " if key.split(".", 1)[0] == "secrets" else ""
+        problems.append(
+            Problem(
+                key,
+                f"was set without --path, so Pulumi stored one key named {key!r}: "
+                f"run pulumi config rm '{key}', then "
+                f"pulumi config set {secret}--path '{key}' VALUE",
+            )
+        )
+    return problems
+
+
+def names_stack(resource_names: Any, stack: str | None) -> str | None:
+    """The stack name the resource names derive from (`pangeo_binder.naming`): only with
+    `resourceNames: stack`; without it (the default) the stack keeps the environment's names,
+    so no stack deployed before the key existed is renamed."""
+    return stack if resource_names == "stack" else None
 
 
 # The cache logins each cloud supports: GCP's ghcr.io cache pulls anonymously.
 CACHE_LOGINS = {"gcp": ("dockerHub",), "aws": ("dockerHub", "ghcr")}
 
 
-def build_repository(cloud: str, environment: str) -> str:
+def build_repository(cloud: str, environment: str, stack: str | None = None) -> str:
     """The build registry's repository (GCP) or prefix (ECR) the stack names after the
     deployment; gcp/stack.py and aws/stack.py name it the same way."""
-    deployment = f"pangeo-binder-{environment}"
+    deployment = naming.deployment(environment, stack)
     return f"{deployment}-images" if cloud == "gcp" else deployment
 
 
 def _image_cache_problems(
-    cloud: str, settings: dict[str, Any], secrets: dict[str, Any], environment: Any
+    cloud: str,
+    settings: dict[str, Any],
+    secrets: dict[str, Any],
+    environment: Any,
+    stack: str | None = None,
 ) -> list[Problem]:
     """A cache login needs both its user name and its token, and a cache that is on; no
     cache repository may take the build registry's name."""
@@ -235,7 +304,7 @@ def _image_cache_problems(
             )
     names = _section(cache, "repositories")
     if environment in ("staging", "prod"):
-        build = build_repository(cloud, environment)
+        build = build_repository(cloud, environment, stack)
         for key, name in names.items():
             if name == build:
                 problems.append(
@@ -390,19 +459,28 @@ def _purpose(pool: Any) -> Any:
     return pool.get("purpose") if isinstance(pool, dict) else None
 
 
-def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackConfig:
+def load_config(
+    raw: dict[str, Any], *, secret_keys: Collection[str], stack: str | None = None
+) -> StackConfig:
     """Validate raw stack config (keys without the namespace) into a `StackConfig`.
 
     `secret_keys`: the keys Pulumi marks secret (set with --secret). Secret values are only
-    accepted under `secrets`, and only when marked.
+    accepted under `secrets`, and only when marked. `stack`: the stack's name, which the
+    resource names derive from (`pangeo_binder.naming`) where it is not the environment.
     """
     problems: list[Problem] = []
     config = None
     try:
         config = StackConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [_problem(e) for e in exc.errors()]
-    cross = _cross_problems(raw, secret_keys)
+        errors = exc.errors()
+        # `cloud:` for `clouds:` is one mistake: the unknown key's message names the key it
+        # meant, so that key is not also reported missing.
+        meant = {(*e["loc"][:-1], _typo_of(e)) for e in errors if _typo_of(e)}
+        problems = [
+            _problem(e) for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in meant)
+        ]
+    cross = _cross_problems(raw, secret_keys, stack)
     # One message per key: the cross rule's (with the command to run) wins.
     problems = [p for p in problems if p.path not in {c.path for c in cross}] + cross
     problems += _shape_problems(raw, problems)
@@ -410,6 +488,7 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     problems += [
         p for p in _binder_disk_problems(raw, problems) if p.path not in {q.path for q in problems}
     ]
+    problems += _stack_name_problems(raw, names_stack(raw.get("resourceNames"), stack))
     if config is not None:
         problems += _placeholder_problems(config)
     problems += [
@@ -420,6 +499,28 @@ def load_config(raw: dict[str, Any], *, secret_keys: Collection[str]) -> StackCo
     if problems or config is None:
         raise ConfigError(problems)
     return config
+
+
+def _stack_name_problems(raw: dict[str, Any], stack: str | None) -> list[Problem]:
+    """A stack not named after its environment gives the resources their names
+    (`pangeo_binder.naming`): bucket names and Google service account ids (`pb-<stack>-builder`,
+    at most 30 characters) take lowercase letters, digits and hyphens only."""
+    environment = raw.get("environment")
+    if stack is None or environment not in ("staging", "prod") or stack == environment:
+        return []
+    qualifier = naming.qualifier(environment, stack)
+    why = f"the stack {stack!r} (environment {environment}) names its cloud resources"
+    if not re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", qualifier):
+        return [Problem("(stack name)", f"{why}: use lowercase letters, digits and hyphens")]
+    if "gcp" in _section(raw, "clouds") and len(f"pb-{qualifier}-builder") > 30:
+        return [
+            Problem(
+                "(stack name)",
+                f"{why}: Google service account ids (pb-{qualifier}-builder) take at most 30 "
+                "characters; choose a stack name of at most 19",
+            )
+        ]
+    return []
 
 
 def _placeholder_problems(config: StackConfig) -> list[Problem]:

@@ -640,6 +640,7 @@ class ImageCacheSettings(Model):
         """The upstreams cached, in CACHE_UPSTREAMS order; none when the cache is off."""
         return list(self.upstreams_offered()) if self.enabled else []
 
-    def name(self, key: str, environment: str) -> str:
-        """The cache repository (GCP) or repository prefix (ECR) for upstream `key`."""
-        return self.repositories.get(key) or f"{environment}-{CACHE_NAMES[key]}"
+    def name(self, key: str, qualifier: str) -> str:
+        """The cache repository (GCP) or repository prefix (ECR) for upstream `key`;
+        `qualifier` tells stacks apart (`pangeo_binder.naming.qualifier`)."""
+        return self.repositories.get(key) or f"{qualifier}-{CACHE_NAMES[key]}"

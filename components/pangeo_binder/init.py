@@ -122,6 +122,7 @@ TOP_FLAGS = {
     "hub.allowedOrganizations": "--github-org",
     "hub.adminUsers": "--admin",
     "hub.privilegedGroups": "--github-org",
+    "(stack name)": "--stack",  # the resource names derive from it (pangeo_binder.naming)
 }
 
 
@@ -219,6 +220,10 @@ def render(stack: str, keys: dict[str, Any]) -> str:
     lines += [
         "config:",
         f"  {NAMESPACE}:environment: {_flow(keys['environment'])}",
+        *(
+            # A new stack beside another of its environment must not take that one's names.
+            [f"  {NAMESPACE}:resourceNames: stack"] if stack != keys["environment"] else []
+        ),
         f"  {NAMESPACE}:hub:",
         *[f"    {key}: {_flow(value)}" for key, value in keys["hub"].items()],
         f"  {NAMESPACE}:clouds:",
@@ -233,16 +238,17 @@ def render(stack: str, keys: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check(text: str) -> list[Problem]:
+def check(text: str, stack: str | None = None) -> list[Problem]:
     """Every problem of a stack file's text under the config model, with the client secret
-    (unknown yet) stood in for by a placeholder that is never written."""
+    (unknown yet) stood in for by a placeholder that is never written; `stack` is checked
+    as the name the stack's resources take."""
     data = yaml.safe_load(text)["config"]
     raw = {key.split(":", 1)[1]: value for key, value in data.items()}
     raw["secrets"] = {
         cloud: {"githubClientSecret": PLACEHOLDER_SECRET} for cloud in raw.get("clouds", {})
     }
     try:
-        load_config(raw, secret_keys={"secrets"})
+        load_config(raw, secret_keys={"secrets"}, stack=stack)
     except ConfigError as error:
         return error.problems
     return []
@@ -427,7 +433,7 @@ def problems_of(args: argparse.Namespace) -> tuple[list[str], str | None]:
         skip.add("--budget")
     if not args.budget_email:  # the budget's address is --contact-email's, reported there
         skip.add("--budget-email")
-    for problem in check(text):
+    for problem in check(text, args.stack):
         flag = flag_of(problem.path)
         later = not args.client_id and problem.path == f"clouds.{args.cloud}.hub.github"
         if flag not in skip and not later:

@@ -22,8 +22,11 @@ HEADER = f"""# Stack config reference
 
 Generated from `pangeo_binder/config.py` and the models it uses by
 `python -m pangeo_binder.reference`; do not edit by hand. Keys sit under the `{NAMESPACE}:`
-namespace of a stack file. Unknown keys are errors. Every problem in a config is reported at
-once, each with its key path, before anything is created.
+namespace of a stack file. Unknown keys are errors, naming the accepted key a typo most likely
+meant (`cloud: unknown key 'cloud' (did you mean 'clouds'?)`). A key set without `--path` (one
+key named `secrets.gcp.githubClientSecret`) is reported with the `pulumi config rm` that removes
+it and the command that sets it. Every problem in a config is reported at once, each with its key
+path, before anything is created.
 """
 
 

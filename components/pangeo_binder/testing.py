@@ -615,11 +615,15 @@ class Project:
     def stack_config(self, stack: str) -> dict[str, Any]:
         """The stack file's keys, without their namespace, plus the client secret of each
         cloud as an operator sets it (`pulumi config set --secret`, never in the file)."""
-        data = yaml.safe_load(self.stack_file(stack).read_text())
-        config = {key.split(":", 1)[1]: value for key, value in data["config"].items()}
-        config["secrets"] = {
-            cloud: {"githubClientSecret": f"{PLANTED_SECRET}-{cloud}"} for cloud in config["clouds"]
-        }
+        data = yaml.safe_load(self.stack_file(stack).read_text()) or {}
+        config = {key.split(":", 1)[1]: value for key, value in (data.get("config") or {}).items()}
+        # A file whose `clouds` is missing or misspelt gets no secrets: the program's config
+        # model then names the key (`cloud: unknown key ... did you mean 'clouds'?`).
+        clouds = config.get("clouds")
+        if isinstance(clouds, dict):
+            config["secrets"] = {
+                cloud: {"githubClientSecret": f"{PLANTED_SECRET}-{cloud}"} for cloud in clouds
+            }
         return config
 
     def run_program(

@@ -100,7 +100,7 @@ class ImageCache(pulumi.ComponentResource):
         name: str,
         settings: AwsImageCache,
         *,
-        environment: str,
+        qualifier: str,
         region: str,
         account_id: str,
         node_role_name: pulumi.Input[str],
@@ -115,7 +115,7 @@ class ImageCache(pulumi.ComponentResource):
         prefixes: dict[str, pulumi.Output[str]] = {}
         names = []
         for key in settings.cached():
-            prefix = settings.name(key, environment)
+            prefix = settings.name(key, qualifier)
             names.append(prefix)
             credential = None
             username = logins.get(key)

@@ -45,11 +45,13 @@ def wrong_account(pinned: str | None, caller_account: str) -> str | None:
 class AwsStack(pulumi.ComponentResource):
     """Everything one environment needs on AWS, with its own explicit provider (one region).
 
-    Resource names derive from `deployment` (e.g. `pangeo-binder-staging`), so two
-    environments can share an account; bucket names add the account id, as S3 names are global.
+    Resource names derive from `deployment` (`pangeo_binder.naming.deployment`: e.g.
+    `pangeo-binder-staging`, `pangeo-binder-staging-alice`), so two stacks can share an
+    account; bucket names add the account id, as S3 names are global.
     `service_accounts` names the Kubernetes service accounts the bucket and registry roles
     trust (IRSA): the caller's, so this layer never reads the hub. `registry_tokens` are the
-    image caches' upstream tokens by cache key (`dockerHub`, `ghcr`), secret.
+    image caches' upstream tokens by cache key (`dockerHub`, `ghcr`), secret. `qualifier`
+    starts the image caches' prefixes (default: the environment; `pangeo_binder.naming`).
     """
 
     outputs: CloudOutputs
@@ -61,6 +63,7 @@ class AwsStack(pulumi.ComponentResource):
         *,
         deployment: str,
         environment: str,
+        qualifier: str | None = None,
         service_accounts: WorkloadServiceAccounts,
         registry_tokens: dict[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -172,7 +175,8 @@ class AwsStack(pulumi.ComponentResource):
         cache = ImageCache(
             f"{name}-image-cache",
             cloud.image_cache,
-            environment=environment,
+            # the image caches' names: the environment unless the caller qualifies them
+            qualifier=qualifier or environment,
             region=cloud.region,
             account_id=account_id,
             node_role_name=cluster.node_role_name,

@@ -97,7 +97,7 @@ class ImageCache(pulumi.ComponentResource):
         name: str,
         cloud: GcpCloud,
         *,
-        environment: str,
+        qualifier: str,
         node_service_account_email: pulumi.Input[str],
         tokens: dict[str, pulumi.Input[str]],
         opts: pulumi.ResourceOptions | None = None,
@@ -108,7 +108,7 @@ class ImageCache(pulumi.ComponentResource):
         host = f"{cloud.region}-docker.pkg.dev/{cloud.project}"
         prefixes: dict[str, pulumi.Output[str]] = {}
         for key in settings.cached():
-            repo_id = settings.name(key, environment)
+            repo_id = settings.name(key, qualifier)
             login: dict[str, pulumi.Input[str]] = {}
             depends: list[pulumi.Resource] = []
             if key == "dockerHub" and settings.docker_hub_username and key in tokens:

@@ -7,6 +7,7 @@ import re
 import pulumi
 import pulumi_gcp as gcp
 
+from pangeo_binder import naming
 from pangeo_binder.gcp.budget import create_budget
 from pangeo_binder.gcp.cluster import GkeCluster
 from pangeo_binder.gcp.config import GcpCloud
@@ -51,11 +52,14 @@ def public_builder_account_id(deployment: str) -> str:
 class GcpStack(pulumi.ComponentResource):
     """Everything one environment needs on GCP, with its own explicit provider.
 
-    Resource names derive from `deployment` (e.g. `pangeo-binder-staging`), so two
-    environments can share a project without colliding. `service_accounts` names the
+    Resource names derive from `deployment` (`pangeo_binder.naming.deployment`: e.g.
+    `pangeo-binder-staging`, `pangeo-binder-staging-alice`), so two stacks can share a
+    project without colliding. `service_accounts` names the
     Kubernetes service accounts bound to the bucket and registry identities: the caller's
     (the hub passes `HubSettings.workload_service_accounts()`), so this layer never reads the hub.
     `registry_tokens` are the image caches' upstream tokens by cache key (`dockerHub`), secret.
+    `qualifier` starts the image caches' repository names (default: the environment;
+    `pangeo_binder.naming.qualifier` gives the stack's name for a stack not named after it).
     """
 
     outputs: CloudOutputs
@@ -67,6 +71,7 @@ class GcpStack(pulumi.ComponentResource):
         *,
         deployment: str,
         environment: str,
+        qualifier: str | None = None,
         service_accounts: WorkloadServiceAccounts,
         registry_tokens: dict[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -91,7 +96,7 @@ class GcpStack(pulumi.ComponentResource):
             parent=self, providers=[provider], transformations=needs_apis
         )
         # one naming rule, which the policies read to know the declared public bucket
-        bucket_prefix = gcp_bucket_prefix(cloud.project, deployment.removeprefix("pangeo-binder-"))
+        bucket_prefix = gcp_bucket_prefix(cloud.project, deployment.removeprefix(naming.PREFIX))
 
         cluster = GkeCluster(
             f"{name}-gke",
@@ -127,7 +132,8 @@ class GcpStack(pulumi.ComponentResource):
         cache = ImageCache(
             f"{name}-image-cache",
             cloud,
-            environment=environment,
+            # the image caches' names: the environment unless the caller qualifies them
+            qualifier=qualifier or environment,
             node_service_account_email=cluster.node_service_account_email,
             tokens=registry_tokens or {},
             opts=child,

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pangeo_binder.hub.config import secret_command
 from pangeo_binder.plan import runtime
 from pangeo_binder.plan.cost import Prices, estimate
 from pangeo_binder.plan.diff import delta
@@ -42,6 +43,10 @@ def evaluate(
     paths = [*map(str, runtime.source_paths(root)), *inherited]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
+    if result.returncode == runtime.RUN_ERROR_EXIT:  # the program's own message: config problems
+        raise PlanError(
+            f"{(stack_file or Path(f'Pulumi.{stack}.yaml')).name}: {result.stderr.strip()}"
+        )
     if result.returncode != 0:
         raise PlanError(f"evaluating {stack} in {root} failed:\n{result.stderr.strip()[-4000:]}")
     return json.loads(result.stdout)
@@ -92,19 +97,44 @@ def git(root: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
+def stack_at_ref(root: Path, ref: str, stack: str, stacks: Path | None = None) -> bool:
+    """Whether `ref` has the stack file (a stack new in this checkout has none there); with
+    `stacks`, a folder inside `root`, the file is looked for in that folder at `ref`."""
+    commit = git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
+    prefix = git(root, "rev-parse", "--show-prefix")  # `root` inside the repository
+    folder = f"{stacks.resolve().relative_to(root.resolve()).as_posix()}/" if stacks else ""
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}:{prefix}{folder}Pulumi.{stack}.yaml"],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    return found.returncode == 0
+
+
+def empty_plan(ref: str) -> dict[str, Any]:
+    """The plan of a stack that does not exist at `ref`: nothing, so everything is added."""
+    return {"stack": "", "ref": ref, "clouds": {}, "_inputs": {}, "_scrub": []}
+
+
 def evaluate_ref(root: Path, ref: str, stack: str, stacks: Path | None = None) -> dict[str, Any]:
     """Evaluate `ref` from a temporary `git worktree`, removed afterwards; `stacks`, a folder
     inside `root`, is read at `ref` (the ref's own copy of that folder)."""
     commit = git(root, "rev-parse", "--verify", f"{ref}^{{commit}}")
+    prefix = git(root, "rev-parse", "--show-prefix")
     workdir = Path(tempfile.mkdtemp(prefix="pangeo-plan-"))
     tree = workdir / "tree"
     try:
         git(root, "worktree", "add", "--detach", str(tree), commit)
-        return evaluate(
-            tree,
-            stack,
-            stacks=tree / stacks.resolve().relative_to(root.resolve()) if stacks else None,
-        )
+        there = tree / prefix
+        try:
+            return evaluate(
+                there,
+                stack,
+                stacks=there / stacks.resolve().relative_to(root.resolve()) if stacks else None,
+            )
+        except PlanError as error:
+            raise PlanError(f"at {ref}: {error}") from None
     finally:
         subprocess.run(
             ["git", "worktree", "remove", "--force", str(tree)],
@@ -140,8 +170,37 @@ def full_plan(
     stack_file = (stacks or root) / f"Pulumi.{stack}.yaml"
     context = context_from_stack_file(stack_file) if stack_file.is_file() else None
     current = plan(evaluate(root, stack, stacks=stacks), prices, ref="HEAD", context=context)
-    if compare:
+    current["warnings"] = secret_warnings(stack_file, stack)
+    if compare and not stack_at_ref(root, compare, stack, stacks):
+        # New in this checkout: said so, every resource added (their values are the detail).
+        current["delta"] = {**delta(current, empty_plan(compare)), "valuesChanged": []}
+        current["delta"]["newStack"] = True
+    elif compare:
         base = plan(evaluate_ref(root, compare, stack, stacks), prices, ref=compare)
-        current["delta"] = delta(current, base)
+        current["delta"] = {**delta(current, base), "newStack": False}
         current["_scrub"] = sorted(set(current["_scrub"]) | set(base["_scrub"]))
     return current
+
+
+def secret_warnings(stack_file: Path, stack: str) -> list[str]:
+    """The client secrets the stack file lacks. The plan fills them with placeholders (it
+    never decrypts a secret, and the project's own stack files hold none), so it goes on;
+    `pulumi preview` and `up` stop on the same gap (the config's `secrets` rule), naming the
+    same command."""
+    if not stack_file.is_file():
+        return []
+    config, _, _ = runtime.stack_file_config(stack_file)
+    clouds = config.get("clouds")
+    secrets = config.get("secrets") if isinstance(config.get("secrets"), dict) else {}
+    found = []
+    for cloud in sorted(clouds) if isinstance(clouds, dict) else []:
+        cloud_secrets = secrets.get(cloud)
+        if cloud in ("gcp", "aws") and not (
+            isinstance(cloud_secrets, dict) and cloud_secrets.get("githubClientSecret")
+        ):
+            found.append(
+                f"{stack_file.name} has no secrets.{cloud}.githubClientSecret: the plan uses a "
+                f"placeholder, pulumi preview and up stop until it is set: "
+                f"{secret_command(cloud, stack)}"
+            )
+    return found

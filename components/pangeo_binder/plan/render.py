@@ -69,12 +69,70 @@ def _tree_lines(resources: list[dict[str, str]]) -> list[str]:
 
 
 def warnings(document: dict[str, Any]) -> list[str]:
-    """One warning per unpriced item, by name."""
-    return [
+    """What the stack file lacks (a client secret), then one warning per unpriced item."""
+    return [f"warning: {w}" for w in document.get("warnings", [])] + [
         f"warning: {cloud}: no price for {name}; left out of the totals"
         for cloud, block in document["clouds"].items()
         for name in block["cost"]["unpriced"]
     ]
+
+
+def _kinds(resources: list[dict[str, Any]]) -> str:
+    """Resource counts by provider module (`aws:iam`, `kubernetes:core`), most first."""
+    counts: dict[str, int] = {}
+    for r in resources:
+        if "/" in r["type"]:  # components and providers are not counted
+            package, module = r["type"].split(":")[:2]
+            kind = f"{package}:{module.split('/')[0].split('.')[0]}"
+            counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
+
+
+def summary(document: dict[str, Any]) -> list[str]:
+    """What a reader needs before the detail: clouds, resources by kind and, with
+    `--compare`, added/removed/changed, the idle and ceiling cost, policies and warnings.
+
+    The plan is offline: which changes a provider makes by replacement is known only to
+    `pulumi preview`, so changes are counted as changed."""
+    clouds = document["clouds"]
+    out = [f"clouds: {', '.join(clouds) or 'none'}"]
+    idle = ceiling = 0.0
+    for cloud, block in clouds.items():
+        resources, cost = block["resources"], block["cost"]
+        custom = sum("/" in r["type"] for r in resources)
+        idle += cost["idleMonthlyUsd"]
+        ceiling += cost["ceilingMonthlyUsd"]
+        out += [
+            f"{cloud}: {custom} resources, {len(resources) - custom} components, "
+            f"{len(block['releases'])} Helm releases; idle {usd(cost['idleMonthlyUsd'])}, "
+            f"ceiling {usd(cost['ceilingMonthlyUsd'])} a month",
+            f"  by kind: {_kinds(resources) or 'none'}",
+        ]
+    unpriced = sum(len(block["cost"]["unpriced"]) for block in clouds.values())
+    out.append(
+        f"cost: idle {usd(idle)}, ceiling {usd(ceiling)} a month (list prices, 730 hours)"
+        + (f"; {unpriced} items unpriced, left out" if unpriced else "")
+    )
+    delta = document.get("delta")
+    if delta is not None:
+        new = (
+            f"the stack is new (no Pulumi.{document['stack']}.yaml at {delta['against']}): "
+            if delta.get("newStack")
+            else ""
+        )
+        out.append(
+            f"change against {delta['against']}: {new}{len(delta['resourcesAdded'])} added, "
+            f"{len(delta['resourcesRemoved'])} removed, {len(delta['resourcesChanged'])} "
+            f"changed, {len(delta['valuesChanged'])} Helm values changed; idle "
+            f"{usd(delta['idleMonthlyUsd'])}, ceiling {usd(delta['ceilingMonthlyUsd'])} a month"
+        )
+    found = (document.get("policies") or {}).get("violations")
+    if found is not None:
+        blocking = sum(v["enforcement"] == "mandatory" for v in found)
+        out.append(f"policies: {blocking} mandatory, {len(found) - blocking} advisory violations")
+    problems = warnings(document)
+    out.append(f"warnings: {len(problems)}")
+    return out + problems
 
 
 def _policy_lines(document: dict[str, Any]) -> list[str]:
@@ -103,9 +161,16 @@ def _policy_lines(document: dict[str, Any]) -> list[str]:
 
 def markdown(document: dict[str, Any]) -> str:
     out = [f"## Offline plan: stack `{document['stack']}`", ""]
+    out += [*(f"- {line.strip()}" for line in summary(document)), ""]
     delta = document.get("delta")
     if delta is not None:
         out += [f"### Change against `{delta['against']}`", ""]
+        if delta.get("newStack"):
+            out += [
+                f"New stack: `Pulumi.{document['stack']}.yaml` does not exist at "
+                f"`{delta['against']}`; every resource is added.",
+                "",
+            ]
         out += _table(
             ("", "monthly change"),
             [
@@ -185,13 +250,16 @@ def markdown(document: dict[str, Any]) -> str:
             "",
             "Left out to fit a comment (see `make plan` or the JSON): " + "; ".join(omitted),
         ]
-    if warnings(document):
-        out += ["", *[f"> {w}" for w in warnings(document)]]
     return _scrubbed("\n".join(out) + "\n", document)
 
 
 def text(document: dict[str, Any]) -> str:
-    out = [f"Offline plan for stack {document['stack']}"]
+    out = [f"Offline plan for stack {document['stack']}", "", "== summary =="]
+    out += [f"  {line}" for line in summary(document)]
+    delta = document.get("delta")
+    if delta is not None and delta.get("newStack"):
+        out += [f"  every resource below is added: {delta['against']} has no such stack"]
+    out += ["", "(detail follows: resources, Helm values, cost lines, policies, change)"]
     for cloud, block in document["clouds"].items():
         out += ["", f"== {cloud} =="]
         out += _tree_lines(block["resources"])
@@ -222,9 +290,10 @@ def text(document: dict[str, Any]) -> str:
             f"{v['resource']['name']}: {v['message']}"
             for v in found
         ] or ["  no violations"]
-    delta = document.get("delta")
     if delta is not None:
         out += ["", f"== change against {delta['against']} =="]
+        if delta.get("newStack"):
+            out += [f"  new stack: Pulumi.{document['stack']}.yaml is not in {delta['against']}"]
         idle, ceiling = usd(delta["idleMonthlyUsd"]), usd(delta["ceilingMonthlyUsd"])
         out += [f"  idle {idle}, ceiling {ceiling} a month"]
         out += [f"  + {r['cloud']} {r['type']} {r['name']}" for r in delta["resourcesAdded"]]

@@ -33,6 +33,9 @@ import yaml
 PROJECT = "pangeo-binder"
 PLACEHOLDER = "plan-secret-placeholder"  # a valid identifier, so config rules still pass
 SECRET = "[secret]"
+# The exit status of a program that stopped with `pulumi.RunError` (its config problems):
+# the caller prints its message alone, as `pulumi preview` does, not a traceback.
+RUN_ERROR_EXIT = 3
 _SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig_key
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
 
@@ -279,8 +282,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     here = Path(__file__).resolve().parent  # run as a script: keep its siblings off the path
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    from pulumi import RunError
+
     stacks = args.stacks.resolve() if args.stacks else None
-    result = record(args.root.resolve(), args.stack, args.stack_file, stacks)
+    try:
+        result = record(args.root.resolve(), args.stack, args.stack_file, stacks)
+    except RunError as error:
+        # What Pulumi's own Python runner does with it: the message, no stack trace.
+        print(error, file=sys.stderr)
+        sys.exit(RUN_ERROR_EXIT)
     json.dump(result, sys.stdout, default=str)
 
 

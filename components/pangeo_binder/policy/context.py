@@ -13,46 +13,52 @@ from typing import Any
 
 import yaml
 
+from pangeo_binder import naming
 from pangeo_binder.policy.rules import Context
 
 NAMESPACE = "pangeo-binder"
 
 
-def gcp_bucket_prefix(project: str, environment: str) -> str:
-    """GCS bucket names are global; the project id is too. The environment is added unless the
-    project already names it (pangeo-binder-staging), so staging and prod can share one."""
-    return project if project.endswith(f"-{environment}") else f"{project}-{environment}"
+def gcp_bucket_prefix(project: str, qualifier: str) -> str:
+    """GCS bucket names are global; the project id is too. The qualifier (the environment, or
+    the stack: `pangeo_binder.naming.qualifier`) is added unless the project already names it
+    (pangeo-binder-staging), so staging and prod can share one."""
+    return project if project.endswith(f"-{qualifier}") else f"{project}-{qualifier}"
 
 
-def aws_bucket_prefix(environment: str, account_id: str) -> str:
+def aws_bucket_prefix(qualifier: str, account_id: str) -> str:
     """S3 bucket names are global: the deployment and the account id."""
-    return f"pangeo-binder-{environment}-{account_id}"
+    return f"{naming.PREFIX}{qualifier}-{account_id}"
 
 
-def context_from_config(config: dict[str, Any]) -> Context:
+def context_from_config(config: dict[str, Any], stack: str | None = None) -> Context:
     """The context of a stack's `pangeo-binder:*` keys (namespace dropped)."""
     environment = str(config.get("environment") or "prod")
+    keep = config.get("resourceNames") != "stack"  # the default keeps them (config.py)
+    qualifier = naming.qualifier(environment, None if keep else stack)
     clouds = config.get("clouds") or {}
     public: list[str] = []
     gcp = clouds.get("gcp") or {}
     if (gcp.get("storage") or {}).get("publicBucket"):
-        prefix = gcp_bucket_prefix(str(gcp.get("project", "")), environment)
+        prefix = gcp_bucket_prefix(str(gcp.get("project", "")), qualifier)
         public.append(re.escape(f"{prefix}-public"))
     aws = clouds.get("aws") or {}
     if (aws.get("storage") or {}).get("publicBucket"):
         public.append(
-            re.escape(aws_bucket_prefix(environment, "ACCOUNT")).replace("ACCOUNT", r"\d{12}")
+            re.escape(aws_bucket_prefix(qualifier, "ACCOUNT")).replace("ACCOUNT", r"\d{12}")
             + "-public"
         )
     return Context(environment=environment, public_buckets=tuple(public))
 
 
 def context_from_stack_file(path: Path) -> Context:
-    """The context of `Pulumi.<stack>.yaml`."""
+    """The context of `Pulumi.<stack>.yaml` (the stack's name is part of its bucket names
+    when it is not the environment's)."""
     data = yaml.safe_load(path.read_text()) or {}
     config = {
         key.partition(":")[2]: value
         for key, value in (data.get("config") or {}).items()
         if key.partition(":")[0] == NAMESPACE
     }
-    return context_from_config(config)
+    stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    return context_from_config(config, stack)
