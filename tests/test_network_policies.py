@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +19,7 @@ from chart_render import find, render, validate_objects
 from conftest import release
 from harness import PLANTED_SECRET, Run
 from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
-from pangeo_binder.hub.dask_values import dask_network_policy
+from pangeo_binder.hub.dask_values import SCHEDULER_API_PORT, dask_network_policy
 
 pytestmark = pytest.mark.usefixtures("chart_files")
 NAMESPACE = "binder"
@@ -194,6 +195,54 @@ def test_dask_schedulers_and_workers_are_covered_by_their_own_policy(
     # The gateway release waits for the policy: no cluster starts unfenced.
     gateway = run.one("kubernetes:helm.sh/v4:Chart", f"{cloud}-hub-dask-gateway")
     assert registration.urn in gateway.dependencies
+
+
+def _upstream_source(*parts: str) -> str:
+    """A module of the installed (pinned) dask-gateway-server, as text."""
+    spec = importlib.util.find_spec("dask_gateway_server")
+    assert spec and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0], *parts).read_text()
+
+
+def upstream_scheduler_api_port() -> int:
+    """The port the gateway API sends scale and adapt to, read from the pinned backend: the
+    address it builds for a running cluster, the port the scheduler is told to serve its API
+    on, and the scheduler Service's `api` port must all be the same number."""
+    backend = _upstream_source("backends", "kubernetes", "backend.py")
+    controller = _upstream_source("backends", "kubernetes", "controller.py")
+    (built,) = re.findall(r'api_address = f"http://\{service_name\}\.\{namespace\}:(\d+)"', backend)
+    (served,) = re.findall(r'"--dg-api-address",\s*":(\d+)"', controller)
+    (service,) = re.findall(r'\{"name": "api", "port": (\d+), "target_port": "api"\}', controller)
+    assert built == served == service
+    return int(built)
+
+
+def test_the_gateway_api_reaches_each_schedulers_api_port(case: tuple[Run, str]) -> None:
+    """Every `cluster.scale()` and `adapt()` is a request from the gateway API pod to the
+    scheduler's API port; refused, the gateway marks the cluster failed and stops it."""
+    run, cloud = case
+    port = upstream_scheduler_api_port()
+    assert port == SCHEDULER_API_PORT == 8788
+    (gateway,) = find(rendered(run, cloud)["dask-gateway"], "Deployment", "api-dask-gateway")
+    gateway_labels = gateway["spec"]["template"]["metadata"]["labels"]
+    policy = run.one(
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-hub-dask-clusters-policy"
+    ).inputs
+    assert matches(policy["spec"]["podSelector"], dask_pod_labels("dask-scheduler"))
+    admitted = [
+        rule
+        for rule in policy["spec"]["ingress"]
+        if any(matches(p["podSelector"], gateway_labels) for p in rule.get("from", []))
+        and port in {p["port"] for p in rule.get("ports", [])}
+    ]
+    assert admitted, "gateway API -> scheduler 8788"
+    # Only the API pod: the controller and Traefik do not get the scheduler's API.
+    for name in ("controller-dask-gateway", "traefik-dask-gateway"):
+        (other,) = find(rendered(run, cloud)["dask-gateway"], "Deployment", name)
+        labels = other["spec"]["template"]["metadata"]["labels"]
+        assert not any(
+            matches(p["podSelector"], labels) for rule in admitted for p in rule["from"]
+        ), name
 
 
 def test_the_policy_builder_is_the_registered_one() -> None:
