@@ -19,6 +19,7 @@ from chart_render import find, render, validate_objects
 from conftest import release
 from harness import PLANTED_SECRET, Run
 from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
+from pangeo_binder.hub.context import metadata_egress
 from pangeo_binder.hub.dask_values import SCHEDULER_API_PORT, dask_network_policy
 
 pytestmark = pytest.mark.usefixtures("chart_files")
@@ -278,14 +279,56 @@ def metadata_ports(policy: dict) -> set[int | str]:
     return opened
 
 
+def metadata_rules(policy: dict) -> set[tuple[str, int | str]]:
+    """(cidr, port) of every egress rule that names a metadata address by itself."""
+    return {
+        (peer["ipBlock"]["cidr"], port["port"] if port else "any")
+        for rule in policy["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr", "").startswith("169.254.")
+        for port in (rule.get("ports") or [None])
+    }
+
+
+def test_every_pod_with_cloud_credentials_reaches_the_metadata_server_as_its_dataplane_does(
+    case: tuple[Run, str],
+) -> None:
+    """Notebooks, Dask clusters and (staging) the public BinderHub: on GKE the pre-NAT address
+    Dataplane V2 evaluates (169.254.169.254:80) and the daemon the legacy dataplane sees
+    (169.254.169.252:988), nothing else there; on EKS (IRSA, STS over the internet) none."""
+    run, cloud = case
+    expected = (
+        {("169.254.169.254/32", 80), ("169.254.169.252/32", 988)} if cloud == "gcp" else set()
+    )
+    (user,) = find(rendered(run, cloud)["jupyterhub"], "NetworkPolicy", "singleuser")
+    policies = {
+        "singleuser": user,
+        "dask-clusters": run.one(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-hub-dask-clusters-policy"
+        ).inputs,
+    }
+    public = [
+        r
+        for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r.name == f"{cloud}-public-binder-binderhub-egress"
+    ]
+    if public:
+        policies["public binderhub"] = public[0].inputs
+    for name, policy in policies.items():
+        # z2jh's DNS shortcut names the metadata address on port 53 (item: DNS below).
+        found = {rule for rule in metadata_rules(policy) if rule[1] != 53}
+        assert found == expected, name
+    assert metadata_rules({"spec": {"egress": metadata_egress(cloud)}}) == expected
+
+
 def test_no_privileged_metadata_blocker_and_the_policy_blocks_it_on_eks(
     case: tuple[Run, str],
 ) -> None:
     run, cloud = case
     (user_policy,) = find(rendered(run, cloud)["jupyterhub"], "NetworkPolicy", "singleuser")
     # EKS: only z2jh's DNS rule names the address (port 53, which nothing serves there);
-    # GKE: open, as workload identity needs it.
-    assert metadata_ports(user_policy) == ({"any", 53} if cloud == "gcp" else {53})
+    # GKE: its port 80, as workload identity needs it (not every port).
+    assert metadata_ports(user_policy) == ({80, 53} if cloud == "gcp" else {53})
     values = release(run, cloud, "jupyterhub")["values"]
     assert values["singleuser"]["cloudMetadata"]["blockWithIptables"] is False
 

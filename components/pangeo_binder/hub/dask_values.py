@@ -18,9 +18,9 @@ from pangeo_binder.hub.context import (
     DASK_GATEWAY_SERVICE,
     DASK_LABELS,
     DASK_TRAEFIK_LABELS,
-    GKE_METADATA_EGRESS,
     SCHEDULER_REQUEST,
     HubContext,
+    metadata_egress,
 )
 from pangeo_binder.hub.image_cache import (
     gateway_extra_config_image_cache,
@@ -223,14 +223,7 @@ def dask_network_policy(cloud: Cloud, namespace: str) -> dict[str, Any]:
         {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
     ]
-    if cloud == "gcp":
-        egress += [
-            {
-                "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
-                "ports": [{"port": 80, "protocol": "TCP"}],
-            },
-            GKE_METADATA_EGRESS,
-        ]
+    egress += metadata_egress(cloud)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
