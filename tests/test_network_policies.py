@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +19,8 @@ from chart_render import find, render, validate_objects
 from conftest import release
 from harness import PLANTED_SECRET, Run
 from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
-from pangeo_binder.hub.dask_values import dask_network_policy
+from pangeo_binder.hub.context import metadata_egress
+from pangeo_binder.hub.dask_values import SCHEDULER_API_PORT, dask_network_policy
 
 pytestmark = pytest.mark.usefixtures("chart_files")
 NAMESPACE = "binder"
@@ -196,6 +198,54 @@ def test_dask_schedulers_and_workers_are_covered_by_their_own_policy(
     assert registration.urn in gateway.dependencies
 
 
+def _upstream_source(*parts: str) -> str:
+    """A module of the installed (pinned) dask-gateway-server, as text."""
+    spec = importlib.util.find_spec("dask_gateway_server")
+    assert spec and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0], *parts).read_text()
+
+
+def upstream_scheduler_api_port() -> int:
+    """The port the gateway API sends scale and adapt to, read from the pinned backend: the
+    address it builds for a running cluster, the port the scheduler is told to serve its API
+    on, and the scheduler Service's `api` port must all be the same number."""
+    backend = _upstream_source("backends", "kubernetes", "backend.py")
+    controller = _upstream_source("backends", "kubernetes", "controller.py")
+    (built,) = re.findall(r'api_address = f"http://\{service_name\}\.\{namespace\}:(\d+)"', backend)
+    (served,) = re.findall(r'"--dg-api-address",\s*":(\d+)"', controller)
+    (service,) = re.findall(r'\{"name": "api", "port": (\d+), "target_port": "api"\}', controller)
+    assert built == served == service
+    return int(built)
+
+
+def test_the_gateway_api_reaches_each_schedulers_api_port(case: tuple[Run, str]) -> None:
+    """Every `cluster.scale()` and `adapt()` is a request from the gateway API pod to the
+    scheduler's API port; refused, the gateway marks the cluster failed and stops it."""
+    run, cloud = case
+    port = upstream_scheduler_api_port()
+    assert port == SCHEDULER_API_PORT == 8788
+    (gateway,) = find(rendered(run, cloud)["dask-gateway"], "Deployment", "api-dask-gateway")
+    gateway_labels = gateway["spec"]["template"]["metadata"]["labels"]
+    policy = run.one(
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-hub-dask-clusters-policy"
+    ).inputs
+    assert matches(policy["spec"]["podSelector"], dask_pod_labels("dask-scheduler"))
+    admitted = [
+        rule
+        for rule in policy["spec"]["ingress"]
+        if any(matches(p["podSelector"], gateway_labels) for p in rule.get("from", []))
+        and port in {p["port"] for p in rule.get("ports", [])}
+    ]
+    assert admitted, "gateway API -> scheduler 8788"
+    # Only the API pod: the controller and Traefik do not get the scheduler's API.
+    for name in ("controller-dask-gateway", "traefik-dask-gateway"):
+        (other,) = find(rendered(run, cloud)["dask-gateway"], "Deployment", name)
+        labels = other["spec"]["template"]["metadata"]["labels"]
+        assert not any(
+            matches(p["podSelector"], labels) for rule in admitted for p in rule["from"]
+        ), name
+
+
 def test_the_policy_builder_is_the_registered_one() -> None:
     policy = dask_network_policy("aws", "binder")
     assert policy["metadata"] == {"name": "dask-clusters", "namespace": "binder"}
@@ -229,14 +279,56 @@ def metadata_ports(policy: dict) -> set[int | str]:
     return opened
 
 
+def metadata_rules(policy: dict) -> set[tuple[str, int | str]]:
+    """(cidr, port) of every egress rule that names a metadata address by itself."""
+    return {
+        (peer["ipBlock"]["cidr"], port["port"] if port else "any")
+        for rule in policy["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr", "").startswith("169.254.")
+        for port in (rule.get("ports") or [None])
+    }
+
+
+def test_every_pod_with_cloud_credentials_reaches_the_metadata_server_as_its_dataplane_does(
+    case: tuple[Run, str],
+) -> None:
+    """Notebooks, Dask clusters and (staging) the public BinderHub: on GKE the pre-NAT address
+    Dataplane V2 evaluates (169.254.169.254:80) and the daemon the legacy dataplane sees
+    (169.254.169.252:988), nothing else there; on EKS (IRSA, STS over the internet) none."""
+    run, cloud = case
+    expected = (
+        {("169.254.169.254/32", 80), ("169.254.169.252/32", 988)} if cloud == "gcp" else set()
+    )
+    (user,) = find(rendered(run, cloud)["jupyterhub"], "NetworkPolicy", "singleuser")
+    policies = {
+        "singleuser": user,
+        "dask-clusters": run.one(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-hub-dask-clusters-policy"
+        ).inputs,
+    }
+    public = [
+        r
+        for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r.name == f"{cloud}-public-binder-binderhub-egress"
+    ]
+    if public:
+        policies["public binderhub"] = public[0].inputs
+    for name, policy in policies.items():
+        # z2jh's DNS shortcut names the metadata address on port 53 (item: DNS below).
+        found = {rule for rule in metadata_rules(policy) if rule[1] != 53}
+        assert found == expected, name
+    assert metadata_rules({"spec": {"egress": metadata_egress(cloud)}}) == expected
+
+
 def test_no_privileged_metadata_blocker_and_the_policy_blocks_it_on_eks(
     case: tuple[Run, str],
 ) -> None:
     run, cloud = case
     (user_policy,) = find(rendered(run, cloud)["jupyterhub"], "NetworkPolicy", "singleuser")
     # EKS: only z2jh's DNS rule names the address (port 53, which nothing serves there);
-    # GKE: open, as workload identity needs it.
-    assert metadata_ports(user_policy) == ({"any", 53} if cloud == "gcp" else {53})
+    # GKE: its port 80, as workload identity needs it (not every port).
+    assert metadata_ports(user_policy) == ({80, 53} if cloud == "gcp" else {53})
     values = release(run, cloud, "jupyterhub")["values"]
     assert values["singleuser"]["cloudMetadata"]["blockWithIptables"] is False
 

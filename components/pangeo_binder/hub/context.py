@@ -36,12 +36,27 @@ BINDER_POD_PORT = 8585
 DASK_LABELS = {"app.kubernetes.io/name": "dask-gateway"}
 DASK_TRAEFIK_LABELS = {**DASK_LABELS, "app.kubernetes.io/component": "traefik"}
 DASK_TRAEFIK_PORT = 8000
-# GKE's metadata server for workload identity, as network policies must allow it under
-# Dataplane V2 (GKE docs, "Use Workload Identity Federation for GKE": 169.254.169.252:988).
-GKE_METADATA_EGRESS = {
-    "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
-    "ports": [{"port": 988, "protocol": "TCP"}],
-}
+# The metadata server, as a pod that needs cloud credentials must be allowed to reach it.
+# GKE (workload identity): clients call 169.254.169.254:80. Dataplane V2 (Cilium, which
+# gcp/cluster.py turns on: ADVANCED_DATAPATH) evaluates egress policy before the node rewrites
+# that to the metadata daemon, so 169.254.169.254/32:80 is the rule that matters there; the
+# legacy dataplane evaluates after the rewrite, at 169.254.169.252:988 (GKE docs, "Use Workload
+# Identity Federation for GKE"; gke-labs/kube-agents #747 and PR #777). Both, so the policy
+# holds on either dataplane. EKS: IRSA (aws/identity.py, the `eks.amazonaws.com/role-arn`
+# annotation) exchanges the pod's projected token with STS over the internet on 443, which
+# the pods' internet rules already allow; nothing needs IMDS, and EKS Pod Identity (its agent
+# at 169.254.170.23:80) is not used, so AWS gets no metadata rule at all.
+GKE_METADATA = (("169.254.169.254/32", 80), ("169.254.169.252/32", 988))
+
+
+def metadata_egress(cloud: Cloud) -> list[dict[str, Any]]:
+    """The egress rules every pod that needs cloud credentials must have on `cloud`."""
+    if cloud != "gcp":
+        return []
+    return [
+        {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]}
+        for cidr, port in GKE_METADATA
+    ]
 
 
 # What runs beside notebooks on the shared user pool (see profiles.shared_pool): a Dask

@@ -23,8 +23,8 @@ from pangeo_binder.hub.context import (
     DASK_TRAEFIK_LABELS,
     DASK_TRAEFIK_PORT,
     DASK_TRAEFIK_SERVICE,
-    GKE_METADATA_EGRESS,
     HubContext,
+    metadata_egress,
     runs_dask,
 )
 from pangeo_binder.hub.hub_image import hub_image_values
@@ -114,15 +114,15 @@ def user_environment(context: HubContext, dask: bool = True) -> dict[str, str]:
 
 def user_network_policy(context: HubContext, dask: bool = True) -> dict[str, Any]:
     """Notebooks reach the internet and Dask Gateway's proxy, not the rest of the cluster.
-    GKE workload identity needs the metadata server; EKS (IRSA) does not, so it stays blocked."""
-    gke = context.cloud == "gcp"
+    GKE workload identity needs the metadata server (context.metadata_egress: its port 80
+    and the daemon's 988, not z2jh's every-port `cloudMetadataServer`); EKS (IRSA) does not,
+    so it stays blocked."""
     # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port is `web`).
     egress = [to_pods(DASK_TRAEFIK_LABELS, DASK_TRAEFIK_PORT)] if dask else []
-    if gke:
-        egress.append(GKE_METADATA_EGRESS)
+    egress += metadata_egress(context.cloud)
     return {
         "enabled": True,
-        "egressAllowRules": {"cloudMetadataServer": gke},
+        "egressAllowRules": {"cloudMetadataServer": False},
         "egress": egress,
     }
 

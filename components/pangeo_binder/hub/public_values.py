@@ -25,8 +25,8 @@ from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
     BINDER_POD_LABELS,
     BINDER_SERVICE,
-    GKE_METADATA_EGRESS,
     HubContext,
+    metadata_egress,
 )
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.jupyterhub_values import (
@@ -38,6 +38,7 @@ from pangeo_binder.hub.jupyterhub_values import (
     to_pods,
 )
 from pangeo_binder.hub.proxy import letsencrypt_https, proxy_service
+from pangeo_binder.machines import Cloud
 from pangeo_binder.scheduling import PURPOSE_LABELS, toleration
 
 PUBLIC_JUPYTERHUB_RELEASE = "public-jupyterhub"
@@ -262,7 +263,7 @@ def public_binderhub_values(
     return values
 
 
-def public_network_policies(cloud: str, namespace: str) -> list[dict[str, Any]]:
+def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]]:
     """NetworkPolicies of the public namespace besides the charts' own: every pod's egress
     denied unless a policy allows it (so a pod the charts leave unfenced reaches nothing), and
     BinderHub's own way out (DNS, the hub, the API, the internet on 80/443/9418, and on GKE
@@ -272,9 +273,9 @@ def public_network_policies(cloud: str, namespace: str) -> list[dict[str, Any]]:
         to_pods({"component": "hub"}, 8081),
         KUBE_API_EGRESS,
         internet_egress(),
+        # Its pushes' tokens are minted through the metadata server on GKE.
+        *metadata_egress(cloud),
     ]
-    if cloud == "gcp":
-        binder_egress.append(GKE_METADATA_EGRESS)
 
     def policy(name: str, selector: dict[str, Any], egress: list[dict[str, Any]]) -> dict:
         return {
