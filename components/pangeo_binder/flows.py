@@ -263,3 +263,75 @@ def load(text: str | None = None) -> Matrix:
 
 def used_roles(flows: Sequence[Flow]) -> set[str]:
     return {role.name for flow in flows for role in (flow.source, flow.destination)}
+
+
+# --- the reference page (docs/reference/flows.md) ------------------------------------------
+
+HEADER = """# Flow reference
+
+Generated from `components/pangeo_binder/data/flows.yaml` by `python -m pangeo_binder.flows`;
+do not edit by hand. Every connection the platform needs and every one it must never make,
+with the reason and the upstream file (at our pins) that says so. `tests/test_flows.py`
+judges the whole matrix with IBM's network-config-analyzer over every NetworkPolicy the
+program registers and its charts render, on both stacks and both clouds, with the rendered
+pods and the ones made at run time (KubeSpawner's user servers, the gateway's schedulers and
+workers, BinderHub's builds): each needed flow permitted, each forbidden one forbidden. The
+analyzer keeps pods and IP blocks apart, as GKE's Dataplane V2 does, so every in-cluster
+route must name pods by selector. One thing it cannot show: the EKS policy agent also matches
+pods with private `ipBlock` ranges, so there a private-range rule (z2jh's DNS and 443 ones)
+may allow more than the verdicts say. Why the namespaces are fenced:
+[architecture](../explanation/architecture.md).
+
+Namespaces: `hub` is the authenticated hub's (`hub.namespace`, `binder`), `public` the public
+Binder's (`publicBinder.namespace`, staging only), `support` the monitoring one; a flow with
+an end in a namespace a stack lacks is not judged there.
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _where(role: Role) -> str:
+    if role.is_address:
+        return ", ".join(
+            cidr + (f" except {', '.join(excluding)}" if excluding else "")
+            for cidr, excluding in role.blocks
+        )
+    selector = role.selector or {}
+    parts = [f"{k}={v}" for k, v in selector.get("matchLabels", {}).items()]
+    parts += [
+        f"{e['key']} {e['operator']} ({', '.join(e.get('values', []))})"
+        for e in selector.get("matchExpressions", [])
+    ]
+    return f"`{role.namespace}`: " + (", ".join(f"`{p}`" for p in parts) or "every pod")
+
+
+def _table(found: Sequence[Flow]) -> list[str]:
+    lines = ["| from | to | port | clouds | why | upstream |", "|---|---|---|---|---|---|"]
+    for flow in found:
+        clouds = ", ".join(flow.clouds)
+        lines.append(
+            f"| {flow.source.name} | {flow.destination.name} | {flow.port_text()} | {clouds} "
+            f"| {_cell(flow.why)} | {_cell(flow.upstream)} |"
+        )
+    return lines
+
+
+def render(matrix: Matrix | None = None) -> str:
+    """docs/reference/flows.md from the matrix."""
+    matrix = matrix or load()
+    lines = [HEADER, "## Needed", "", *_table(matrix.needed), "", "## Forbidden", ""]
+    lines += [*_table(matrix.forbidden), "", "## Roles", ""]
+    lines += ["| role | made by | pods or addresses | what | upstream |", "|---|---|---|---|---|"]
+    for role in matrix.roles.values():
+        made_by = role.made_by or "address"
+        lines.append(
+            f"| {role.name} | {made_by} | {_cell(_where(role))} | {_cell(role.description)} "
+            f"| {_cell(role.upstream)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
