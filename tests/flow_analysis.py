@@ -127,6 +127,7 @@ class Cluster:
     policies: list[dict[str, Any]]  # (origin in metadata.annotations is not read by NCA)
     workloads: list[dict[str, Any]]
     origins: dict[str, str] = field(default_factory=dict)  # "ns/name" of a policy -> origin
+    releases: set[tuple[str, str]] = field(default_factory=set)  # (namespace, release name)
 
     @property
     def case(self) -> str:
@@ -173,7 +174,7 @@ def _namespaces(run: Run, cloud: str) -> tuple[dict[str, str], dict[str, dict[st
 
 
 def _releases(run: Run, cloud: str) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
-    """(resource name, namespace, chart, rendered objects) of every release of `cloud`."""
+    """(release name, namespace, chart, rendered objects) of every release of `cloud`."""
     found = []
     for registration in run.of_type(HELM):
         if not registration.name.startswith(f"{cloud}-"):
@@ -186,7 +187,7 @@ def _releases(run: Run, cloud: str) -> list[tuple[str, str, str, list[dict[str, 
         )
         for obj in objects:
             obj.setdefault("metadata", {}).setdefault("namespace", inputs["namespace"])
-        found.append((registration.name, inputs["namespace"], pin.name, objects))
+        found.append((inputs["name"], inputs["namespace"], pin.name, objects))
     return found
 
 
@@ -280,7 +281,7 @@ def cluster_of(run: Run, stack: str, cloud: str, matrix: Matrix, root: Path) -> 
         for obj in objects:
             if obj["kind"] == "NetworkPolicy":
                 policies.append(obj)
-                origins[_key(obj)] = f"chart {resource}"
+                origins[_key(obj)] = f"chart {resource}"  # the release's name
             elif obj["kind"] in WORKLOAD_KINDS:
                 workloads.append(obj)
     by_namespace = {(ns, chart): objs for _, ns, chart, objs in releases}
@@ -308,7 +309,10 @@ def cluster_of(run: Run, stack: str, cloud: str, matrix: Matrix, root: Path) -> 
                     {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
                 ]
                 workloads.append(_role_pod(role, namespace, dns))
-    return Cluster(stack, cloud, namespaces, namespace_labels, policies, workloads, origins)
+    releases_here = {(ns, name) for name, ns, _, _ in releases}
+    return Cluster(
+        stack, cloud, namespaces, namespace_labels, policies, workloads, origins, releases_here
+    )
 
 
 def _key(policy: Mapping[str, Any]) -> str:

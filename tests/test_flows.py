@@ -15,12 +15,21 @@ import pytest
 import yaml
 
 from flow_analysis import Cluster, Verdict, cluster_of, judge, require_nca
-from harness import Run
+from harness import Run, run_program, stack_config, with_value
 from pangeo_binder import flows
 from pangeo_binder.flows import FlowsError, Matrix
 
-CASES = [(stack, cloud) for stack in ("staging", "prod") for cloud in ("gcp", "aws")]
+# Both stack files, and staging with the public Binder's Dask gateway on (off in both files).
+STACKS = ("staging", "prod", "staging+public-dask")
+CASES = [(stack, cloud) for stack in STACKS for cloud in ("gcp", "aws")]
 IDS = [f"{stack}-{cloud}" for stack, cloud in CASES]
+
+
+def public_dask_config() -> dict[str, Any]:
+    config = stack_config("staging")
+    for cloud in ("gcp", "aws"):
+        config = with_value(config, f"clouds.{cloud}.publicBinder.dask", {"enabled": True})
+    return config
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +45,11 @@ def clusters(
     matrix: Matrix,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Cluster]:
-    runs = {"staging": staging, "prod": prod}
+    runs = {
+        "staging": staging,
+        "prod": prod,
+        "staging+public-dask": run_program("staging", public_dask_config()),
+    }
     root = tmp_path_factory.mktemp("flow-clusters")
     return {
         f"{stack}-{cloud}": cluster_of(runs[stack], stack, cloud, matrix, root / f"{stack}-{cloud}")
@@ -100,18 +113,21 @@ def test_the_matrix_is_judged_on_both_stacks_and_clouds(
     verdicts: dict[str, list[Verdict]], clusters: dict[str, Cluster], matrix: Matrix
 ) -> None:
     """Staging has the public Binder on both clouds, prod none: its flows are judged in
-    staging only; the metadata flows only on their cloud; everything else everywhere."""
-    public = [f for f in matrix.flows if "public" in f.namespaces()]
-    assert public
+    staging only, and the public gateway's only where it is on; the metadata flows only on
+    their cloud; everything else everywhere."""
+    public = {f.name for f in matrix.flows if "public" in f.namespaces()}
+    public_dask = {
+        f.name for f in matrix.flows if ("public", "public-dask-gateway") in f.releases()
+    }
+    assert public_dask and public_dask < public
     for case, found in verdicts.items():
         judged = {v.flow.name for v in found}
         cluster = clusters[case]
         assert ("public" in cluster.namespaces) == case.startswith("staging"), case
-        expected = {
-            f.name
-            for f in matrix.flows
-            if cluster.cloud in f.clouds and (case.startswith("staging") or f not in public)
-        }
+        left_out = set() if "public-dask" in case else public_dask
+        if case.startswith("prod"):
+            left_out = public
+        expected = {f.name for f in matrix.flows if cluster.cloud in f.clouds} - left_out
         assert judged == expected, case
         # The policies NCA read: the program's and the charts', namespaces of the hub included.
         origins = set(cluster.origins.values())

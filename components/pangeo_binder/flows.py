@@ -56,6 +56,7 @@ class Role:
     namespace: str = ""
     selector: Mapping[str, Any] | None = None  # a Kubernetes label selector
     made_by: str = ""
+    release: str = ""  # the Helm release that makes or configures its pods, where it matters
     blocks: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (cidr, except) pairs
 
     @property
@@ -94,6 +95,10 @@ class Flow:
 
     def namespaces(self) -> set[str]:
         return {r.namespace for r in (self.source, self.destination) if not r.is_address}
+
+    def releases(self) -> set[tuple[str, str]]:
+        """(namespace, release) pairs the flow's ends need installed to exist at all."""
+        return {(r.namespace, r.release) for r in (self.source, self.destination) if r.release}
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ def _role(name: str, entry: Any) -> Role:
             _text(entry, "upstream", where),
             blocks=tuple(blocks),
         )
-    allowed = common | {"namespace", "selector", "madeBy"}
+    allowed = common | {"namespace", "selector", "madeBy", "release"}
     if keys - allowed:
         raise FlowsError(f"{where}: unknown keys {sorted(keys - allowed)}")
     namespace = entry.get("namespace")
@@ -157,6 +162,9 @@ def _role(name: str, entry: Any) -> Role:
         raise FlowsError(f"{where}.selector: a label selector (matchLabels, matchExpressions)")
     if made_by != "any" and not selector.get("matchLabels"):
         raise FlowsError(f"{where}.selector.matchLabels: required unless madeBy is any")
+    release = entry.get("release", "")
+    if not isinstance(release, str):
+        raise FlowsError(f"{where}.release: a Helm release name")
     return Role(
         name,
         _text(entry, "description", where),
@@ -164,6 +172,7 @@ def _role(name: str, entry: Any) -> Role:
         namespace=namespace,
         selector=selector,
         made_by=made_by,
+        release=release,
     )
 
 
@@ -283,8 +292,10 @@ may allow more than the verdicts say. Why the namespaces are fenced:
 [architecture](../explanation/architecture.md).
 
 Namespaces: `hub` is the authenticated hub's (`hub.namespace`, `binder`), `public` the public
-Binder's (`publicBinder.namespace`, staging only), `support` the monitoring one; a flow with
-an end in a namespace a stack lacks is not judged there.
+Binder's (`publicBinder.namespace`, staging only), `support` the monitoring one. A flow with
+an end in a namespace a stack lacks, or made by a release it does not install (the public
+Binder's Dask gateway, `publicBinder.dask`), is not judged there; the suite also judges
+staging with the public gateway on.
 """
 
 
