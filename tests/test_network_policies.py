@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chart_render import find, render, validate_objects
-from conftest import release
+from conftest import HELM, release
 from harness import PLANTED_SECRET, Run
 from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
 from pangeo_binder.hub.context import metadata_egress
@@ -114,6 +114,66 @@ def test_the_route_check_sees_a_missing_route(case: tuple[Run, str]) -> None:
     }
     assert ip_rules_only["spec"]["egress"]  # z2jh's own rules are still there
     assert not reaches_by_selector(ip_rules_only, binderhub, 8585)
+
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PUBLIC_RELEASES = (
+    (JUPYTERHUB, "jupyterhub", "public-jupyterhub"),
+    (BINDERHUB_SERVICE, "binderhub-service", "public-binderhub-service"),
+)
+
+
+def every_policy(run: Run, cloud: str) -> dict[str, dict]:
+    """Every NetworkPolicy of one cloud: the ones the hub's (and, where it runs, the public
+    Binder's) releases render and the ones the program registers itself, by name."""
+    found = {
+        f"{chart}/{o['metadata']['name']}": o
+        for chart, objects in rendered(run, cloud).items()
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+    }
+    for pin, chart, name in PUBLIC_RELEASES:
+        matching = [r for r in run.of_type(HELM) if r.name == f"{cloud}-public-binder-{chart}"]
+        for r in matching:
+            objects = render(pin, r.inputs["values"], release=name, namespace="binder-public")
+            found |= {
+                f"{name}/{o['metadata']['name']}": o
+                for o in objects
+                if o["kind"] == "NetworkPolicy"
+            }
+    found |= {r.name: r.inputs for r in run.of_type(NETWORK_POLICY) if r.name.startswith(cloud)}
+    return found
+
+
+KUBE_DNS = [
+    {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+]
+
+
+def test_every_dns_rule_goes_to_kube_dns_by_selector(case: tuple[Run, str]) -> None:
+    """No port-only rule (beside an `except` rule the EKS agent drops DNS with it:
+    aws/amazon-network-policy-controller-k8s #146) and no DNS rule to an IP range or a whole
+    namespace: every rule naming port 53 goes to kube-dns in kube-system by selector, and each
+    z2jh component whose DNS shortcuts are off has that rule."""
+    run, cloud = case
+    policies = every_policy(run, cloud)
+    assert len(policies) > 8
+    for name, policy in policies.items():
+        egress = policy["spec"].get("egress", [])
+        for rule in egress:
+            assert rule.get("to"), (name, "a rule for every destination", rule)
+            if any(p.get("port") == 53 for p in rule.get("ports", [])):
+                assert rule["to"] == KUBE_DNS, (name, rule)
+    # The public Binder runs in staging only (test_public_binder: none in prod).
+    public = any(name.startswith("public-jupyterhub/") for name in policies)
+    assert public == any(r.name == f"{cloud}-public-binder-jupyterhub" for r in run.of_type(HELM))
+    for release_name in ("jupyterhub", "public-jupyterhub") if public else ("jupyterhub",):
+        for component in ("hub", "proxy", "autohttps", "singleuser"):
+            egress = policies[f"{release_name}/{component}"]["spec"]["egress"]
+            assert any(rule.get("to") == KUBE_DNS for rule in egress), (release_name, component)
 
 
 def _upstream_get_labels() -> Any:
@@ -315,9 +375,7 @@ def test_every_pod_with_cloud_credentials_reaches_the_metadata_server_as_its_dat
     if public:
         policies["public binderhub"] = public[0].inputs
     for name, policy in policies.items():
-        # z2jh's DNS shortcut names the metadata address on port 53 (item: DNS below).
-        found = {rule for rule in metadata_rules(policy) if rule[1] != 53}
-        assert found == expected, name
+        assert metadata_rules(policy) == expected, name
     assert metadata_rules({"spec": {"egress": metadata_egress(cloud)}}) == expected
 
 
@@ -326,9 +384,9 @@ def test_no_privileged_metadata_blocker_and_the_policy_blocks_it_on_eks(
 ) -> None:
     run, cloud = case
     (user_policy,) = find(rendered(run, cloud)["jupyterhub"], "NetworkPolicy", "singleuser")
-    # EKS: only z2jh's DNS rule names the address (port 53, which nothing serves there);
-    # GKE: its port 80, as workload identity needs it (not every port).
-    assert metadata_ports(user_policy) == ({80, 53} if cloud == "gcp" else {53})
+    # EKS: nothing names the address (z2jh's DNS shortcut to it is off too); GKE: its port
+    # 80, as workload identity needs it (not every port).
+    assert metadata_ports(user_policy) == ({80} if cloud == "gcp" else set())
     values = release(run, cloud, "jupyterhub")["values"]
     assert values["singleuser"]["cloudMetadata"]["blockWithIptables"] is False
 

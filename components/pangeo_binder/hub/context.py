@@ -59,6 +59,33 @@ def metadata_egress(cloud: Cloud) -> list[dict[str, Any]]:
     ]
 
 
+# DNS, only to the cluster's DNS pods by selector (kube-dns on GKE, CoreDNS on EKS: both label
+# them `k8s-app: kube-dns` in kube-system; neither cluster turns on Cloud DNS or NodeLocal
+# DNSCache, which would move the resolver). Never a port-only rule, nor one to an IP range:
+# the EKS policy agent drops DNS when a port-only DNS rule sits beside an `0.0.0.0/0 except
+# private` rule (aws/amazon-network-policy-controller-k8s #146, open), and an IP-range DNS rule
+# beside such an `except` is the class of #121 (one rule's exceptions cut another's CIDR). A
+# selector resolves to the DNS pods' and Service's own /32 addresses, more specific than any
+# `except` range, so it holds whatever the agent does with exceptions.
+DNS_EGRESS: dict[str, Any] = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+}
+# z2jh's DNS shortcuts (`egressAllowRules`), all off wherever z2jh renders a policy: each
+# would add an IP-range DNS rule (the metadata server, RFC 1918) or a namespace-wide one;
+# DNS_EGRESS in the component's `egress` replaces them.
+Z2JH_DNS_OFF = {
+    "dnsPortsCloudMetadataServer": False,
+    "dnsPortsKubeSystemNamespace": False,
+    "dnsPortsPrivateIPs": False,
+}
+
+
 # What runs beside notebooks on the shared user pool (see profiles.shared_pool): a Dask
 # scheduler per cluster and, with BinderHub, the docker daemon on every node. Their requests
 # are taken off that pool's sizes, so the largest size still fits next to them.

@@ -18,6 +18,7 @@ from pangeo_binder.hub.context import (
     DASK_GATEWAY_SERVICE,
     DASK_LABELS,
     DASK_TRAEFIK_LABELS,
+    DNS_EGRESS,
     SCHEDULER_REQUEST,
     HubContext,
     metadata_egress,
@@ -203,8 +204,9 @@ def dask_network_policy(cloud: Cloud, namespace: str) -> dict[str, Any]:
     Traefik (the clients' proxy address; the notebooks' own policy allows only Traefik), the
     gateway API -> the schedulers' API port (scale and adapt; without it the first
     `cluster.scale()` makes the gateway stop the cluster),
-    schedulers -> the gateway API, DNS, and addresses outside the private and link-local
-    ranges. On GKE also the metadata server, which workload identity (bucket access) needs.
+    schedulers -> the gateway API, DNS (to kube-dns only), and addresses outside the private
+    and link-local ranges. On GKE also the metadata server, which workload identity (bucket
+    access) needs.
     """
     dask_pods = {"podSelector": dask_pod_selector()}
     tcp = [{"port": port, "protocol": "TCP"} for port in SCHEDULER_PORTS]
@@ -220,7 +222,7 @@ def dask_network_policy(cloud: Cloud, namespace: str) -> dict[str, Any]:
             ],
             "ports": [{"port": GATEWAY_API_PORT, "protocol": "TCP"}],
         },
-        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        DNS_EGRESS,
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
     ]
     egress += metadata_egress(cloud)

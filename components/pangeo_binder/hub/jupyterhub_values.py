@@ -23,6 +23,8 @@ from pangeo_binder.hub.context import (
     DASK_TRAEFIK_LABELS,
     DASK_TRAEFIK_PORT,
     DASK_TRAEFIK_SERVICE,
+    DNS_EGRESS,
+    Z2JH_DNS_OFF,
     HubContext,
     metadata_egress,
     runs_dask,
@@ -122,9 +124,15 @@ def user_network_policy(context: HubContext, dask: bool = True) -> dict[str, Any
     egress += metadata_egress(context.cloud)
     return {
         "enabled": True,
-        "egressAllowRules": {"cloudMetadataServer": False},
-        "egress": egress,
+        "egressAllowRules": {"cloudMetadataServer": False, **Z2JH_DNS_OFF},
+        "egress": [DNS_EGRESS, *egress],
     }
+
+
+def z2jh_egress(egress: list[dict[str, Any]]) -> dict[str, Any]:
+    """A z2jh component's `networkPolicy` egress: DNS to kube-dns by selector in place of the
+    chart's DNS shortcuts (context.DNS_EGRESS says why), then `egress`."""
+    return {"egressAllowRules": dict(Z2JH_DNS_OFF), "egress": [DNS_EGRESS, *egress]}
 
 
 def to_pods(labels: dict[str, str], port: int) -> dict[str, Any]:
@@ -264,11 +272,7 @@ def jupyterhub_values(
             # sqlite on a volume of the cluster's default storage class.
             "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
             "resources": HUB_RESOURCES,
-            "networkPolicy": {
-                "enabled": True,
-                "ingress": hub_ingress,
-                "egress": routes,
-            },
+            "networkPolicy": {"enabled": True, "ingress": hub_ingress, **z2jh_egress(routes)},
         },
         "proxy": {
             "secretToken": tokens.proxy_token,
@@ -276,7 +280,7 @@ def jupyterhub_values(
             # (GKE loadBalancerIP, EKS NLB Elastic IPs): it survives the Service's replacement.
             "service": proxy_service(context.proxy_service),
             "chp": {
-                "networkPolicy": {"egress": routes},
+                "networkPolicy": z2jh_egress(routes),
                 "resources": PROXY_RESOURCES,
                 # The proxy never calls the Kubernetes API: no token in the pod (CKV_K8S_38).
                 "extraPodSpec": {
@@ -286,6 +290,7 @@ def jupyterhub_values(
             },
             # autohttps: Traefik and the sidecar that keeps its certificate in a Secret.
             "traefik": {
+                "networkPolicy": z2jh_egress([]),
                 "resources": PROXY_RESOURCES,
                 "extraPodSpec": {"securityContext": restricted_pod_context()},
             },

@@ -21,6 +21,7 @@ from pangeo_binder.config_shared import NodePool
 from pangeo_binder.hub.context import (
     DASK_GATEWAY_SERVICE,
     DASK_LABELS,
+    DNS_EGRESS,
     DOCKER_DAEMON_REQUEST,
     HubContext,
 )
@@ -35,7 +36,7 @@ from pangeo_binder.hub.dask_values import (
 )
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.jupyterhub_values import hub_ingress_from, to_pods
-from pangeo_binder.hub.public_values import DNS_EGRESS, KUBE_API_EGRESS, internet_egress
+from pangeo_binder.hub.public_values import KUBE_API_EGRESS, internet_egress
 from pangeo_binder.machines import allocatable
 from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, toleration
 

@@ -25,6 +25,8 @@ from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
     BINDER_POD_LABELS,
     BINDER_SERVICE,
+    DNS_EGRESS,
+    Z2JH_DNS_OFF,
     HubContext,
     metadata_egress,
 )
@@ -67,22 +69,12 @@ KUBE_API_EGRESS = {
     "to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE],
     "ports": [{"port": 443, "protocol": "TCP"}],
 }
-DNS_EGRESS = {
-    "to": [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-    ],
-    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-}
-# z2jh's egress shortcuts, all closed but DNS inside the cluster: each component gets the
-# rules it needs, and nothing reaches a private address (the hub's namespace) by default.
+# z2jh's egress shortcuts, all closed: each component gets the rules it needs (DNS to kube-dns
+# by selector, context.DNS_EGRESS), and nothing reaches a private address (the hub's
+# namespace) by default.
 CLOSED = {
     "cloudMetadataServer": False,
-    "dnsPortsCloudMetadataServer": False,
-    "dnsPortsKubeSystemNamespace": True,
-    "dnsPortsPrivateIPs": False,
+    **Z2JH_DNS_OFF,
     "nonPrivateIPs": False,
     "privateIPs": False,
 }
@@ -108,13 +100,13 @@ def public_user_network_policy() -> dict[str, Any]:
     return {
         "enabled": True,
         "egressAllowRules": dict(CLOSED),
-        "egress": [internet_egress()],
+        "egress": [DNS_EGRESS, internet_egress()],
         "ingress": [],
     }
 
 
 def _component_policy(egress: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"enabled": True, "egressAllowRules": dict(CLOSED), "egress": egress}
+    return {"enabled": True, "egressAllowRules": dict(CLOSED), "egress": [DNS_EGRESS, *egress]}
 
 
 def public_jupyterhub_values(
