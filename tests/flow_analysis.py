@@ -146,16 +146,15 @@ class Cluster:
         ]
 
     def applies(self, flow: Flow) -> bool:
-        """Judged here: the cloud is one of the flow's and both ends' namespaces exist."""
-        return self.cloud in flow.clouds and all(ns in self.namespaces for ns in flow.namespaces())
-
-    def policy(self, namespace: str, name: str) -> dict[str, Any]:
-        (found,) = [
-            p
-            for p in self.policies
-            if p["metadata"]["namespace"] == namespace and p["metadata"]["name"] == name
-        ]
-        return found
+        """Judged here: the cloud is one of the flow's, both ends' namespaces exist and so do
+        the releases that make them (the public gateway only with `publicBinder.dask`)."""
+        return (
+            self.cloud in flow.clouds
+            and all(ns in self.namespaces for ns in flow.namespaces())
+            and all(
+                (self.namespaces[ns], release) in self.releases for ns, release in flow.releases()
+            )
+        )
 
 
 # --- gathering one cluster --------------------------------------------------------------------

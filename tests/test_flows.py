@@ -8,6 +8,7 @@ forbidden; a deleted rule and an added path are both caught. Without NCA's envir
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,21 @@ def test_an_added_path_to_a_forbidden_destination_fails(
     (opened,) = judge(cluster, chosen, tmp_path / "opened", nca, [*cluster.policies, added])
     assert not opened.holds
     assert "jupyter-bob" in opened.text
+
+
+def test_port_ranges_reach_the_analyzer(
+    clusters: dict[str, Cluster], matrix: Matrix, tmp_path: Path
+) -> None:
+    """A forbidden range is judged over all its ports (NCA reads `endPort`): user servers may
+    call the hub on 8081 only, so 8000-8100 is found open and 8082-65535 closed."""
+    nca = require_nca()
+    cluster = clusters["staging-gcp"]
+    (base,) = only(matrix, "forbidden: user-server -> hub 1-8080,8082-65535/TCP+UDP")
+    wide = dataclasses.replace(base, ports=((8000, 8100),), protocols=("TCP",))
+    high = dataclasses.replace(base, ports=((8082, 65535),), protocols=("TCP",))
+    wide_verdict, high_verdict = judge(cluster, [wide, high], tmp_path, nca)
+    assert not wide_verdict.holds and "8081" in wide_verdict.text
+    assert high_verdict.holds
 
 
 # --- the loader ---------------------------------------------------------------------------------
