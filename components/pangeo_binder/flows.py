@@ -16,6 +16,7 @@ generated from it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -299,8 +300,13 @@ staging with the public gateway on.
 """
 
 
+# Addresses in the matrix's prose (http://hub:8081, hub.<ns>.svc) are code on the page, not
+# links, and their angle brackets are not HTML.
+_ADDRESS = re.compile(r"[a-z]+://[^\s,;)]+|[\w./:-]*<[\w-]+>[\w./:-]*")
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return _ADDRESS.sub(lambda m: f"`{m.group(0)}`", text).replace("|", "\\|")
 
 
 def _where(role: Role) -> str:
