@@ -18,6 +18,14 @@ import yaml
 from flow_analysis import Cluster, Verdict, cluster_of, judge, require_nca
 from harness import Run, run_program, stack_config, with_value
 from pangeo_binder import flows
+from pangeo_binder.charts import (
+    BINDERHUB_SERVICE,
+    DASK_GATEWAY,
+    GRAFANA,
+    JUPYTERHUB,
+    PROMETHEUS,
+    chart_dir,
+)
 from pangeo_binder.flows import FlowsError, Matrix
 
 # Both stack files, and staging with the public Binder's Dask gateway on (off in both files).
@@ -293,3 +301,62 @@ def test_every_flow_says_why_and_where_upstream(matrix: Matrix) -> None:
         assert len(flow.why) > 20 and len(flow.upstream) > 10, flow.name
     used = flows.used_roles(matrix.flows)
     assert used == set(matrix.roles), set(matrix.roles) - used
+
+
+def cited_files(text: str) -> list[tuple[str, str]]:
+    """(prefix, path) of each citation in `text` whose source is on this machine: a pinned
+    chart's file, an installed package's module at its locked version, or ours."""
+    found = []
+    for part in text.split(";"):
+        words = part.split()
+        for prefix_length in (3, 2, 1):
+            prefix = " ".join(words[:prefix_length])
+            if prefix in UPSTREAM_ROOTS and len(words) > prefix_length:
+                found.append((prefix, words[prefix_length].rstrip(",")))
+                break
+        else:
+            if words and words[0].startswith("pangeo_binder/"):
+                found.append(("pangeo_binder", words[0].removeprefix("pangeo_binder/")))
+    return found
+
+
+def _package(name: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    assert spec and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0])
+
+
+UPSTREAM_ROOTS: dict[str, Any] = {
+    "z2jh 4.4.0": lambda: chart_dir(JUPYTERHUB),
+    "dask-gateway 2026.3.0": lambda: chart_dir(DASK_GATEWAY),
+    "binderhub-service": lambda: chart_dir(BINDERHUB_SERVICE),
+    "binderhub-service 0.1.0-0.dev.git.336.hca79dc0": lambda: chart_dir(BINDERHUB_SERVICE),
+    "grafana chart 11.6.1": lambda: chart_dir(GRAFANA),
+    "prometheus chart 29.27.0": lambda: chart_dir(PROMETHEUS),
+    "dask-gateway-server 2026.3.0": lambda: _package("dask_gateway_server"),
+    "kubespawner 7.0.0": lambda: _package("kubespawner").parent,
+    "JupyterHub 5.5.0": lambda: _package("jupyterhub").parent,
+    "pangeo_binder": lambda: _package("pangeo_binder"),
+}
+
+
+@pytest.mark.usefixtures("chart_files")
+def test_the_cited_upstream_files_exist_at_our_pins(matrix: Matrix) -> None:
+    """Every citation of a pinned chart's file, an installed package's module or ours names a
+    file that is there (the pinned charts' sources; the packages at their locked versions)."""
+    import importlib.metadata
+
+    assert importlib.metadata.version("jupyterhub-kubespawner") == "7.0.0"
+    assert importlib.metadata.version("dask-gateway-server") == "2026.3.0"
+    assert importlib.metadata.version("jupyterhub") == "5.5.0"
+    texts = [f.upstream for f in matrix.flows] + [r.upstream for r in matrix.roles.values()]
+    checked = 0
+    for text in texts:
+        for prefix, path in cited_files(text):
+            root = UPSTREAM_ROOTS[prefix]()
+            relative = path.removeprefix("jupyterhub/") if prefix == "z2jh 4.4.0" else path
+            assert (root / relative).is_file(), f"{prefix} {path} (in {text!r})"
+            checked += 1
+    assert checked > 60
