@@ -162,7 +162,7 @@ def test_metadata_server_open_on_gke_only(case: tuple[Run, str]) -> None:
     metadata = {
         (rule["to"][0]["ipBlock"]["cidr"], rule["ports"][0]["port"])
         for rule in policy["egress"]
-        if "ipBlock" in rule["to"][0]
+        if rule["to"][0].get("ipBlock", {}).get("cidr", "").startswith("169.254.")
     }
     assert metadata == ({("169.254.169.254/32", 80), ("169.254.169.252/32", 988)} if gke else set())
 

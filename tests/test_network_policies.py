@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import ipaddress
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -61,6 +62,36 @@ def container_ports(deployment: dict) -> set[int]:
         for container in deployment["spec"]["template"]["spec"]["containers"]
         for port in container.get("ports", [])
     }
+
+
+def ip_reach(rule: dict) -> list[ipaddress.IPv4Network]:
+    """The addresses a rule's ipBlock peers cover (each block less its exceptions)."""
+    reach: list[ipaddress.IPv4Network] = []
+    for peer in rule.get("to", []):
+        if "ipBlock" not in peer:
+            continue
+        blocks = [ipaddress.IPv4Network(peer["ipBlock"]["cidr"])]
+        for cut in map(ipaddress.IPv4Network, peer["ipBlock"].get("except", [])):
+            blocks = [
+                part
+                for block in blocks
+                for part in (
+                    block.address_exclude(cut) if cut.subnet_of(block) else
+                    ([] if block.subnet_of(cut) else [block])
+                )
+            ]  # fmt: skip
+        reach += blocks
+    return list(ipaddress.collapse_addresses(reach))
+
+
+def assert_exactly_outside(rule: dict, excluded: tuple[str, ...]) -> None:
+    """The rule reaches every IPv4 address outside `excluded` and none inside, and says so
+    without `except` (hub/context.py egress_outside: the EKS agent's #121)."""
+    assert all("except" not in peer.get("ipBlock", {}) for peer in rule["to"]), rule
+    reach = ip_reach(rule)
+    cuts = list(ipaddress.collapse_addresses(map(ipaddress.IPv4Network, excluded)))
+    assert not any(net.overlaps(cut) for net in reach for cut in cuts)
+    assert sum(n.num_addresses for n in reach) + sum(c.num_addresses for c in cuts) == 2**32
 
 
 def pod_routes(policy: dict) -> list[tuple[dict, set[int]]]:
@@ -176,6 +207,28 @@ def test_every_dns_rule_goes_to_kube_dns_by_selector(case: tuple[Run, str]) -> N
             assert any(rule.get("to") == KUBE_DNS for rule in egress), (release_name, component)
 
 
+# The binderhub-service chart's own build and docker-api policies (`0.0.0.0/0 except RFC
+# 1918` beside a DNS rule by selector, no API rule): not ours to rewrite in the hub.
+CHART_EXCEPTS = ("binderhub-service/", "public-binderhub-service/")
+
+
+def test_no_rule_depends_on_how_an_agent_applies_except(case: tuple[Run, str]) -> None:
+    """Every policy we write or z2jh renders for us says "the internet" as blocks, never as
+    `0.0.0.0/0 except ...`: the EKS agent has let one rule's exceptions cut another rule's
+    addresses (#121), and the Kubernetes API rules (private ranges on 443) sit beside them."""
+    run, cloud = case
+    policies = every_policy(run, cloud)
+    checked = 0
+    for name, policy in policies.items():
+        if name.startswith(CHART_EXCEPTS):
+            continue
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                assert "except" not in peer.get("ipBlock", {}), (name, rule)
+        checked += 1
+    assert checked >= 7
+
+
 def _upstream_get_labels() -> Any:
     """`KubeController.get_labels` of the pinned dask-gateway-server, compiled from its source
     (its module needs kubernetes_asyncio, which the suite does not install)."""
@@ -240,19 +293,18 @@ def test_dask_schedulers_and_workers_are_covered_by_their_own_policy(
     )
     egress = policy["spec"]["egress"]
     blocks = [p["ipBlock"] for rule in egress for p in rule.get("to", []) if "ipBlock" in p]
-    internet = [b for b in blocks if b["cidr"] == "0.0.0.0/0"]
-    assert internet and set(internet[0]["except"]) >= {
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "169.254.0.0/16",
-    }
+    # The internet: every address outside the private and link-local ranges, any port.
+    (internet,) = [r for r in egress if "ports" not in r and ip_reach(r)]
+    assert_exactly_outside(
+        internet, ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+    )
     metadata = {b["cidr"] for b in blocks if b["cidr"].startswith("169.254.169.")}
     assert metadata == ({"169.254.169.254/32", "169.254.169.252/32"} if cloud == "gcp" else set())
     assert any(
         {(p["port"], p["protocol"]) for p in rule.get("ports", [])} >= {(53, "UDP"), (53, "TCP")}
         for rule in egress
     )
+    assert not any("except" in block for block in blocks)
     # The gateway release waits for the policy: no cluster starts unfenced.
     gateway = run.one("kubernetes:helm.sh/v4:Chart", f"{cloud}-hub-dask-gateway")
     assert registration.urn in gateway.dependencies

@@ -32,6 +32,7 @@ from pangeo_binder.hub.public_values import (
     PUBLIC_PORTS,
 )
 from pangeo_binder.scheduling import PURPOSE_LABELS, PURPOSE_TAINTS
+from test_network_policies import assert_exactly_outside
 
 HELM = "kubernetes:helm.sh/v4:Chart"
 CLOUDS = ["gcp", "aws"]
@@ -249,10 +250,7 @@ def test_rendered_server_policy_reaches_only_public_web_and_git(staging: Run, cl
         if any("podSelector" in peer and "namespaceSelector" not in peer for peer in rule["to"]):
             continue  # the chart's rule to its own hub pod, which refuses unlabelled pods
         assert ports == {(port, "TCP") for port in PUBLIC_PORTS}, rule
-        for peer in rule["to"]:
-            block = peer["ipBlock"]
-            assert block["cidr"] == "0.0.0.0/0"
-            assert set(block["except"]) == set(NOT_PUBLIC)
+        assert_exactly_outside(rule, NOT_PUBLIC)
     fenced = [ipaddress.ip_network(cidr) for cidr in NOT_PUBLIC]
     for address in [*METADATA, "10.1.2.3", "172.20.0.1", "192.168.1.1", "100.64.0.10"]:
         assert any(ipaddress.ip_address(address) in net for net in fenced), address

@@ -38,7 +38,12 @@ from pangeo_binder.hub.public_values import NOT_PUBLIC, PUBLIC_JUPYTERHUB_RELEAS
 from pangeo_binder.scheduling import PURPOSE_LABELS, PURPOSE_TAINTS
 from test_core_fit import _cluster_workloads, _core_pool, _objects
 from test_hub_incluster import kube_cluster_config, process  # noqa: F401  (a fixture)
-from test_network_policies import _upstream_get_labels, matches, upstream_scheduler_api_port
+from test_network_policies import (
+    _upstream_get_labels,
+    assert_exactly_outside,
+    matches,
+    upstream_scheduler_api_port,
+)
 from test_public_binder import hub_values as public_hub_values
 from test_public_binder import public_release as release
 
@@ -368,8 +373,7 @@ def test_servers_reach_in_the_cluster_only_the_public_traefik(dask_run: Run, clo
     assert "namespaceSelector" not in ours[0]["to"][0]
     assert ours[0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
     for rule in _ip_rules(policy):
-        for peer in rule["to"]:
-            assert set(peer["ipBlock"]["except"]) == set(NOT_PUBLIC)
+        assert_exactly_outside(rule, NOT_PUBLIC)
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)
@@ -387,9 +391,7 @@ def test_dask_pods_egress_like_public_servers(dask_run: Run, cloud: str) -> None
     fenced = [ipaddress.ip_network(cidr) for cidr in NOT_PUBLIC]
     for rule in _ip_rules(spec):
         assert {p["port"] for p in rule["ports"]} == {80, 443, 9418}
-        for peer in rule["to"]:
-            assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
-            assert {ipaddress.ip_network(c) for c in peer["ipBlock"]["except"]} == set(fenced)
+        assert_exactly_outside(rule, NOT_PUBLIC)
     # Pods: each other, this gateway's API, DNS in kube-system; every pod rule names this
     # gateway's instance or kube-dns, never the hub's namespace.
     for rule in spec["egress"]:

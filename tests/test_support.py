@@ -297,6 +297,26 @@ def test_support_may_reach_the_hub_autohttps_and_the_dask_schedulers(staging: Ru
         assert labels["component"] == name
 
 
+@pytest.mark.parametrize("cloud", ["gcp", "aws"])
+def test_support_policies_in_the_hub_namespace_depend_on_it(staging: Run, cloud: str) -> None:
+    """Created after the hub's Namespace and deleted before it (the support stack is built
+    first, so only a dependency orders them), under the URNs they always had."""
+    namespace = staging.one("kubernetes:core/v1:Namespace", f"{cloud}-hub-namespace")
+    assert namespace.inputs["metadata"]["name"] == "binder"
+    support = staging.one("pangeo-binder:support:Support", f"{cloud}-support")
+    for policy in ("support-scrapes-hub", "support-scrapes-dask"):
+        registration = staging.one(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-support-{policy}"
+        )
+        assert registration.inputs["metadata"]["namespace"] == "binder"
+        assert namespace.urn in registration.dependencies, policy
+        assert registration.parent == support.urn
+        assert registration.urn.endswith(
+            "pangeo-binder:support:Support$kubernetes:networking.k8s.io/v1:NetworkPolicy::"
+            f"{cloud}-support-{policy}"
+        )
+
+
 @pytest.mark.usefixtures("chart_files")
 def test_the_dask_piece_renders_and_annotates_pods_with_their_user(staging: Run) -> None:
     values = coalesce(release(staging, "gcp", "dask-gateway")["values"], sv.dask_values_piece())

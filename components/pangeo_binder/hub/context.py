@@ -6,7 +6,9 @@ The hub component resolves `CloudOutputs` and the generated secrets into one `Hu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, collapse_addresses
 from typing import Any
 
 from pangeo_binder.config_shared import NodePool
@@ -84,6 +86,48 @@ Z2JH_DNS_OFF = {
     "dnsPortsKubeSystemNamespace": False,
     "dnsPortsPrivateIPs": False,
 }
+
+RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+# What z2jh's `nonPrivateIPs` shortcut leaves out (z2jh 4.4.0 _helpers-netpol.tpl: RFC 1918 and
+# `singleuser.cloudMetadata.ip`), and the wider cut for pods running user code: every
+# link-local address (both clouds' metadata servers), which they reach only by the
+# metadata_egress rules where they need it.
+Z2JH_NOT_PUBLIC = (*RFC1918, "169.254.169.254/32")
+PRIVATE_AND_LINK_LOCAL = (*RFC1918, "169.254.0.0/16")
+
+
+def addresses_outside(excluded: Iterable[str]) -> list[str]:
+    """The IPv4 addresses outside `excluded`, as the fewest CIDR blocks that cover exactly
+    them (`0.0.0.0/0` less RFC 1918 is 1.0.0.0/8, 2.0.0.0/7, ...)."""
+    remaining: list[IPv4Network] = [IPv4Network("0.0.0.0/0")]
+    for cut in (IPv4Network(cidr) for cidr in excluded):
+        kept: list[IPv4Network] = []
+        for block in remaining:
+            if cut.subnet_of(block):
+                kept += block.address_exclude(cut)
+            elif not block.subnet_of(cut):
+                kept.append(block)  # CIDR blocks are nested or apart: this one is apart
+        remaining = kept
+    return [str(block) for block in collapse_addresses(remaining)]
+
+
+def egress_outside(excluded: Iterable[str], ports: tuple[int, ...] = ()) -> dict[str, Any]:
+    """An egress rule to every address outside `excluded` (TCP on `ports`; any port if none),
+    written as the blocks that make it up, with no `except`.
+
+    Why no `except`: the EKS policy agent has let one rule's exceptions cut other rules that
+    name overlapping addresses (aws/amazon-network-policy-controller-k8s #121, and #146 for a
+    port-only DNS rule beside an `except private` rule): the Kubernetes API rule (RFC 1918 on
+    443) beside `0.0.0.0/0 except RFC 1918` is that shape. EKS installs the VPC CNI version it
+    marks as default (aws/addons.py), so we cannot know whether its agent has the fix. With
+    no `except` anywhere, what we rely on is only the plain union of CIDR rules every
+    implementation agrees on; the blocks here and the private ranges are disjoint."""
+    rule: dict[str, Any] = {
+        "to": [{"ipBlock": {"cidr": cidr}} for cidr in addresses_outside(excluded)]
+    }
+    if ports:
+        rule["ports"] = [{"port": port, "protocol": "TCP"} for port in ports]
+    return rule
 
 
 # What runs beside notebooks on the shared user pool (see profiles.shared_pool): a Dask

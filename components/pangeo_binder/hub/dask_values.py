@@ -19,8 +19,10 @@ from pangeo_binder.hub.context import (
     DASK_LABELS,
     DASK_TRAEFIK_LABELS,
     DNS_EGRESS,
+    PRIVATE_AND_LINK_LOCAL,
     SCHEDULER_REQUEST,
     HubContext,
+    egress_outside,
     metadata_egress,
 )
 from pangeo_binder.hub.image_cache import (
@@ -178,7 +180,7 @@ GATEWAY_API_LABELS = {
     "gateway.dask.org/instance": DASK_GATEWAY_RELEASE,
     "app.kubernetes.io/component": "gateway",
 }
-PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+PRIVATE_RANGES = PRIVATE_AND_LINK_LOCAL
 
 
 def dask_pod_selector() -> dict[str, Any]:
@@ -223,7 +225,8 @@ def dask_network_policy(cloud: Cloud, namespace: str) -> dict[str, Any]:
             "ports": [{"port": GATEWAY_API_PORT, "protocol": "TCP"}],
         },
         DNS_EGRESS,
-        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
+        # Written without `except` (context.egress_outside says why).
+        egress_outside(PRIVATE_RANGES),
     ]
     egress += metadata_egress(cloud)
     return {

@@ -24,8 +24,11 @@ from pangeo_binder.hub.context import (
     DASK_TRAEFIK_PORT,
     DASK_TRAEFIK_SERVICE,
     DNS_EGRESS,
+    PRIVATE_AND_LINK_LOCAL,
     Z2JH_DNS_OFF,
+    Z2JH_NOT_PUBLIC,
     HubContext,
+    egress_outside,
     metadata_egress,
     runs_dask,
 )
@@ -122,17 +125,26 @@ def user_network_policy(context: HubContext, dask: bool = True) -> dict[str, Any
     # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port is `web`).
     egress = [to_pods(DASK_TRAEFIK_LABELS, DASK_TRAEFIK_PORT)] if dask else []
     egress += metadata_egress(context.cloud)
-    return {
-        "enabled": True,
-        "egressAllowRules": {"cloudMetadataServer": False, **Z2JH_DNS_OFF},
-        "egress": [DNS_EGRESS, *egress],
-    }
+    # No link-local address but those rules; not z2jh's every-port metadata shortcut either.
+    policy = z2jh_egress(egress, PRIVATE_AND_LINK_LOCAL)
+    policy["egressAllowRules"]["cloudMetadataServer"] = False
+    return {"enabled": True, **policy}
 
 
-def z2jh_egress(egress: list[dict[str, Any]]) -> dict[str, Any]:
+def z2jh_egress(
+    egress: list[dict[str, Any]], not_public: tuple[str, ...] = Z2JH_NOT_PUBLIC
+) -> dict[str, Any]:
     """A z2jh component's `networkPolicy` egress: DNS to kube-dns by selector in place of the
-    chart's DNS shortcuts (context.DNS_EGRESS says why), then `egress`."""
-    return {"egressAllowRules": dict(Z2JH_DNS_OFF), "egress": [DNS_EGRESS, *egress]}
+    chart's DNS shortcuts (context.DNS_EGRESS says why), the internet outside `not_public`
+    in place of its `nonPrivateIPs` shortcut (the same addresses by default, written without
+    `except`: context.egress_outside says why), then `egress`. z2jh's other shortcuts keep
+    their defaults (the hub's and proxy's `privateIPs`, which the hub's Kubernetes API calls
+    take on EKS, and the hub's `cloudMetadataServer`); the notebooks' `cloudMetadataServer` is
+    off (user_network_policy)."""
+    return {
+        "egressAllowRules": {**Z2JH_DNS_OFF, "nonPrivateIPs": False},
+        "egress": [DNS_EGRESS, egress_outside(not_public), *egress],
+    }
 
 
 def to_pods(labels: dict[str, str], port: int) -> dict[str, Any]:

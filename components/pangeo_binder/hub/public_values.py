@@ -28,6 +28,7 @@ from pangeo_binder.hub.context import (
     DNS_EGRESS,
     Z2JH_DNS_OFF,
     HubContext,
+    egress_outside,
     metadata_egress,
 )
 from pangeo_binder.hub.incluster import source
@@ -64,7 +65,9 @@ NOT_PUBLIC = (
 )
 PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 # The Kubernetes API: EKS serves it from ENIs in the VPC (private addresses), GKE from its
-# control plane endpoint; both on 443. No pod of either namespace listens on 443.
+# control plane endpoint; both on 443. No pod of either namespace listens on 443. The
+# internet rules beside it carry no `except` (internet_egress), so nothing another rule
+# excepts can cut this one on any policy agent.
 KUBE_API_EGRESS = {
     "to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE],
     "ports": [{"port": 443, "protocol": "TCP"}],
@@ -87,11 +90,10 @@ def public_image_prefix(registry_prefix: str) -> str:
 
 
 def internet_egress(ports: tuple[int, ...] = PUBLIC_PORTS) -> dict[str, Any]:
-    """TCP on `ports` to addresses that are neither private nor link-local (metadata)."""
-    return {
-        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NOT_PUBLIC)}}],
-        "ports": [{"port": port, "protocol": "TCP"} for port in ports],
-    }
+    """TCP on `ports` to addresses that are neither private nor link-local (metadata), as
+    blocks with no `except` (context.egress_outside says why: KUBE_API_EGRESS sits beside
+    it)."""
+    return egress_outside(NOT_PUBLIC, ports)
 
 
 def public_user_network_policy() -> dict[str, Any]:
