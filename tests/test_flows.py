@@ -179,7 +179,7 @@ def test_a_deleted_rule_fails_a_needed_flow(
     (proxy,) = [
         p
         for p in policies
-        if p["metadata"] == {**p["metadata"], "namespace": "binder", "name": "proxy"}
+        if (p["metadata"]["namespace"], p["metadata"]["name"]) == ("binder", "proxy")
     ]
     before = len(proxy["spec"]["egress"])
     proxy["spec"]["egress"] = [
