@@ -207,9 +207,10 @@ def test_every_dns_rule_goes_to_kube_dns_by_selector(case: tuple[Run, str]) -> N
             assert any(rule.get("to") == KUBE_DNS for rule in egress), (release_name, component)
 
 
-# The binderhub-service chart's own build and docker-api policies (`0.0.0.0/0 except RFC
-# 1918` beside a DNS rule by selector, no API rule): not ours to rewrite in the hub.
-CHART_EXCEPTS = ("binderhub-service/", "public-binderhub-service/")
+# The binderhub-service chart's own build and docker-api policies in the hub's namespace
+# (`0.0.0.0/0 except RFC 1918` beside a DNS rule by selector, no API rule). The public
+# Binder's are off and replaced by ours (public_values.public_network_policies).
+CHART_EXCEPTS = ("binderhub-service/",)
 
 
 def test_no_rule_depends_on_how_an_agent_applies_except(case: tuple[Run, str]) -> None:

@@ -297,6 +297,43 @@ def test_support_may_reach_the_hub_autohttps_and_the_dask_schedulers(staging: Ru
         assert labels["component"] == name
 
 
+@pytest.mark.usefixtures("chart_files")
+@pytest.mark.parametrize("cloud", ["gcp", "aws"])
+def test_the_hub_reaches_grafana_for_its_service_check(staging: Run, cloud: str) -> None:
+    """JupyterHub 5.5 checks each service's URL at start and every 60 s (app.py
+    `check_services_health`): the hub's rendered policy opens Grafana's pod, by the labels
+    and on the port the Grafana chart really renders, in the `support` namespace."""
+    from test_network_policies import matches
+
+    grafana_values = staging.one(HELM, f"{cloud}-support-grafana").inputs["values"]
+    (grafana,) = find(
+        render(GRAFANA, grafana_values, release="grafana", namespace=sv.NAMESPACE),
+        "Deployment",
+        "grafana",
+    )
+    labels = grafana["spec"]["template"]["metadata"]["labels"]
+    ports = {
+        p["containerPort"]
+        for c in grafana["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "grafana"
+        for p in c.get("ports", [])
+    }
+    values = release(staging, cloud, "jupyterhub")["values"]
+    assert values["hub"]["services"][sv.GRAFANA_SERVICE]["url"].startswith("http://grafana.")
+    objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
+    (policy,) = find(objects, "NetworkPolicy", "hub")
+    support = {"kubernetes.io/metadata.name": sv.NAMESPACE}
+    assert any(
+        any(
+            matches(peer.get("namespaceSelector", {"matchLabels": {"-": "-"}}), support)
+            and matches(peer.get("podSelector", {}), labels)
+            for peer in rule.get("to", [])
+        )
+        and {p["port"] for p in rule.get("ports", [])} & ports
+        for rule in policy["spec"]["egress"]
+    ), "hub -> grafana"
+
+
 @pytest.mark.parametrize("cloud", ["gcp", "aws"])
 def test_support_policies_in_the_hub_namespace_depend_on_it(staging: Run, cloud: str) -> None:
     """Created after the hub's Namespace and deleted before it (the support stack is built

@@ -254,14 +254,19 @@ def public_binderhub_values(
     # KubernetesLaunchQuota (BinderHub's default) counts the singleuser pods of its own
     # namespace (BUILD_NAMESPACE, the chart's metadata.namespace): this Binder's servers.
     config["LaunchQuota"] = {"total_quota": public.total_quota}
+    # The chart's own build and docker-api policies allow `0.0.0.0/0 except RFC 1918`, which
+    # leaves 169.254.0.0/16 (the metadata server) open to anonymous build code: off, and
+    # public_network_policies fences those pods as public servers are.
+    values["networkPolicy"] = {"enabled": False}
     return values
 
 
 def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]]:
     """NetworkPolicies of the public namespace besides the charts' own: every pod's egress
-    denied unless a policy allows it (so a pod the charts leave unfenced reaches nothing), and
-    BinderHub's own way out (DNS, the hub, the API, the internet on 80/443/9418, and on GKE
-    the metadata server, through which its pushes are minted)."""
+    denied unless a policy allows it (so a pod the charts leave unfenced reaches nothing), the
+    builds' (as public servers') and BinderHub's own way out (DNS, the hub, the API, the
+    internet on 80/443/9418, and on GKE the metadata server, through which its pushes are
+    minted)."""
     binder_egress = [
         DNS_EGRESS,
         to_pods({"component": "hub"}, 8081),
@@ -270,6 +275,19 @@ def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]
         # Its pushes' tokens are minted through the metadata server on GKE.
         *metadata_egress(cloud),
     ]
+
+    # Builds run anonymous code: the build pod (repo2docker, which BinderHub labels
+    # `component: binderhub-build`, binderhub build.py; the selector the chart's own policy
+    # uses) and the docker daemon its Dockerfile steps run in (the chart's docker-api pods).
+    # They reach what a public server does: DNS, the internet on 80/443/9418, no private or
+    # link-local address. Pushes need no metadata server: BinderHub mints the token and hands
+    # it to the build.
+    build_egress = [DNS_EGRESS, internet_egress()]
+    docker_api = {
+        "app.kubernetes.io/name": "binderhub-service",
+        "app.kubernetes.io/instance": PUBLIC_BINDER_RELEASE,
+        "app.kubernetes.io/component": "docker-api",
+    }
 
     def policy(name: str, selector: dict[str, Any], egress: list[dict[str, Any]]) -> dict:
         return {
@@ -280,4 +298,8 @@ def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]
     return [
         policy("default-deny-egress", {}, []),
         policy("binderhub-egress", {"matchLabels": dict(BINDER_POD_LABELS)}, binder_egress),
+        policy(
+            "build-pods-egress", {"matchLabels": {"component": "binderhub-build"}}, build_egress
+        ),
+        policy("docker-api-egress", {"matchLabels": docker_api}, build_egress),
     ]
