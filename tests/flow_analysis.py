@@ -425,6 +425,7 @@ def judge(
                 "name": name,
                 ("permits" if flow.kind == "needed" else "forbids"): ["cluster", name],
                 "outputConfiguration": {
+                    "fullExplanation": True,  # every counterexample, not only the first
                     "outputFormat": "yaml",
                     "outputPath": str(folder / "out" / f"{name}.yaml"),
                 },
