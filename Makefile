@@ -50,10 +50,13 @@ HUB_IMAGE_REQUIREMENTS := images/hub/requirements.txt
 # checkov (tests/test_checkov.py) in a locked environment of its own: checkov 3.3 pins
 # packaging<24, which pulumi (>=26) and pytest (>=24) cannot share.
 CHECKOV_TOOLS := tests/checkov-tools
+# network-config-analyzer (tests/test_flows.py) likewise: it pins PyYAML 6.0.2 exactly, and
+# the project's lock has a newer one.
+NCA_TOOLS := tests/nca-tools
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.10 --generate-hashes \
 	--custom-compile-command "make lock"
 
-.PHONY: venv checkov-tools dashboards lock lock-upgrade test lint format bench cold-start plan prereqs login preview up destroy
+.PHONY: venv checkov-tools nca-tools dashboards lock lock-upgrade test lint format bench cold-start plan prereqs login preview up destroy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +78,7 @@ lock: $(BIN)/python
 	$(UV_COMPILE) $(UV_FLAGS) pyproject.toml -c $(DEV_LOCK) -o $(RUNTIME_LOCK)
 	sed -n 's/^pulumi==\([0-9.]*\).*/\1/p' $(RUNTIME_LOCK) > .pulumi.version
 	$(UV_COMPILE) $(UV_FLAGS) $(CHECKOV_TOOLS)/requirements.in -o $(CHECKOV_TOOLS)/requirements.txt
+	$(UV_COMPILE) $(UV_FLAGS) $(NCA_TOOLS)/requirements.in -o $(NCA_TOOLS)/requirements.txt
 
 lock-upgrade:
 	$(MAKE) lock UV_FLAGS=--upgrade
@@ -95,8 +99,15 @@ $(CHECKOV_TOOLS)/.venv/installed-from.txt: $(CHECKOV_TOOLS)/requirements.txt
 	$(CHECKOV_TOOLS)/.venv/bin/pip install --quiet --require-hashes -r $<
 	cp $< $@
 
+nca-tools: $(NCA_TOOLS)/.venv/installed-from.txt
+
+$(NCA_TOOLS)/.venv/installed-from.txt: $(NCA_TOOLS)/requirements.txt
+	$(PYTHON) -m venv $(NCA_TOOLS)/.venv
+	$(NCA_TOOLS)/.venv/bin/pip install --quiet --require-hashes -r $<
+	cp $< $@
+
 # pytest exits 5 when it collects nothing; make treats that as a failure, as it should.
-test: lint checkov-tools
+test: lint checkov-tools nca-tools
 	$(BIN)/python -m pytest
 
 # No credentials, no network: the program runs under Pulumi's mock engine.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pangeo_binder import flows
 from pangeo_binder.reference import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +15,14 @@ def test_config_reference_is_generated_from_the_model() -> None:
     assert page == render(), (
         "run: .venv/bin/python -m pangeo_binder.reference > docs/reference/config.md"
     )
+
+
+def test_flow_reference_is_generated_from_the_matrix() -> None:
+    page = (ROOT / "docs" / "reference" / "flows.md").read_text()
+    assert page == flows.render(), (
+        "run: .venv/bin/python -m pangeo_binder.flows > docs/reference/flows.md"
+    )
+    assert "| proxy | hub | 8081/TCP |" in page
 
 
 def test_reference_covers_every_gcp_key() -> None:
