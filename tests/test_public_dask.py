@@ -414,13 +414,17 @@ def test_dask_pods_egress_like_public_servers(dask_run: Run, cloud: str) -> None
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_the_gateway_pods_reach_only_what_they_serve(dask_run: Run, cloud: str) -> None:
     """The gateway API, controller and Traefik (the namespace denies egress otherwise): DNS,
-    the Kubernetes API on 443, the public hub's API, each other, the schedulers."""
+    the Kubernetes API on 443, the public hub's API, each other, the schedulers; and they take
+    connections on 8000 from their own namespace only (not from another hub's)."""
     spec = dask_run.one(
         "kubernetes:networking.k8s.io/v1:NetworkPolicy",
         f"{cloud}-public-binder-public-dask-gateway",
     ).inputs["spec"]
     assert spec["podSelector"]["matchLabels"] == {"gateway.dask.org/instance": PUBLIC_DASK_RELEASE}
-    assert spec["policyTypes"] == ["Egress"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == [
+        {"from": [{"podSelector": {}}], "ports": [{"port": 8000, "protocol": "TCP"}]}
+    ]
     for rule in spec["egress"]:
         ports = {p["port"] for p in rule["ports"]}
         for peer in rule["to"]:

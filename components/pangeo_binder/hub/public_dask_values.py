@@ -229,7 +229,8 @@ def public_dask_network_policies(namespace: str) -> list[dict[str, Any]]:
     Schedulers and workers (user code) egress as public servers do: DNS, the internet on 80,
     443 and 9418 with no private or link-local address (no metadata server), plus each other
     and the gateway API; ingress only from each other, the public Traefik and (8788) the
-    gateway API. The gateway's own pods reach DNS, the Kubernetes API, the public hub's API,
+    gateway API. The gateway's own pods take connections on 8000 from their namespace only,
+    and reach DNS, the Kubernetes API, the public hub's API,
     each other's 8000 and the schedulers (8786, 8787, and the API port 8788 that scale and
     adapt go to)."""
     dask_pods = {"podSelector": _selector(DASK_POD_COMPONENTS)}
@@ -259,7 +260,15 @@ def public_dask_network_policies(namespace: str) -> list[dict[str, Any]]:
     }
     control = {
         "podSelector": _selector(("gateway", "controller", "traefik")),
-        "policyTypes": ["Egress"],
+        "policyTypes": ["Ingress", "Egress"],
+        # Only the public namespace's own pods (its servers, hub and proxy, schedulers, each
+        # other) reach the gateway, on its one port: no other hub's namespace does.
+        "ingress": [
+            {
+                "from": [{"podSelector": {}}],
+                "ports": [{"port": GATEWAY_API_PORT, "protocol": "TCP"}],
+            }
+        ],
         "egress": [
             DNS_EGRESS,
             KUBE_API_EGRESS,

@@ -24,6 +24,7 @@ from pangeo_binder.hub.config import HubSettings
 from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
     BINDER_POD_LABELS,
+    BINDER_POD_PORT,
     BINDER_SERVICE,
     DNS_EGRESS,
     Z2JH_DNS_OFF,
@@ -287,7 +288,29 @@ def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]
             "spec": {"podSelector": selector, "policyTypes": ["Egress"], "egress": egress},
         }
 
+    def ingress(name: str, selector: dict[str, Any], rules: list[dict[str, Any]]) -> dict:
+        return {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": rules},
+        }
+
+    # Ingress: the pods the charts leave without an ingress policy (BinderHub, the builds, the
+    # docker daemon) would take connections from any namespace, the authenticated hub's
+    # included (the flow matrix's `hub-namespace -> public-namespace-private`). BinderHub
+    # answers its own proxy (chp's default target) and hub on its port; the builds and the
+    # docker daemon answer nobody (builds reach the daemon through its socket on the node,
+    # binderhub-service templates/docker-api/daemonset.yaml, not the network).
+    own_front = {
+        "from": [
+            {"podSelector": {"matchLabels": {"component": component}}}
+            for component in ("proxy", "hub")
+        ],
+        "ports": [{"port": BINDER_POD_PORT, "protocol": "TCP"}],
+    }
     return [
+        ingress("binderhub-ingress", {"matchLabels": dict(BINDER_POD_LABELS)}, [own_front]),
+        ingress("build-pods-ingress", {"matchLabels": {"component": "binderhub-build"}}, []),
+        ingress("docker-api-ingress", {"matchLabels": docker_api}, []),
         policy("default-deny-egress", {}, []),
         policy("binderhub-egress", {"matchLabels": dict(BINDER_POD_LABELS)}, binder_egress),
         policy(
