@@ -271,3 +271,18 @@ def test_the_programs_own_stacks_pass_the_cni_rules(stack: str) -> None:
         if v["policy"].startswith("netpol-")
     ]
     assert found == [], "\n".join(found)
+
+
+def test_values_unknown_during_a_preview_do_not_break_the_rules() -> None:
+    unknown = "<unknown during preview>"
+    resources = [
+        Resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "a", {"spec": unknown}),
+        netpol([unknown, {"to": [{"ipBlock": unknown}], "ports": [unknown]}]),
+        z2jh({"hub": {"networkPolicy": unknown}, "proxy": unknown}),
+        z2jh(unknown),  # type: ignore[arg-type]
+        Resource("gcp:compute/subnetwork:Subnetwork", "s", {"secondaryIpRanges": [unknown]}),
+    ]
+    for rule in (PODS, METADATA):
+        assert flagged(rule, *resources) == [], rule
+    # what is known is still judged: z2jh's singleuser defaults are there
+    assert any("singleuser" in m for m in flagged(DNS, *resources))

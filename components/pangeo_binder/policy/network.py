@@ -86,11 +86,16 @@ class NetPolicy:
     rules: list[NetRule]
 
 
-def _rules(spec: dict[str, Any], name: str, prefix: str = "") -> list[NetRule]:
-    found = []
+def _dict(value: Any) -> dict[str, Any]:
+    """A map, or an empty one for anything else (a value unknown during a preview)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _rules(spec: Any, name: str, prefix: str = "") -> list[NetRule]:
+    spec, found = _dict(spec), []
     for direction, peers_key in (("ingress", "from"), ("egress", "to")):
         for index, item in enumerate(_listed(spec.get(direction))):
-            item = item if isinstance(item, dict) else {}
+            item = _dict(item)
             found.append(
                 NetRule(
                     f"{name} {prefix}{direction}[{index}]",
@@ -150,9 +155,9 @@ def _z2jh_shortcuts(flags: dict[str, Any], ip: str) -> Iterator[tuple[list[str],
 
 def z2jh_policies(r: Resource) -> list[NetPolicy]:
     """The NetworkPolicies a jupyterhub release renders, from its values and z2jh's defaults."""
-    values = r.inputs.get("values") or {}
+    values = _dict(r.inputs.get("values"))
     ip = str(_get(values, "singleuser", "cloudMetadata", "ip") or METADATA)
-    https = _get(values, "proxy", "https") or {}
+    https = _dict(_get(values, "proxy", "https"))
     autohttps = bool(
         https.get("enabled") and https.get("type", "letsencrypt") == "letsencrypt"
     ) and bool(https.get("hosts"))
@@ -160,11 +165,11 @@ def z2jh_policies(r: Resource) -> list[NetPolicy]:
     for path, defaults in Z2JH_POLICIES.items():
         if path == "proxy.traefik" and not autohttps:
             continue
-        netpol = _get(values, *path.split("."), "networkPolicy") or {}
+        netpol = _dict(_get(values, *path.split("."), "networkPolicy"))
         if netpol.get("enabled", True) is False:
             continue
         name = f"{r.name}'s {path} NetworkPolicy (values {path}.networkPolicy)"
-        given = netpol.get("egressAllowRules") or {}
+        given = _dict(netpol.get("egressAllowRules"))
         flags = {**defaults, **given}
         rules = []
         for on, item in _z2jh_shortcuts(flags, ip):
@@ -199,9 +204,9 @@ def z2jh_policies(r: Resource) -> list[NetPolicy]:
 def policies_of(r: Resource) -> list[NetPolicy]:
     """The NetworkPolicies `r` puts in the cluster: itself, or what its chart renders."""
     if r.type == NETWORK_POLICY:
-        meta = r.inputs.get("metadata") or {}
+        meta = _dict(r.inputs.get("metadata"))
         name = f"NetworkPolicy {meta.get('namespace', 'default')}/{meta.get('name', r.name)}"
-        return [NetPolicy(name, _rules(r.inputs.get("spec") or {}, name))]
+        return [NetPolicy(name, _rules(r.inputs.get("spec"), name))]
     if r.type in HELM_TYPES and str(r.inputs.get("chart", "")).endswith("jupyterhub"):
         return z2jh_policies(r)
     return []
@@ -237,8 +242,9 @@ def _minus(spans: list[Span], cut: Span) -> list[Span]:
     return out
 
 
-def block_spans(block: dict[str, Any]) -> list[Span]:
+def block_spans(block: Any) -> list[Span]:
     """The addresses an ipBlock matches: its cidr without its `except` ranges."""
+    block = _dict(block)
     net = _net(block.get("cidr"))
     if net is None:
         return []
@@ -313,7 +319,7 @@ def cluster_ranges(resources: Iterable[Resource]) -> tuple[tuple[str, str], ...]
         i = r.inputs
         if r.type == "gcp:compute/subnetwork:Subnetwork":
             found.append((str(i.get("ipCidrRange")), "GKE nodes"))
-            for secondary in _listed(i.get("secondaryIpRanges")):
+            for secondary in map(_dict, _listed(i.get("secondaryIpRanges"))):
                 what = f"GKE {secondary.get('rangeName', 'secondary range')}"
                 found.append((str(secondary.get("ipCidrRange")), what))
         elif r.type == "aws:ec2/vpc:Vpc":
@@ -405,7 +411,7 @@ def metadata_as_cni_sees_it(r: Resource, ctx: Context) -> Iterator[str]:
             _allows_port(item.ports, 80)
             and (
                 not item.peers
-                or any(_contains(block_spans(p.get("ipBlock") or {}), METADATA) for p in item.peers)
+                or any(_contains(block_spans(p.get("ipBlock")), METADATA) for p in item.peers)
             )
             for item in egress
         )

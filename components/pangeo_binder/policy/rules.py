@@ -560,8 +560,8 @@ def public_binder_no_cloud_identity(r: Resource, ctx: Context) -> Iterator[str]:
     if r.type not in HELM_TYPES or not str(r.inputs.get("chart", "")).endswith("jupyterhub"):
         return
     values = r.inputs.get("values") or {}
-    if not anonymous_hub(values):
-        return
+    if not isinstance(values, dict) or not anonymous_hub(values):
+        return  # values unknown during a preview: `pulumi up` judges them
     singleuser = values.get("singleuser") or {}
     account = singleuser.get("serviceAccountName")
     namespace = str(r.inputs.get("namespace") or "default")
