@@ -153,9 +153,29 @@ def _z2jh_shortcuts(flags: dict[str, Any], ip: str) -> Iterator[tuple[list[str],
             yield [flag], {"to": peers}
 
 
+class _Unknown(Exception):
+    """A value the rules cannot read (unknown during a preview): they judge what they can."""
+
+
+def _known(value: Any, *path: str) -> dict[str, Any]:
+    """The map at `path` ({} where a key is absent); _Unknown where a step is not a map."""
+    for key in path:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _Unknown
+        value = value.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise _Unknown
+    return value or {}
+
+
 def z2jh_policies(r: Resource) -> list[NetPolicy]:
-    """The NetworkPolicies a jupyterhub release renders, from its values and z2jh's defaults."""
-    values = _dict(r.inputs.get("values"))
+    """The NetworkPolicies a jupyterhub release renders, from its values and z2jh's defaults;
+    none from a component whose values are not known yet."""
+    values = r.inputs.get("values") or {}
+    if not isinstance(values, dict):
+        return []
     ip = str(_get(values, "singleuser", "cloudMetadata", "ip") or METADATA)
     https = _dict(_get(values, "proxy", "https"))
     autohttps = bool(
@@ -165,11 +185,14 @@ def z2jh_policies(r: Resource) -> list[NetPolicy]:
     for path, defaults in Z2JH_POLICIES.items():
         if path == "proxy.traefik" and not autohttps:
             continue
-        netpol = _dict(_get(values, *path.split("."), "networkPolicy"))
+        try:
+            netpol = _known(values, *path.split("."), "networkPolicy")
+            given = _known(netpol, "egressAllowRules")
+        except _Unknown:
+            continue
         if netpol.get("enabled", True) is False:
             continue
         name = f"{r.name}'s {path} NetworkPolicy (values {path}.networkPolicy)"
-        given = _dict(netpol.get("egressAllowRules"))
         flags = {**defaults, **given}
         rules = []
         for on, item in _z2jh_shortcuts(flags, ip):
