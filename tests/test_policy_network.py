@@ -286,3 +286,74 @@ def test_values_unknown_during_a_preview_do_not_break_the_rules() -> None:
         assert flagged(rule, *resources) == [], rule
     # what is known is still judged: z2jh's singleuser defaults are there
     assert any("singleuser" in m for m in flagged(DNS, *resources))
+
+
+# --- the model of z2jh's policies against the chart's own render ---------------------------
+
+# z2jh 4.4.0's NetworkPolicy names (fullnameOverride "") and the values key of each.
+Z2JH_NAMES = {"hub": "hub", "proxy": "proxy.chp", "autohttps": "proxy.traefik"}
+Z2JH_NAMES["singleuser"] = "singleuser"
+HTTPS = {"enabled": True, "hosts": ["hub.example.org"], "letsencrypt": {"contactEmail": "a@b.org"}}
+
+
+def judged(rules: list[Any]) -> set[str]:
+    """What the CNI rules read of a policy's rules: every ipBlock peer, every DNS rule's peers,
+    every egress rule without peers; as (direction, peer, ports)."""
+    found = set()
+    for item in rules:
+        ports = sorted(json.dumps(p, sort_keys=True) for p in item.ports)
+        dns = any(str(p.get("port")) == "53" for p in item.ports)
+        peers = item.peers or ([None] if item.direction == "egress" else [])
+        for peer in peers:
+            if peer is None or "ipBlock" in peer or dns:
+                found.add(json.dumps([item.direction, peer, ports], sort_keys=True))
+    return found
+
+
+def z2jh_value_sets() -> list[dict[str, Any]]:
+    mixed = {
+        "hub": {
+            "networkPolicy": {
+                "egressAllowRules": {"privateIPs": False, "dnsPortsPrivateIPs": False},
+                "egress": [KUBE_API, {"ports": [{"port": 53, "protocol": "UDP"}]}],
+                "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}],
+            }
+        },
+        "proxy": {"https": HTTPS, "chp": {"networkPolicy": {"enabled": False}}},
+        "singleuser": {
+            "cloudMetadata": {"ip": "169.254.169.253", "blockWithIptables": False},
+            "networkPolicy": {"egressAllowRules": {"cloudMetadataServer": True}},
+        },
+    }
+    closed = closed_z2jh()
+    closed["proxy"] |= {"https": HTTPS, "traefik": closed_z2jh()["proxy"]["chp"]}
+    return [{"proxy": {"https": HTTPS}}, closed, mixed, {}]
+
+
+@pytest.mark.usefixtures("chart_files")
+@pytest.mark.parametrize("case", range(len(z2jh_value_sets())))
+def test_the_z2jh_model_matches_the_charts_own_render(case: int) -> None:
+    """The rules read a jupyterhub release's values as z2jh 4.4.0 renders them: the policies
+    the real templates render hold the same ipBlock, DNS and port-only rules, and each CNI
+    rule gives them the same verdict."""
+    from chart_render import find, render
+    from pangeo_binder.charts import JUPYTERHUB
+
+    values = {**z2jh_value_sets()[case], "fullnameOverride": ""}
+    objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
+    rendered = {
+        Z2JH_NAMES[o["metadata"]["name"]]: Resource(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+            o["metadata"]["name"],
+            {"metadata": o["metadata"], "spec": o["spec"]},
+        )
+        for o in find(objects, "NetworkPolicy")
+    }
+    modelled = {p.name.split("'s ")[1].split(" ")[0]: p for p in policies_of(z2jh(values))}
+    assert set(rendered) == set(modelled)
+    for path, resource in rendered.items():
+        [policy] = policies_of(resource)
+        assert judged(policy.rules) == judged(modelled[path].rules), path
+        for rule in (PODS, METADATA, DNS):
+            model_says = [m for m in flagged(rule, z2jh(values)) if f": {path}.networkPolicy" in m]
+            assert bool(flagged(rule, resource)) == bool(model_says), (path, rule)
