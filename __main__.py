@@ -105,6 +105,9 @@ def build(config: StackConfig) -> None:
             hub_image_context=hub_image_context(),
             support_values=monitoring.hub_values if monitoring is not None else None,
         )
+        if monitoring is not None:
+            # Its policies in the hub's namespace, after that namespace exists.
+            monitoring.fence_hub(hub.namespace)
         exports = {**stack.outputs.exports(), **hub.exports()}
         if public is not None:
             exports |= PublicBinder(

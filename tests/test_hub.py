@@ -157,11 +157,14 @@ def test_metadata_server_open_on_gke_only(case: tuple[Run, str]) -> None:
     # No privileged iptables container on either cloud: the policy does the blocking.
     assert single["cloudMetadata"]["blockWithIptables"] is False
     policy = single["networkPolicy"]
-    assert policy["egressAllowRules"]["cloudMetadataServer"] is gke
-    gke_rule = any(
-        rule["to"] == [{"ipBlock": {"cidr": "169.254.169.252/32"}}] for rule in policy["egress"]
-    )
-    assert gke_rule is gke
+    # Not z2jh's every-port shortcut: the metadata server's own ports (context.metadata_egress).
+    assert policy["egressAllowRules"]["cloudMetadataServer"] is False
+    metadata = {
+        (rule["to"][0]["ipBlock"]["cidr"], rule["ports"][0]["port"])
+        for rule in policy["egress"]
+        if rule["to"][0].get("ipBlock", {}).get("cidr", "").startswith("169.254.")
+    }
+    assert metadata == ({("169.254.169.254/32", 80), ("169.254.169.252/32", 988)} if gke else set())
 
 
 def test_https_from_lets_encrypt_on_one_load_balancer(case: tuple[Run, str]) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import ipaddress
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,10 +17,11 @@ from typing import Any
 import pytest
 
 from chart_render import find, render, validate_objects
-from conftest import release
+from conftest import HELM, release
 from harness import PLANTED_SECRET, Run
 from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB
-from pangeo_binder.hub.dask_values import dask_network_policy
+from pangeo_binder.hub.context import metadata_egress
+from pangeo_binder.hub.dask_values import SCHEDULER_API_PORT, dask_network_policy
 
 pytestmark = pytest.mark.usefixtures("chart_files")
 NAMESPACE = "binder"
@@ -59,6 +62,36 @@ def container_ports(deployment: dict) -> set[int]:
         for container in deployment["spec"]["template"]["spec"]["containers"]
         for port in container.get("ports", [])
     }
+
+
+def ip_reach(rule: dict) -> list[ipaddress.IPv4Network]:
+    """The addresses a rule's ipBlock peers cover (each block less its exceptions)."""
+    reach: list[ipaddress.IPv4Network] = []
+    for peer in rule.get("to", []):
+        if "ipBlock" not in peer:
+            continue
+        blocks = [ipaddress.IPv4Network(peer["ipBlock"]["cidr"])]
+        for cut in map(ipaddress.IPv4Network, peer["ipBlock"].get("except", [])):
+            blocks = [
+                part
+                for block in blocks
+                for part in (
+                    block.address_exclude(cut) if cut.subnet_of(block) else
+                    ([] if block.subnet_of(cut) else [block])
+                )
+            ]  # fmt: skip
+        reach += blocks
+    return list(ipaddress.collapse_addresses(reach))
+
+
+def assert_exactly_outside(rule: dict, excluded: tuple[str, ...]) -> None:
+    """The rule reaches every IPv4 address outside `excluded` and none inside, and says so
+    without `except` (hub/context.py egress_outside: the EKS agent's #121)."""
+    assert all("except" not in peer.get("ipBlock", {}) for peer in rule["to"]), rule
+    reach = ip_reach(rule)
+    cuts = list(ipaddress.collapse_addresses(map(ipaddress.IPv4Network, excluded)))
+    assert not any(net.overlaps(cut) for net in reach for cut in cuts)
+    assert sum(n.num_addresses for n in reach) + sum(c.num_addresses for c in cuts) == 2**32
 
 
 def pod_routes(policy: dict) -> list[tuple[dict, set[int]]]:
@@ -112,6 +145,89 @@ def test_the_route_check_sees_a_missing_route(case: tuple[Run, str]) -> None:
     }
     assert ip_rules_only["spec"]["egress"]  # z2jh's own rules are still there
     assert not reaches_by_selector(ip_rules_only, binderhub, 8585)
+
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PUBLIC_RELEASES = (
+    (JUPYTERHUB, "jupyterhub", "public-jupyterhub"),
+    (BINDERHUB_SERVICE, "binderhub-service", "public-binderhub-service"),
+)
+
+
+def every_policy(run: Run, cloud: str) -> dict[str, dict]:
+    """Every NetworkPolicy of one cloud: the ones the hub's (and, where it runs, the public
+    Binder's) releases render and the ones the program registers itself, by name."""
+    found = {
+        f"{chart}/{o['metadata']['name']}": o
+        for chart, objects in rendered(run, cloud).items()
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+    }
+    for pin, chart, name in PUBLIC_RELEASES:
+        matching = [r for r in run.of_type(HELM) if r.name == f"{cloud}-public-binder-{chart}"]
+        for r in matching:
+            objects = render(pin, r.inputs["values"], release=name, namespace="binder-public")
+            found |= {
+                f"{name}/{o['metadata']['name']}": o
+                for o in objects
+                if o["kind"] == "NetworkPolicy"
+            }
+    found |= {r.name: r.inputs for r in run.of_type(NETWORK_POLICY) if r.name.startswith(cloud)}
+    return found
+
+
+KUBE_DNS = [
+    {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+]
+
+
+def test_every_dns_rule_goes_to_kube_dns_by_selector(case: tuple[Run, str]) -> None:
+    """No port-only rule (beside an `except` rule the EKS agent drops DNS with it:
+    aws/amazon-network-policy-controller-k8s #146) and no DNS rule to an IP range or a whole
+    namespace: every rule naming port 53 goes to kube-dns in kube-system by selector, and each
+    z2jh component whose DNS shortcuts are off has that rule."""
+    run, cloud = case
+    policies = every_policy(run, cloud)
+    assert len(policies) > 8
+    for name, policy in policies.items():
+        egress = policy["spec"].get("egress", [])
+        for rule in egress:
+            assert rule.get("to"), (name, "a rule for every destination", rule)
+            if any(p.get("port") == 53 for p in rule.get("ports", [])):
+                assert rule["to"] == KUBE_DNS, (name, rule)
+    # The public Binder runs in staging only (test_public_binder: none in prod).
+    public = any(name.startswith("public-jupyterhub/") for name in policies)
+    assert public == any(r.name == f"{cloud}-public-binder-jupyterhub" for r in run.of_type(HELM))
+    for release_name in ("jupyterhub", "public-jupyterhub") if public else ("jupyterhub",):
+        for component in ("hub", "proxy", "autohttps", "singleuser"):
+            egress = policies[f"{release_name}/{component}"]["spec"]["egress"]
+            assert any(rule.get("to") == KUBE_DNS for rule in egress), (release_name, component)
+
+
+# The binderhub-service chart's own build and docker-api policies in the hub's namespace
+# (`0.0.0.0/0 except RFC 1918` beside a DNS rule by selector, no API rule). The public
+# Binder's are off and replaced by ours (public_values.public_network_policies).
+CHART_EXCEPTS = ("binderhub-service/",)
+
+
+def test_no_rule_depends_on_how_an_agent_applies_except(case: tuple[Run, str]) -> None:
+    """Every policy we write or z2jh renders for us says "the internet" as blocks, never as
+    `0.0.0.0/0 except ...`: the EKS agent has let one rule's exceptions cut another rule's
+    addresses (#121), and the Kubernetes API rules (private ranges on 443) sit beside them."""
+    run, cloud = case
+    policies = every_policy(run, cloud)
+    checked = 0
+    for name, policy in policies.items():
+        if name.startswith(CHART_EXCEPTS):
+            continue
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                assert "except" not in peer.get("ipBlock", {}), (name, rule)
+        checked += 1
+    assert checked >= 7
 
 
 def _upstream_get_labels() -> Any:
@@ -178,22 +294,69 @@ def test_dask_schedulers_and_workers_are_covered_by_their_own_policy(
     )
     egress = policy["spec"]["egress"]
     blocks = [p["ipBlock"] for rule in egress for p in rule.get("to", []) if "ipBlock" in p]
-    internet = [b for b in blocks if b["cidr"] == "0.0.0.0/0"]
-    assert internet and set(internet[0]["except"]) >= {
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "169.254.0.0/16",
-    }
+    # The internet: every address outside the private and link-local ranges, any port.
+    (internet,) = [r for r in egress if "ports" not in r and ip_reach(r)]
+    assert_exactly_outside(
+        internet, ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+    )
     metadata = {b["cidr"] for b in blocks if b["cidr"].startswith("169.254.169.")}
     assert metadata == ({"169.254.169.254/32", "169.254.169.252/32"} if cloud == "gcp" else set())
     assert any(
         {(p["port"], p["protocol"]) for p in rule.get("ports", [])} >= {(53, "UDP"), (53, "TCP")}
         for rule in egress
     )
+    assert not any("except" in block for block in blocks)
     # The gateway release waits for the policy: no cluster starts unfenced.
     gateway = run.one("kubernetes:helm.sh/v4:Chart", f"{cloud}-hub-dask-gateway")
     assert registration.urn in gateway.dependencies
+
+
+def _upstream_source(*parts: str) -> str:
+    """A module of the installed (pinned) dask-gateway-server, as text."""
+    spec = importlib.util.find_spec("dask_gateway_server")
+    assert spec and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0], *parts).read_text()
+
+
+def upstream_scheduler_api_port() -> int:
+    """The port the gateway API sends scale and adapt to, read from the pinned backend: the
+    address it builds for a running cluster, the port the scheduler is told to serve its API
+    on, and the scheduler Service's `api` port must all be the same number."""
+    backend = _upstream_source("backends", "kubernetes", "backend.py")
+    controller = _upstream_source("backends", "kubernetes", "controller.py")
+    (built,) = re.findall(r'api_address = f"http://\{service_name\}\.\{namespace\}:(\d+)"', backend)
+    (served,) = re.findall(r'"--dg-api-address",\s*":(\d+)"', controller)
+    (service,) = re.findall(r'\{"name": "api", "port": (\d+), "target_port": "api"\}', controller)
+    assert built == served == service
+    return int(built)
+
+
+def test_the_gateway_api_reaches_each_schedulers_api_port(case: tuple[Run, str]) -> None:
+    """Every `cluster.scale()` and `adapt()` is a request from the gateway API pod to the
+    scheduler's API port; refused, the gateway marks the cluster failed and stops it."""
+    run, cloud = case
+    port = upstream_scheduler_api_port()
+    assert port == SCHEDULER_API_PORT == 8788
+    (gateway,) = find(rendered(run, cloud)["dask-gateway"], "Deployment", "api-dask-gateway")
+    gateway_labels = gateway["spec"]["template"]["metadata"]["labels"]
+    policy = run.one(
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-hub-dask-clusters-policy"
+    ).inputs
+    assert matches(policy["spec"]["podSelector"], dask_pod_labels("dask-scheduler"))
+    admitted = [
+        rule
+        for rule in policy["spec"]["ingress"]
+        if any(matches(p["podSelector"], gateway_labels) for p in rule.get("from", []))
+        and port in {p["port"] for p in rule.get("ports", [])}
+    ]
+    assert admitted, "gateway API -> scheduler 8788"
+    # Only the API pod: the controller and Traefik do not get the scheduler's API.
+    for name in ("controller-dask-gateway", "traefik-dask-gateway"):
+        (other,) = find(rendered(run, cloud)["dask-gateway"], "Deployment", name)
+        labels = other["spec"]["template"]["metadata"]["labels"]
+        assert not any(
+            matches(p["podSelector"], labels) for rule in admitted for p in rule["from"]
+        ), name
 
 
 def test_the_policy_builder_is_the_registered_one() -> None:
@@ -229,14 +392,54 @@ def metadata_ports(policy: dict) -> set[int | str]:
     return opened
 
 
+def metadata_rules(policy: dict) -> set[tuple[str, int | str]]:
+    """(cidr, port) of every egress rule that names a metadata address by itself."""
+    return {
+        (peer["ipBlock"]["cidr"], port["port"] if port else "any")
+        for rule in policy["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr", "").startswith("169.254.")
+        for port in (rule.get("ports") or [None])
+    }
+
+
+def test_every_pod_with_cloud_credentials_reaches_the_metadata_server_as_its_dataplane_does(
+    case: tuple[Run, str],
+) -> None:
+    """Notebooks, Dask clusters and (staging) the public BinderHub: on GKE the pre-NAT address
+    Dataplane V2 evaluates (169.254.169.254:80) and the daemon the legacy dataplane sees
+    (169.254.169.252:988), nothing else there; on EKS (IRSA, STS over the internet) none."""
+    run, cloud = case
+    expected = (
+        {("169.254.169.254/32", 80), ("169.254.169.252/32", 988)} if cloud == "gcp" else set()
+    )
+    (user,) = find(rendered(run, cloud)["jupyterhub"], "NetworkPolicy", "singleuser")
+    policies = {
+        "singleuser": user,
+        "dask-clusters": run.one(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-hub-dask-clusters-policy"
+        ).inputs,
+    }
+    public = [
+        r
+        for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r.name == f"{cloud}-public-binder-binderhub-egress"
+    ]
+    if public:
+        policies["public binderhub"] = public[0].inputs
+    for name, policy in policies.items():
+        assert metadata_rules(policy) == expected, name
+    assert metadata_rules({"spec": {"egress": metadata_egress(cloud)}}) == expected
+
+
 def test_no_privileged_metadata_blocker_and_the_policy_blocks_it_on_eks(
     case: tuple[Run, str],
 ) -> None:
     run, cloud = case
     (user_policy,) = find(rendered(run, cloud)["jupyterhub"], "NetworkPolicy", "singleuser")
-    # EKS: only z2jh's DNS rule names the address (port 53, which nothing serves there);
-    # GKE: open, as workload identity needs it.
-    assert metadata_ports(user_policy) == ({"any", 53} if cloud == "gcp" else {53})
+    # EKS: nothing names the address (z2jh's DNS shortcut to it is off too); GKE: its port
+    # 80, as workload identity needs it (not every port).
+    assert metadata_ports(user_policy) == ({80} if cloud == "gcp" else set())
     values = release(run, cloud, "jupyterhub")["values"]
     assert values["singleuser"]["cloudMetadata"]["blockWithIptables"] is False
 

@@ -23,6 +23,7 @@ from harness import DELETE, Run, run_program, stack_config, with_value
 from local_hub import hub_config, run_on_own_loop
 from pangeo_binder.charts import BINDERHUB_SERVICE, JUPYTERHUB
 from pangeo_binder.config_public import spec_banned
+from pangeo_binder.hub.context import DNS_EGRESS
 from pangeo_binder.hub.incluster import public_spawner as ps
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.public_values import (
@@ -32,6 +33,7 @@ from pangeo_binder.hub.public_values import (
     PUBLIC_PORTS,
 )
 from pangeo_binder.scheduling import PURPOSE_LABELS, PURPOSE_TAINTS
+from test_network_policies import assert_exactly_outside, ip_reach, matches
 
 HELM = "kubernetes:helm.sh/v4:Chart"
 CLOUDS = ["gcp", "aws"]
@@ -249,10 +251,7 @@ def test_rendered_server_policy_reaches_only_public_web_and_git(staging: Run, cl
         if any("podSelector" in peer and "namespaceSelector" not in peer for peer in rule["to"]):
             continue  # the chart's rule to its own hub pod, which refuses unlabelled pods
         assert ports == {(port, "TCP") for port in PUBLIC_PORTS}, rule
-        for peer in rule["to"]:
-            block = peer["ipBlock"]
-            assert block["cidr"] == "0.0.0.0/0"
-            assert set(block["except"]) == set(NOT_PUBLIC)
+        assert_exactly_outside(rule, NOT_PUBLIC)
     fenced = [ipaddress.ip_network(cidr) for cidr in NOT_PUBLIC]
     for address in [*METADATA, "10.1.2.3", "172.20.0.1", "192.168.1.1", "100.64.0.10"]:
         assert any(ipaddress.ip_address(address) in net for net in fenced), address
@@ -285,6 +284,44 @@ def test_every_public_pod_is_fenced_and_binderhub_has_its_own_way_out(
         )
     ]
     assert bool(metadata) == (cloud == "gcp")  # GKE's workload identity server only
+
+
+@pytest.mark.usefixtures("chart_files")
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_public_builds_cannot_reach_the_metadata_server(staging: Run, cloud: str) -> None:
+    """Build pods and the docker daemon their Dockerfile steps run in execute anonymous code:
+    every policy that selects them, the chart's (none now) and ours, leaves the metadata
+    addresses and private ranges out; only BinderHub's pod, which mints the push tokens, has
+    the metadata server (GKE)."""
+    objects = render(
+        BINDERHUB_SERVICE, binder_values(staging, cloud), release=PUBLIC_BINDER_RELEASE,
+        namespace=NAMESPACE,
+    )  # fmt: skip
+    (docker_api,) = find(objects, "DaemonSet", "docker-api")
+    pods = {
+        "docker-api": docker_api["spec"]["template"]["metadata"]["labels"],
+        # BinderHub's build pods (binderhub build.py: `name` and `component`).
+        "build": {"name": "build-alice-2dbinder-abc123", "component": "binderhub-build"},
+    }
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    assert not policies, [p["metadata"]["name"] for p in policies]  # the chart's: off
+    policies += [
+        r.inputs
+        for r in staging.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r.inputs["metadata"]["namespace"] == NAMESPACE
+    ]
+    for pod, labels in pods.items():
+        selecting = [p for p in policies if matches(p["spec"]["podSelector"], labels)]
+        names = {p["metadata"]["name"] for p in selecting}
+        assert {"default-deny-egress", f"{'build-pods' if pod == 'build' else pod}-egress"} <= names
+        for policy in selecting:
+            for rule in policy["spec"].get("egress", []):
+                for address in [*METADATA, "10.1.2.3", "172.20.0.1", "192.168.1.1"]:
+                    assert not any(
+                        ipaddress.ip_address(address) in net for net in ip_reach(rule)
+                    ), (pod, policy["metadata"]["name"], address)
+                if "ipBlock" not in str(rule):
+                    assert rule["to"] == DNS_EGRESS["to"], (pod, rule)
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)

@@ -38,6 +38,12 @@ from pangeo_binder.hub.public_values import NOT_PUBLIC, PUBLIC_JUPYTERHUB_RELEAS
 from pangeo_binder.scheduling import PURPOSE_LABELS, PURPOSE_TAINTS
 from test_core_fit import _cluster_workloads, _core_pool, _objects
 from test_hub_incluster import kube_cluster_config, process  # noqa: F401  (a fixture)
+from test_network_policies import (
+    _upstream_get_labels,
+    assert_exactly_outside,
+    matches,
+    upstream_scheduler_api_port,
+)
 from test_public_binder import hub_values as public_hub_values
 from test_public_binder import public_release as release
 
@@ -367,8 +373,7 @@ def test_servers_reach_in_the_cluster_only_the_public_traefik(dask_run: Run, clo
     assert "namespaceSelector" not in ours[0]["to"][0]
     assert ours[0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
     for rule in _ip_rules(policy):
-        for peer in rule["to"]:
-            assert set(peer["ipBlock"]["except"]) == set(NOT_PUBLIC)
+        assert_exactly_outside(rule, NOT_PUBLIC)
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)
@@ -386,9 +391,7 @@ def test_dask_pods_egress_like_public_servers(dask_run: Run, cloud: str) -> None
     fenced = [ipaddress.ip_network(cidr) for cidr in NOT_PUBLIC]
     for rule in _ip_rules(spec):
         assert {p["port"] for p in rule["ports"]} == {80, 443, 9418}
-        for peer in rule["to"]:
-            assert peer["ipBlock"]["cidr"] == "0.0.0.0/0"
-            assert {ipaddress.ip_network(c) for c in peer["ipBlock"]["except"]} == set(fenced)
+        assert_exactly_outside(rule, NOT_PUBLIC)
     # Pods: each other, this gateway's API, DNS in kube-system; every pod rule names this
     # gateway's instance or kube-dns, never the hub's namespace.
     for rule in spec["egress"]:
@@ -430,6 +433,49 @@ def test_the_gateway_pods_reach_only_what_they_serve(dask_run: Run, cloud: str) 
                 assert (labels == {"component": "hub"} and ports == {8081}) or (
                     labels == {"gateway.dask.org/instance": PUBLIC_DASK_RELEASE}
                 ), rule
+
+
+@pytest.mark.usefixtures("chart_files")
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_the_gateway_api_reaches_the_schedulers_api_port(dask_run: Run, cloud: str) -> None:
+    """Scale and adapt go from the public gateway's API pod to each scheduler's API port: the
+    clusters' policy admits it there and the gateway's own (egress) policy lets it out."""
+    port = upstream_scheduler_api_port()
+    ours = render(
+        DASK_GATEWAY,
+        gateway_values(dask_run, cloud),
+        release=PUBLIC_DASK_RELEASE,
+        namespace=NAMESPACE,
+    )
+    (api,) = find(ours, "Deployment", f"api-{PUBLIC_DASK_RELEASE}")
+    gateway = api["spec"]["template"]["metadata"]["labels"]
+    controller = types.SimpleNamespace(
+        common_labels={"app.kubernetes.io/name": "dask-gateway"},
+        gateway_instance=PUBLIC_DASK_RELEASE,
+    )
+    scheduler = _upstream_get_labels()(controller, "alice-cluster", "dask-scheduler")
+    policies = {
+        name: dask_run.one(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-public-binder-{name}"
+        ).inputs["spec"]
+        for name in ("public-dask-clusters", "public-dask-gateway")
+    }
+    clusters, control = policies["public-dask-clusters"], policies["public-dask-gateway"]
+    assert matches(clusters["podSelector"], scheduler)
+    assert any(
+        any(matches(p["podSelector"], gateway) for p in rule["from"])
+        and port in {p["port"] for p in rule["ports"]}
+        for rule in clusters["ingress"]
+    ), "scheduler admits the gateway API on 8788"
+    assert matches(control["podSelector"], gateway)
+    assert any(
+        any(
+            matches(p.get("podSelector", {"matchLabels": {"-": "-"}}), scheduler)
+            for p in rule["to"]
+        )
+        and port in {p["port"] for p in rule["ports"]}
+        for rule in control["egress"]
+    ), "the gateway API may send to 8788"
 
 
 @pytest.mark.usefixtures("chart_files")

@@ -298,6 +298,63 @@ def test_support_may_reach_the_hub_autohttps_and_the_dask_schedulers(staging: Ru
 
 
 @pytest.mark.usefixtures("chart_files")
+@pytest.mark.parametrize("cloud", ["gcp", "aws"])
+def test_the_hub_reaches_grafana_for_its_service_check(staging: Run, cloud: str) -> None:
+    """JupyterHub 5.5 checks each service's URL at start and every 60 s (app.py
+    `check_services_health`): the hub's rendered policy opens Grafana's pod, by the labels
+    and on the port the Grafana chart really renders, in the `support` namespace."""
+    from test_network_policies import matches
+
+    grafana_values = staging.one(HELM, f"{cloud}-support-grafana").inputs["values"]
+    (grafana,) = find(
+        render(GRAFANA, grafana_values, release="grafana", namespace=sv.NAMESPACE),
+        "Deployment",
+        "grafana",
+    )
+    labels = grafana["spec"]["template"]["metadata"]["labels"]
+    ports = {
+        p["containerPort"]
+        for c in grafana["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "grafana"
+        for p in c.get("ports", [])
+    }
+    values = release(staging, cloud, "jupyterhub")["values"]
+    assert values["hub"]["services"][sv.GRAFANA_SERVICE]["url"].startswith("http://grafana.")
+    objects = render(JUPYTERHUB, values, release="jupyterhub", namespace="binder")
+    (policy,) = find(objects, "NetworkPolicy", "hub")
+    support = {"kubernetes.io/metadata.name": sv.NAMESPACE}
+    assert any(
+        any(
+            matches(peer.get("namespaceSelector", {"matchLabels": {"-": "-"}}), support)
+            and matches(peer.get("podSelector", {}), labels)
+            for peer in rule.get("to", [])
+        )
+        and {p["port"] for p in rule.get("ports", [])} & ports
+        for rule in policy["spec"]["egress"]
+    ), "hub -> grafana"
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "aws"])
+def test_support_policies_in_the_hub_namespace_depend_on_it(staging: Run, cloud: str) -> None:
+    """Created after the hub's Namespace and deleted before it (the support stack is built
+    first, so only a dependency orders them), under the URNs they always had."""
+    namespace = staging.one("kubernetes:core/v1:Namespace", f"{cloud}-hub-namespace")
+    assert namespace.inputs["metadata"]["name"] == "binder"
+    support = staging.one("pangeo-binder:support:Support", f"{cloud}-support")
+    for policy in ("support-scrapes-hub", "support-scrapes-dask"):
+        registration = staging.one(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{cloud}-support-{policy}"
+        )
+        assert registration.inputs["metadata"]["namespace"] == "binder"
+        assert namespace.urn in registration.dependencies, policy
+        assert registration.parent == support.urn
+        assert registration.urn.endswith(
+            "pangeo-binder:support:Support$kubernetes:networking.k8s.io/v1:NetworkPolicy::"
+            f"{cloud}-support-{policy}"
+        )
+
+
+@pytest.mark.usefixtures("chart_files")
 def test_the_dask_piece_renders_and_annotates_pods_with_their_user(staging: Run) -> None:
     values = coalesce(release(staging, "gcp", "dask-gateway")["values"], sv.dask_values_piece())
     validate_values(DASK_GATEWAY, values)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from conftest import release
 from harness import DELETE, Run, run_program, stack_config, with_value
-from pangeo_binder.hub.jupyterhub_values import service_routes
+from pangeo_binder.hub.jupyterhub_values import service_routes, z2jh_egress
 from pangeo_binder.support.values import (
     DASK_ANNOTATION_CONFIG,
     dask_values_piece,
@@ -45,8 +45,11 @@ def test_the_hub_release_carries_the_support_piece(staging: Run) -> None:
         }
         assert "user" in roles
         assert values["hub"].get("authenticatePrometheus", True) is not False
+        own = z2jh_egress(service_routes(True, True))["egress"]
         egress = values["proxy"]["chp"]["networkPolicy"]["egress"]
-        assert egress == [*service_routes(True, True), proxy_to_grafana()]
+        assert egress == [*own, proxy_to_grafana()]
+        # The hub's too (its service check of Grafana's URL).
+        assert values["hub"]["networkPolicy"]["egress"] == [*own, proxy_to_grafana()]
         gateway = release(staging, cloud, "dask-gateway")["values"]["gateway"]["extraConfig"]
         assert (
             gateway[DASK_ANNOTATION_CONFIG]
@@ -64,7 +67,9 @@ def test_without_monitoring_the_hub_has_no_support_piece() -> None:
         values = release(run, cloud, "jupyterhub")["values"]
         assert not {"grafana", "prometheus"} & set(values["hub"]["services"])
         assert "prometheus-metrics" not in values["hub"]["loadRoles"]
-        assert values["proxy"]["chp"]["networkPolicy"]["egress"] == service_routes(True, True)
+        own = z2jh_egress(service_routes(True, True))["egress"]
+        assert values["proxy"]["chp"]["networkPolicy"]["egress"] == own
+        assert values["hub"]["networkPolicy"]["egress"] == own
         gateway = release(run, cloud, "dask-gateway")["values"]["gateway"]["extraConfig"]
         assert DASK_ANNOTATION_CONFIG not in gateway
         assert not run.of_type("pangeo-binder:support:Support")

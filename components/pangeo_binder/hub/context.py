@@ -6,7 +6,9 @@ The hub component resolves `CloudOutputs` and the generated secrets into one `Hu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, collapse_addresses
 from typing import Any
 
 from pangeo_binder.config_shared import NodePool
@@ -36,12 +38,96 @@ BINDER_POD_PORT = 8585
 DASK_LABELS = {"app.kubernetes.io/name": "dask-gateway"}
 DASK_TRAEFIK_LABELS = {**DASK_LABELS, "app.kubernetes.io/component": "traefik"}
 DASK_TRAEFIK_PORT = 8000
-# GKE's metadata server for workload identity, as network policies must allow it under
-# Dataplane V2 (GKE docs, "Use Workload Identity Federation for GKE": 169.254.169.252:988).
-GKE_METADATA_EGRESS = {
-    "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
-    "ports": [{"port": 988, "protocol": "TCP"}],
+# The metadata server, as a pod that needs cloud credentials must be allowed to reach it.
+# GKE (workload identity): clients call 169.254.169.254:80. Dataplane V2 (Cilium, which
+# gcp/cluster.py turns on: ADVANCED_DATAPATH) evaluates egress policy before the node rewrites
+# that to the metadata daemon, so 169.254.169.254/32:80 is the rule that matters there; the
+# legacy dataplane evaluates after the rewrite, at 169.254.169.252:988 (GKE docs, "Use Workload
+# Identity Federation for GKE"; gke-labs/kube-agents #747 and PR #777). Both, so the policy
+# holds on either dataplane. EKS: IRSA (aws/identity.py, the `eks.amazonaws.com/role-arn`
+# annotation) exchanges the pod's projected token with STS over the internet on 443, which
+# the pods' internet rules already allow; nothing needs IMDS, and EKS Pod Identity (its agent
+# at 169.254.170.23:80) is not used, so AWS gets no metadata rule at all.
+GKE_METADATA = (("169.254.169.254/32", 80), ("169.254.169.252/32", 988))
+
+
+def metadata_egress(cloud: Cloud) -> list[dict[str, Any]]:
+    """The egress rules every pod that needs cloud credentials must have on `cloud`."""
+    if cloud != "gcp":
+        return []
+    return [
+        {"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"port": port, "protocol": "TCP"}]}
+        for cidr, port in GKE_METADATA
+    ]
+
+
+# DNS, only to the cluster's DNS pods by selector (kube-dns on GKE, CoreDNS on EKS: both label
+# them `k8s-app: kube-dns` in kube-system; neither cluster turns on Cloud DNS or NodeLocal
+# DNSCache, which would move the resolver). Never a port-only rule, nor one to an IP range:
+# the EKS policy agent drops DNS when a port-only DNS rule sits beside an `0.0.0.0/0 except
+# private` rule (aws/amazon-network-policy-controller-k8s #146, open), and an IP-range DNS rule
+# beside such an `except` is the class of #121 (one rule's exceptions cut another's CIDR). A
+# selector resolves to the DNS pods' and Service's own /32 addresses, more specific than any
+# `except` range, so it holds whatever the agent does with exceptions.
+DNS_EGRESS: dict[str, Any] = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
 }
+# z2jh's DNS shortcuts (`egressAllowRules`), all off wherever z2jh renders a policy: each
+# would add an IP-range DNS rule (the metadata server, RFC 1918) or a namespace-wide one;
+# DNS_EGRESS in the component's `egress` replaces them.
+Z2JH_DNS_OFF = {
+    "dnsPortsCloudMetadataServer": False,
+    "dnsPortsKubeSystemNamespace": False,
+    "dnsPortsPrivateIPs": False,
+}
+
+RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+# What z2jh's `nonPrivateIPs` shortcut leaves out (z2jh 4.4.0 _helpers-netpol.tpl: RFC 1918 and
+# `singleuser.cloudMetadata.ip`), and the wider cut for pods running user code: every
+# link-local address (both clouds' metadata servers), which they reach only by the
+# metadata_egress rules where they need it.
+Z2JH_NOT_PUBLIC = (*RFC1918, "169.254.169.254/32")
+PRIVATE_AND_LINK_LOCAL = (*RFC1918, "169.254.0.0/16")
+
+
+def addresses_outside(excluded: Iterable[str]) -> list[str]:
+    """The IPv4 addresses outside `excluded`, as the fewest CIDR blocks that cover exactly
+    them (`0.0.0.0/0` less RFC 1918 is 1.0.0.0/8, 2.0.0.0/7, ...)."""
+    remaining: list[IPv4Network] = [IPv4Network("0.0.0.0/0")]
+    for cut in (IPv4Network(cidr) for cidr in excluded):
+        kept: list[IPv4Network] = []
+        for block in remaining:
+            if cut.subnet_of(block):
+                kept += block.address_exclude(cut)
+            elif not block.subnet_of(cut):
+                kept.append(block)  # CIDR blocks are nested or apart: this one is apart
+        remaining = kept
+    return [str(block) for block in collapse_addresses(remaining)]
+
+
+def egress_outside(excluded: Iterable[str], ports: tuple[int, ...] = ()) -> dict[str, Any]:
+    """An egress rule to every address outside `excluded` (TCP on `ports`; any port if none),
+    written as the blocks that make it up, with no `except`.
+
+    Why no `except`: the EKS policy agent has let one rule's exceptions cut other rules that
+    name overlapping addresses (aws/amazon-network-policy-controller-k8s #121, and #146 for a
+    port-only DNS rule beside an `except private` rule): the Kubernetes API rule (RFC 1918 on
+    443) beside `0.0.0.0/0 except RFC 1918` is that shape. EKS installs the VPC CNI version it
+    marks as default (aws/addons.py), so we cannot know whether its agent has the fix. With
+    no `except` anywhere, what we rely on is only the plain union of CIDR rules every
+    implementation agrees on; the blocks here and the private ranges are disjoint."""
+    rule: dict[str, Any] = {
+        "to": [{"ipBlock": {"cidr": cidr}} for cidr in addresses_outside(excluded)]
+    }
+    if ports:
+        rule["ports"] = [{"port": port, "protocol": "TCP"} for port in ports]
+    return rule
 
 
 # What runs beside notebooks on the shared user pool (see profiles.shared_pool): a Dask

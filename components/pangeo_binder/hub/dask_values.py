@@ -18,9 +18,12 @@ from pangeo_binder.hub.context import (
     DASK_GATEWAY_SERVICE,
     DASK_LABELS,
     DASK_TRAEFIK_LABELS,
-    GKE_METADATA_EGRESS,
+    DNS_EGRESS,
+    PRIVATE_AND_LINK_LOCAL,
     SCHEDULER_REQUEST,
     HubContext,
+    egress_outside,
+    metadata_egress,
 )
 from pangeo_binder.hub.image_cache import (
     gateway_extra_config_image_cache,
@@ -163,8 +166,21 @@ def dask_gateway_values(
 # and serve their dashboard on 8787; workers on ports of their own choosing.
 DASK_POD_COMPONENTS = ("dask-scheduler", "dask-worker")
 SCHEDULER_PORTS = (8786, 8787)
+# The scheduler's own API (`--dg-api-address :8788`, the scheduler Service's `api` port in
+# controller.py): the gateway API pod sends every scale and adapt request there
+# (backends/kubernetes/backend.py builds `http://<scheduler-service>.<ns>:8788`, and
+# backends/base.py `forward_message_to_scheduler` posts to its /api/comm and, once its
+# retries fail, marks the cluster failed and stops it). dask_gateway_server 2026.3.0.
+SCHEDULER_API_PORT = 8788
 GATEWAY_API_PORT = 8000  # schedulers report to the gateway API (DASK_GATEWAY_API_URL)
-PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+# The gateway API pod (the chart's templates/gateway/deployment.yaml: `dask-gateway.labels`,
+# whose `gateway.dask.org/instance` is the fullname, plus the component).
+GATEWAY_API_LABELS = {
+    **DASK_LABELS,
+    "gateway.dask.org/instance": DASK_GATEWAY_RELEASE,
+    "app.kubernetes.io/component": "gateway",
+}
+PRIVATE_RANGES = PRIVATE_AND_LINK_LOCAL
 
 
 def dask_pod_selector() -> dict[str, Any]:
@@ -187,9 +203,12 @@ def dask_network_policy(cloud: Cloud, namespace: str) -> dict[str, Any]:
     User code runs on workers: without a policy it would escape the notebook's egress limits
     and reach in-cluster services and other users' dashboards. Allowed: scheduler <-> worker
     and worker <-> worker (any port: workers pick theirs), notebooks -> scheduler through
-    Traefik (the clients' proxy address; the notebooks' own policy allows only Traefik),
-    schedulers -> the gateway API, DNS, and addresses outside the private and link-local
-    ranges. On GKE also the metadata server, which workload identity (bucket access) needs.
+    Traefik (the clients' proxy address; the notebooks' own policy allows only Traefik), the
+    gateway API -> the schedulers' API port (scale and adapt; without it the first
+    `cluster.scale()` makes the gateway stop the cluster),
+    schedulers -> the gateway API, DNS (to kube-dns only), and addresses outside the private
+    and link-local ranges. On GKE also the metadata server, which workload identity (bucket
+    access) needs.
     """
     dask_pods = {"podSelector": dask_pod_selector()}
     tcp = [{"port": port, "protocol": "TCP"} for port in SCHEDULER_PORTS]
@@ -205,17 +224,11 @@ def dask_network_policy(cloud: Cloud, namespace: str) -> dict[str, Any]:
             ],
             "ports": [{"port": GATEWAY_API_PORT, "protocol": "TCP"}],
         },
-        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
-        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
+        DNS_EGRESS,
+        # Written without `except` (context.egress_outside says why).
+        egress_outside(PRIVATE_RANGES),
     ]
-    if cloud == "gcp":
-        egress += [
-            {
-                "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
-                "ports": [{"port": 80, "protocol": "TCP"}],
-            },
-            GKE_METADATA_EGRESS,
-        ]
+    egress += metadata_egress(cloud)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -226,6 +239,10 @@ def dask_network_policy(cloud: Cloud, namespace: str) -> dict[str, Any]:
             "ingress": [
                 {"from": [dask_pods]},
                 {"from": [{"podSelector": {"matchLabels": DASK_TRAEFIK_LABELS}}], "ports": tcp},
+                {
+                    "from": [{"podSelector": {"matchLabels": dict(GATEWAY_API_LABELS)}}],
+                    "ports": [{"port": SCHEDULER_API_PORT, "protocol": "TCP"}],
+                },
             ],
             "egress": egress,
         },

@@ -139,6 +139,8 @@ class Hub(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": settings.namespace}, opts=k8s_opts
         )
+        # What others put in the hub's namespace depends on it (Support.fence_hub).
+        self.namespace = namespace
         user_sa = k8s.core.v1.ServiceAccount(
             f"{name}-user-sa",
             metadata={

@@ -23,8 +23,13 @@ from pangeo_binder.hub.context import (
     DASK_TRAEFIK_LABELS,
     DASK_TRAEFIK_PORT,
     DASK_TRAEFIK_SERVICE,
-    GKE_METADATA_EGRESS,
+    DNS_EGRESS,
+    PRIVATE_AND_LINK_LOCAL,
+    Z2JH_DNS_OFF,
+    Z2JH_NOT_PUBLIC,
     HubContext,
+    egress_outside,
+    metadata_egress,
     runs_dask,
 )
 from pangeo_binder.hub.hub_image import hub_image_values
@@ -114,16 +119,31 @@ def user_environment(context: HubContext, dask: bool = True) -> dict[str, str]:
 
 def user_network_policy(context: HubContext, dask: bool = True) -> dict[str, Any]:
     """Notebooks reach the internet and Dask Gateway's proxy, not the rest of the cluster.
-    GKE workload identity needs the metadata server; EKS (IRSA) does not, so it stays blocked."""
-    gke = context.cloud == "gcp"
+    GKE workload identity needs the metadata server (context.metadata_egress: its port 80
+    and the daemon's 988, not z2jh's every-port `cloudMetadataServer`); EKS (IRSA) does not,
+    so it stays blocked."""
     # Traefik's web entrypoint; scheduler traffic shares it (the chart's tcp port is `web`).
     egress = [to_pods(DASK_TRAEFIK_LABELS, DASK_TRAEFIK_PORT)] if dask else []
-    if gke:
-        egress.append(GKE_METADATA_EGRESS)
+    egress += metadata_egress(context.cloud)
+    # No link-local address but those rules; not z2jh's every-port metadata shortcut either.
+    policy = z2jh_egress(egress, PRIVATE_AND_LINK_LOCAL)
+    policy["egressAllowRules"]["cloudMetadataServer"] = False
+    return {"enabled": True, **policy}
+
+
+def z2jh_egress(
+    egress: list[dict[str, Any]], not_public: tuple[str, ...] = Z2JH_NOT_PUBLIC
+) -> dict[str, Any]:
+    """A z2jh component's `networkPolicy` egress: DNS to kube-dns by selector in place of the
+    chart's DNS shortcuts (context.DNS_EGRESS says why), the internet outside `not_public`
+    in place of its `nonPrivateIPs` shortcut (the same addresses by default, written without
+    `except`: context.egress_outside says why), then `egress`. z2jh's other shortcuts keep
+    their defaults (the hub's and proxy's `privateIPs`, which the hub's Kubernetes API calls
+    take on EKS, and the hub's `cloudMetadataServer`); the notebooks' `cloudMetadataServer` is
+    off (user_network_policy)."""
     return {
-        "enabled": True,
-        "egressAllowRules": {"cloudMetadataServer": gke},
-        "egress": egress,
+        "egressAllowRules": {**Z2JH_DNS_OFF, "nonPrivateIPs": False},
+        "egress": [DNS_EGRESS, egress_outside(not_public), *egress],
     }
 
 
@@ -264,11 +284,7 @@ def jupyterhub_values(
             # sqlite on a volume of the cluster's default storage class.
             "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
             "resources": HUB_RESOURCES,
-            "networkPolicy": {
-                "enabled": True,
-                "ingress": hub_ingress,
-                "egress": routes,
-            },
+            "networkPolicy": {"enabled": True, "ingress": hub_ingress, **z2jh_egress(routes)},
         },
         "proxy": {
             "secretToken": tokens.proxy_token,
@@ -276,7 +292,7 @@ def jupyterhub_values(
             # (GKE loadBalancerIP, EKS NLB Elastic IPs): it survives the Service's replacement.
             "service": proxy_service(context.proxy_service),
             "chp": {
-                "networkPolicy": {"egress": routes},
+                "networkPolicy": z2jh_egress(routes),
                 "resources": PROXY_RESOURCES,
                 # The proxy never calls the Kubernetes API: no token in the pod (CKV_K8S_38).
                 "extraPodSpec": {
@@ -286,6 +302,7 @@ def jupyterhub_values(
             },
             # autohttps: Traefik and the sidecar that keeps its certificate in a Secret.
             "traefik": {
+                "networkPolicy": z2jh_egress([]),
                 "resources": PROXY_RESOURCES,
                 "extraPodSpec": {"securityContext": restricted_pod_context()},
             },

@@ -21,6 +21,7 @@ from pangeo_binder.config_shared import NodePool
 from pangeo_binder.hub.context import (
     DASK_GATEWAY_SERVICE,
     DASK_LABELS,
+    DNS_EGRESS,
     DOCKER_DAEMON_REQUEST,
     HubContext,
 )
@@ -28,13 +29,14 @@ from pangeo_binder.hub.dask_values import (
     DASK_POD_COMPONENTS,
     GATEWAY_API_PORT,
     GATEWAY_RESOURCES,
+    SCHEDULER_API_PORT,
     SCHEDULER_PORTS,
     gateway_core_pods,
     worker_sizes,
 )
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.jupyterhub_values import hub_ingress_from, to_pods
-from pangeo_binder.hub.public_values import DNS_EGRESS, KUBE_API_EGRESS, internet_egress
+from pangeo_binder.hub.public_values import KUBE_API_EGRESS, internet_egress
 from pangeo_binder.machines import allocatable
 from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, toleration
 
@@ -226,11 +228,13 @@ def public_dask_network_policies(namespace: str) -> list[dict[str, Any]]:
 
     Schedulers and workers (user code) egress as public servers do: DNS, the internet on 80,
     443 and 9418 with no private or link-local address (no metadata server), plus each other
-    and the gateway API; ingress only from each other and the public Traefik. The gateway's
-    own pods reach DNS, the Kubernetes API, the public hub's API, each other's 8000 and the
-    schedulers."""
+    and the gateway API; ingress only from each other, the public Traefik and (8788) the
+    gateway API. The gateway's own pods reach DNS, the Kubernetes API, the public hub's API,
+    each other's 8000 and the schedulers (8786, 8787, and the API port 8788 that scale and
+    adapt go to)."""
     dask_pods = {"podSelector": _selector(DASK_POD_COMPONENTS)}
     scheduler_ports = [{"port": port, "protocol": "TCP"} for port in SCHEDULER_PORTS]
+    scheduler_api = {"port": SCHEDULER_API_PORT, "protocol": "TCP"}
     clusters = {
         "podSelector": _selector(DASK_POD_COMPONENTS),
         "policyTypes": ["Ingress", "Egress"],
@@ -239,6 +243,11 @@ def public_dask_network_policies(namespace: str) -> list[dict[str, Any]]:
             {
                 "from": [{"podSelector": {"matchLabels": PUBLIC_TRAEFIK_LABELS}}],
                 "ports": scheduler_ports,
+            },
+            # Scale and adapt requests (dask_values.SCHEDULER_API_PORT says why).
+            {
+                "from": [{"podSelector": {"matchLabels": PUBLIC_GATEWAY_API_LABELS}}],
+                "ports": [scheduler_api],
             },
         ],
         "egress": [
@@ -261,7 +270,7 @@ def public_dask_network_policies(namespace: str) -> list[dict[str, Any]]:
             },
             {
                 "to": [{"podSelector": _selector(("dask-scheduler",))}],
-                "ports": scheduler_ports,
+                "ports": [*scheduler_ports, scheduler_api],
             },
         ],
     }

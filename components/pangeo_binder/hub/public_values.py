@@ -25,8 +25,11 @@ from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
     BINDER_POD_LABELS,
     BINDER_SERVICE,
-    GKE_METADATA_EGRESS,
+    DNS_EGRESS,
+    Z2JH_DNS_OFF,
     HubContext,
+    egress_outside,
+    metadata_egress,
 )
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.jupyterhub_values import (
@@ -38,6 +41,7 @@ from pangeo_binder.hub.jupyterhub_values import (
     to_pods,
 )
 from pangeo_binder.hub.proxy import letsencrypt_https, proxy_service
+from pangeo_binder.machines import Cloud
 from pangeo_binder.scheduling import PURPOSE_LABELS, toleration
 
 PUBLIC_JUPYTERHUB_RELEASE = "public-jupyterhub"
@@ -61,27 +65,19 @@ NOT_PUBLIC = (
 )
 PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 # The Kubernetes API: EKS serves it from ENIs in the VPC (private addresses), GKE from its
-# control plane endpoint; both on 443. No pod of either namespace listens on 443.
+# control plane endpoint; both on 443. No pod of either namespace listens on 443. The
+# internet rules beside it carry no `except` (internet_egress), so nothing another rule
+# excepts can cut this one on any policy agent.
 KUBE_API_EGRESS = {
     "to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE],
     "ports": [{"port": 443, "protocol": "TCP"}],
 }
-DNS_EGRESS = {
-    "to": [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-    ],
-    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-}
-# z2jh's egress shortcuts, all closed but DNS inside the cluster: each component gets the
-# rules it needs, and nothing reaches a private address (the hub's namespace) by default.
+# z2jh's egress shortcuts, all closed: each component gets the rules it needs (DNS to kube-dns
+# by selector, context.DNS_EGRESS), and nothing reaches a private address (the hub's
+# namespace) by default.
 CLOSED = {
     "cloudMetadataServer": False,
-    "dnsPortsCloudMetadataServer": False,
-    "dnsPortsKubeSystemNamespace": True,
-    "dnsPortsPrivateIPs": False,
+    **Z2JH_DNS_OFF,
     "nonPrivateIPs": False,
     "privateIPs": False,
 }
@@ -94,11 +90,10 @@ def public_image_prefix(registry_prefix: str) -> str:
 
 
 def internet_egress(ports: tuple[int, ...] = PUBLIC_PORTS) -> dict[str, Any]:
-    """TCP on `ports` to addresses that are neither private nor link-local (metadata)."""
-    return {
-        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NOT_PUBLIC)}}],
-        "ports": [{"port": port, "protocol": "TCP"} for port in ports],
-    }
+    """TCP on `ports` to addresses that are neither private nor link-local (metadata), as
+    blocks with no `except` (context.egress_outside says why: KUBE_API_EGRESS sits beside
+    it)."""
+    return egress_outside(NOT_PUBLIC, ports)
 
 
 def public_user_network_policy() -> dict[str, Any]:
@@ -107,13 +102,13 @@ def public_user_network_policy() -> dict[str, Any]:
     return {
         "enabled": True,
         "egressAllowRules": dict(CLOSED),
-        "egress": [internet_egress()],
+        "egress": [DNS_EGRESS, internet_egress()],
         "ingress": [],
     }
 
 
 def _component_policy(egress: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"enabled": True, "egressAllowRules": dict(CLOSED), "egress": egress}
+    return {"enabled": True, "egressAllowRules": dict(CLOSED), "egress": [DNS_EGRESS, *egress]}
 
 
 def public_jupyterhub_values(
@@ -259,22 +254,40 @@ def public_binderhub_values(
     # KubernetesLaunchQuota (BinderHub's default) counts the singleuser pods of its own
     # namespace (BUILD_NAMESPACE, the chart's metadata.namespace): this Binder's servers.
     config["LaunchQuota"] = {"total_quota": public.total_quota}
+    # The chart's own build and docker-api policies allow `0.0.0.0/0 except RFC 1918`, which
+    # leaves 169.254.0.0/16 (the metadata server) open to anonymous build code: off, and
+    # public_network_policies fences those pods as public servers are.
+    values["networkPolicy"] = {"enabled": False}
     return values
 
 
-def public_network_policies(cloud: str, namespace: str) -> list[dict[str, Any]]:
+def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]]:
     """NetworkPolicies of the public namespace besides the charts' own: every pod's egress
-    denied unless a policy allows it (so a pod the charts leave unfenced reaches nothing), and
-    BinderHub's own way out (DNS, the hub, the API, the internet on 80/443/9418, and on GKE
-    the metadata server, through which its pushes are minted)."""
+    denied unless a policy allows it (so a pod the charts leave unfenced reaches nothing), the
+    builds' (as public servers') and BinderHub's own way out (DNS, the hub, the API, the
+    internet on 80/443/9418, and on GKE the metadata server, through which its pushes are
+    minted)."""
     binder_egress = [
         DNS_EGRESS,
         to_pods({"component": "hub"}, 8081),
         KUBE_API_EGRESS,
         internet_egress(),
+        # Its pushes' tokens are minted through the metadata server on GKE.
+        *metadata_egress(cloud),
     ]
-    if cloud == "gcp":
-        binder_egress.append(GKE_METADATA_EGRESS)
+
+    # Builds run anonymous code: the build pod (repo2docker, which BinderHub labels
+    # `component: binderhub-build`, binderhub build.py; the selector the chart's own policy
+    # uses) and the docker daemon its Dockerfile steps run in (the chart's docker-api pods).
+    # They reach what a public server does: DNS, the internet on 80/443/9418, no private or
+    # link-local address. Pushes need no metadata server: BinderHub mints the token and hands
+    # it to the build.
+    build_egress = [DNS_EGRESS, internet_egress()]
+    docker_api = {
+        "app.kubernetes.io/name": "binderhub-service",
+        "app.kubernetes.io/instance": PUBLIC_BINDER_RELEASE,
+        "app.kubernetes.io/component": "docker-api",
+    }
 
     def policy(name: str, selector: dict[str, Any], egress: list[dict[str, Any]]) -> dict:
         return {
@@ -285,4 +298,8 @@ def public_network_policies(cloud: str, namespace: str) -> list[dict[str, Any]]:
     return [
         policy("default-deny-egress", {}, []),
         policy("binderhub-egress", {"matchLabels": dict(BINDER_POD_LABELS)}, binder_egress),
+        policy(
+            "build-pods-egress", {"matchLabels": {"component": "binderhub-build"}}, build_egress
+        ),
+        policy("docker-api-egress", {"matchLabels": docker_api}, build_egress),
     ]

@@ -187,13 +187,8 @@ class Support(pulumi.ComponentResource):
                     f"{name}-alert-channel", ALERT_SECRET, {key: channel_secret}, in_namespace
                 )
             )
-        for policy in hub_ingress_policies(hub_namespace):
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{policy['metadata']['name']}",
-                metadata=policy["metadata"],
-                spec=policy["spec"],
-                opts=k8s_opts,
-            )
+        # The policies in the hub's namespace wait for it: fence_hub.
+        self._name, self._k8s_opts, self._hub_namespace = name, k8s_opts, hub_namespace
         for manifest in dashboard_config_maps(all_dashboards()):
             k8s.core.v1.ConfigMap(
                 f"{name}-{manifest['metadata']['name']}",
@@ -253,6 +248,27 @@ class Support(pulumi.ComponentResource):
         )
         self.grafana_url = pulumi.Output.from_input(grafana_root(domain))
         self.register_outputs({"grafanaUrl": self.grafana_url})
+
+    def fence_hub(
+        self, hub_namespace: k8s.core.v1.Namespace
+    ) -> list[k8s.networking.v1.NetworkPolicy]:
+        """Let Prometheus and Grafana into the hub's namespace (hub_ingress_policies), once the
+        hub has made it. The support stack is built before the hub (its tokens are in the hub's
+        values), so the namespace is not there when Support is: the policies depend on it, so
+        they are created after it and deleted before it. Names and parent are the ones they
+        always had (their URNs are kept)."""
+        opts = pulumi.ResourceOptions.merge(
+            self._k8s_opts, pulumi.ResourceOptions(depends_on=[hub_namespace])
+        )
+        return [
+            k8s.networking.v1.NetworkPolicy(
+                f"{self._name}-{policy['metadata']['name']}",
+                metadata=policy["metadata"],
+                spec=policy["spec"],
+                opts=opts,
+            )
+            for policy in hub_ingress_policies(self._hub_namespace)
+        ]
 
     def _secret(
         self,

@@ -381,8 +381,8 @@ def hub_values_piece(
     """Merged into the jupyterhub release's values (see docs/howto/monitoring.md): the grafana
     service (routed at /services/grafana/, its OAuth client), the prometheus service with only
     read:metrics, who may open Grafana, Traefik's metrics (the certificate's expiry) and the
-    proxy's egress to Grafana. `proxy.chp.networkPolicy.egress` is a list: append it to the
-    hub's own rules, Helm replaces lists."""
+    proxy's and the hub's egress to Grafana. The `networkPolicy.egress` lists are appended to
+    the hub's own rules (with_piece), as Helm would replace them."""
     roles: dict[str, Any] = {
         "prometheus-metrics": {
             "description": "Read the hub's metrics only",
@@ -410,6 +410,10 @@ def hub_values_piece(
                 PROMETHEUS_SERVICE: {"api_token": prometheus_token},
             },
             "loadRoles": roles,
+            # JupyterHub 5.5 checks every service's URL at start and each minute
+            # (app.py `check_services_health`, `service_check_interval` 60): without this
+            # rule its check of Grafana's fails on every start.
+            "networkPolicy": {"egress": [proxy_to_grafana()]},
         },
         "proxy": {
             "chp": {"networkPolicy": {"egress": [proxy_to_grafana()]}},
