@@ -1,8 +1,9 @@
 """The CrossGuard pack: pangeo_binder.policy's rules inside a real `pulumi preview`.
 
 Each rule becomes a policy of the same name and enforcement. Rules over one resource are
-resource policies; the one that needs the whole stack (which service accounts a cloud identity
-trusts) is a stack policy. The stack's declarations come from `Pulumi.<stack>.yaml`, the stack
+resource policies; the ones that need the whole stack (which service accounts a cloud identity
+trusts, the address ranges the cluster's network resources give pods and services) are stack
+policies. The stack's declarations come from `Pulumi.<stack>.yaml`, the stack
 named by PANGEO_POLICY_STACK; without it the pack reads the strictest context (prod, no public
 bucket)."""
 

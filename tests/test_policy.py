@@ -446,7 +446,57 @@ CASES: dict[str, Case] = {
             ],
         ),
     ],
+    # the CNIs' rules: the good ones are the program's own policies that already pass them
+    # (tests/test_policy_network.py has the rest)
+    "netpol-pods-by-selector": lambda p: [
+        (
+            resource(p["staging"], "gcp-hub-dask-clusters-policy"),
+            with_egress(
+                resource(p["staging"], "gcp-hub-dask-clusters-policy"),
+                {"to": [{"ipBlock": {"cidr": "10.16.0.0/14"}}]},  # the GKE pod range
+            ),
+            STAGING,
+            [resource(p["staging"], "gcp-gke-subnet")],
+        ),
+    ],
+    "netpol-metadata-as-cni-sees-it": lambda p: [
+        (
+            resource(p["staging"], "gcp-hub-dask-clusters-policy"),
+            without_egress(
+                resource(p["staging"], "gcp-hub-dask-clusters-policy"), "169.254.169.254/32"
+            ),
+            STAGING,
+            [],
+        ),
+    ],
+    "netpol-dns-to-kube-dns": lambda p: [
+        (
+            resource(p["staging"], "gcp-public-binder-binderhub-egress"),
+            with_egress(
+                resource(p["staging"], "gcp-public-binder-binderhub-egress"),
+                {"ports": [{"port": 53, "protocol": "UDP"}]},  # port-only (the EKS agent's #146)
+            ),
+            STAGING,
+            [],
+        ),
+    ],
 }
+
+
+def with_egress(r: Resource, rule: dict[str, Any]) -> Resource:
+    """A NetworkPolicy `r` with one more egress rule."""
+    spec = copy.deepcopy(r.inputs["spec"])
+    spec["egress"] = [*spec.get("egress", []), rule]
+    return changed(r, spec=spec)
+
+
+def without_egress(r: Resource, cidr: str) -> Resource:
+    """A NetworkPolicy `r` without its egress rules to the ipBlock `cidr`."""
+    spec = copy.deepcopy(r.inputs["spec"])
+    spec["egress"] = [
+        e for e in spec["egress"] if {"ipBlock": {"cidr": cidr}} not in e.get("to", [])
+    ]
+    return changed(r, spec=spec)
 
 
 def test_every_rule_has_cases() -> None:

@@ -167,3 +167,53 @@ def test_the_public_binder_policy_sees_the_whole_stack(monkeypatch: pytest.Monke
     found = run([hub, resource("aws:iam/role:Role", "users", role)])
     assert [urn for _, urn in found] == ["urn:public-hub"]
     assert "bound to a cloud identity" in found[0][0]
+
+
+def test_the_cni_rules_run_in_the_pack_with_the_stacks_ranges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """netpol-pods-by-selector is a stack policy: it reads the pod range off the stack's
+    subnet; the DNS rule is a resource policy and flags a port-only DNS rule."""
+    pack = load_pack(monkeypatch, "staging")
+    internet = {
+        "to": [
+            {
+                "ipBlock": {
+                    "cidr": "0.0.0.0/0",
+                    "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+                }
+            }
+        ]
+    }
+    policy = {
+        "metadata": {"name": "web", "namespace": "binder"},
+        "spec": {"podSelector": {}, "egress": [internet]},
+    }
+    subnet = {
+        "ipCidrRange": "10.0.0.0/20",
+        "secondaryIpRanges": [{"rangeName": "pods", "ipCidrRange": "100.64.0.0/14"}],
+    }
+
+    def resource(type_: str, name: str, props: dict[str, Any]) -> PolicyResource:
+        return PolicyResource(
+            type_, unknown_checking_proxy(props), f"urn:{name}", name, opts(), None, None, [], {}
+        )
+
+    def run(resources: list[PolicyResource]) -> list[tuple[str, str | None]]:
+        reported: list[tuple[str, str | None]] = []
+        pack["netpol-pods-by-selector"].validate(
+            StackValidationArgs(resources),
+            lambda message, urn=None: reported.append((message, urn)),
+        )
+        return reported
+
+    netpol = resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "web", policy)
+    assert run([netpol]) == []
+    found = run([netpol, resource("gcp:compute/subnetwork:Subnetwork", "subnet", subnet)])
+    assert [urn for _, urn in found] == ["urn:web"]
+    assert "add 100.64.0.0/14 to its except" in found[0][0]
+    port_only = {**policy, "spec": {"egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}}
+    [message] = validate(
+        pack["netpol-dns-to-kube-dns"], "kubernetes:networking.k8s.io/v1:NetworkPolicy", port_only
+    )
+    assert message.startswith("NetworkPolicy binder/web egress[0]: allows DNS to every address")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Enforcement = Literal["mandatory", "advisory"]
@@ -34,12 +34,14 @@ class Resource:
 @dataclass(frozen=True)
 class Context:
     """What the stack declares, that rules cannot see on a resource: its environment, the
-    bucket names allowed to be world-readable (regular expressions, matched whole), and the
-    Kubernetes service accounts (`namespace/name`) bound to a cloud identity."""
+    bucket names allowed to be world-readable (regular expressions, matched whole), the
+    Kubernetes service accounts (`namespace/name`) bound to a cloud identity, and the address
+    ranges (cidr, what) of pods, services and nodes (`network.cluster_ranges`)."""
 
     environment: str = "prod"
     public_buckets: tuple[str, ...] = ()
     cloud_bound_accounts: frozenset[str] = frozenset()
+    cluster_ranges: tuple[tuple[str, str], ...] = ()
 
     def is_public_bucket(self, bucket: str) -> bool:
         return any(re.fullmatch(pattern, bucket) for pattern in self.public_buckets)
@@ -77,7 +79,7 @@ class Rule:
     mirrors: str  # the checkov ids / CIS benchmark items it follows
     why: str  # why this enforcement level
     check: Check = field(repr=False)
-    needs_stack: bool = False  # reads Context.cloud_bound_accounts (other resources)
+    needs_stack: bool = False  # reads what other resources say (Context's accounts, ranges)
 
 
 RULES: list[Rule] = []
@@ -558,8 +560,8 @@ def public_binder_no_cloud_identity(r: Resource, ctx: Context) -> Iterator[str]:
     if r.type not in HELM_TYPES or not str(r.inputs.get("chart", "")).endswith("jupyterhub"):
         return
     values = r.inputs.get("values") or {}
-    if not anonymous_hub(values):
-        return
+    if not isinstance(values, dict) or not anonymous_hub(values):
+        return  # values unknown during a preview: `pulumi up` judges them
     singleuser = values.get("singleuser") or {}
     account = singleuser.get("serviceAccountName")
     namespace = str(r.inputs.get("namespace") or "default")
@@ -616,7 +618,17 @@ def check_resource(resource: Resource, context: Context) -> list[Violation]:
 
 
 def check_stack(resources: list[Resource], context: Context) -> list[Violation]:
-    """Every violation in a stack's resources; the cloud-bound accounts come from them."""
-    bound = cloud_bound_accounts(resources) | context.cloud_bound_accounts
-    context = Context(context.environment, context.public_buckets, bound)
+    """Every violation in a stack's resources; the cloud-bound accounts and the cluster's
+    address ranges come from them."""
+    context = replace(
+        context,
+        cloud_bound_accounts=cloud_bound_accounts(resources) | context.cloud_bound_accounts,
+        cluster_ranges=tuple(
+            dict.fromkeys(context.cluster_ranges + network.cluster_ranges(resources))
+        ),
+    )
     return [v for r in resources for v in check_resource(r, context)]
+
+
+# The CNIs' rules for NetworkPolicies live in their own module, which registers them here.
+from pangeo_binder.policy import network  # noqa: E402
