@@ -93,6 +93,15 @@ RFC1918 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 # link-local address (both clouds' metadata servers), which they reach only by the
 # metadata_egress rules where they need it.
 Z2JH_NOT_PUBLIC = (*RFC1918, "169.254.169.254/32")
+# The Kubernetes API: EKS serves it from ENIs in the VPC (private addresses), GKE from its
+# control plane endpoint; both on 443. No pod of the hubs' namespaces listens on 443, and pods
+# are reached by selector (pangeo_binder.policy `netpol-pods-by-selector` allows a private
+# ipBlock on TCP 443 alone). The internet rules beside it carry no `except`
+# (egress_outside), so nothing another rule excepts can cut this one on any policy agent.
+KUBE_API_EGRESS = {
+    "to": [{"ipBlock": {"cidr": cidr}} for cidr in RFC1918],
+    "ports": [{"port": 443, "protocol": "TCP"}],
+}
 PRIVATE_AND_LINK_LOCAL = (*RFC1918, "169.254.0.0/16")
 
 

@@ -24,6 +24,7 @@ from pangeo_binder.hub.context import (
     DASK_TRAEFIK_PORT,
     DASK_TRAEFIK_SERVICE,
     DNS_EGRESS,
+    KUBE_API_EGRESS,
     PRIVATE_AND_LINK_LOCAL,
     Z2JH_DNS_OFF,
     Z2JH_NOT_PUBLIC,
@@ -132,18 +133,28 @@ def user_network_policy(context: HubContext, dask: bool = True) -> dict[str, Any
 
 
 def z2jh_egress(
-    egress: list[dict[str, Any]], not_public: tuple[str, ...] = Z2JH_NOT_PUBLIC
+    egress: list[dict[str, Any]],
+    not_public: tuple[str, ...] = Z2JH_NOT_PUBLIC,
+    *,
+    kube_api: bool = False,
 ) -> dict[str, Any]:
     """A z2jh component's `networkPolicy` egress: DNS to kube-dns by selector in place of the
     chart's DNS shortcuts (context.DNS_EGRESS says why), the internet outside `not_public`
     in place of its `nonPrivateIPs` shortcut (the same addresses by default, written without
-    `except`: context.egress_outside says why), then `egress`. z2jh's other shortcuts keep
-    their defaults (the hub's and proxy's `privateIPs`, which the hub's Kubernetes API calls
-    take on EKS, and the hub's `cloudMetadataServer`); the notebooks' `cloudMetadataServer` is
-    off (user_network_policy)."""
+    `except`: context.egress_outside says why), with `kube_api` the Kubernetes API on 443
+    (the hub's spawner and autohttps' secret sync call it; EKS serves it from the VPC), then
+    `egress`. z2jh's `privateIPs` is off everywhere: it opens every port of every private
+    address, which on EKS is every pod of the VPC and on GKE's Dataplane V2 matches no pod at
+    all (the chart's own rules and `egress` reach pods by selector). The hub keeps z2jh's
+    `cloudMetadataServer` default; the notebooks' is off (user_network_policy)."""
     return {
-        "egressAllowRules": {**Z2JH_DNS_OFF, "nonPrivateIPs": False},
-        "egress": [DNS_EGRESS, egress_outside(not_public), *egress],
+        "egressAllowRules": {**Z2JH_DNS_OFF, "nonPrivateIPs": False, "privateIPs": False},
+        "egress": [
+            DNS_EGRESS,
+            egress_outside(not_public),
+            *([KUBE_API_EGRESS] if kube_api else []),
+            *egress,
+        ],
     }
 
 
@@ -284,7 +295,11 @@ def jupyterhub_values(
             # sqlite on a volume of the cluster's default storage class.
             "db": {"type": "sqlite-pvc", "pvc": {"storage": "1Gi"}},
             "resources": HUB_RESOURCES,
-            "networkPolicy": {"enabled": True, "ingress": hub_ingress, **z2jh_egress(routes)},
+            "networkPolicy": {
+                "enabled": True,
+                "ingress": hub_ingress,
+                **z2jh_egress(routes, kube_api=True),
+            },
         },
         "proxy": {
             "secretToken": tokens.proxy_token,
@@ -302,7 +317,7 @@ def jupyterhub_values(
             },
             # autohttps: Traefik and the sidecar that keeps its certificate in a Secret.
             "traefik": {
-                "networkPolicy": z2jh_egress([]),
+                "networkPolicy": z2jh_egress([], kube_api=True),
                 "resources": PROXY_RESOURCES,
                 "extraPodSpec": {"securityContext": restricted_pod_context()},
             },

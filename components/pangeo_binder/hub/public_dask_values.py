@@ -23,6 +23,7 @@ from pangeo_binder.hub.context import (
     DASK_LABELS,
     DNS_EGRESS,
     DOCKER_DAEMON_REQUEST,
+    KUBE_API_EGRESS,
     HubContext,
 )
 from pangeo_binder.hub.dask_values import (
@@ -36,7 +37,7 @@ from pangeo_binder.hub.dask_values import (
 )
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.jupyterhub_values import hub_ingress_from, to_pods
-from pangeo_binder.hub.public_values import KUBE_API_EGRESS, internet_egress
+from pangeo_binder.hub.public_values import internet_egress
 from pangeo_binder.machines import allocatable
 from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, toleration
 

@@ -27,6 +27,7 @@ from pangeo_binder.hub.context import (
     BINDER_POD_PORT,
     BINDER_SERVICE,
     DNS_EGRESS,
+    KUBE_API_EGRESS,
     Z2JH_DNS_OFF,
     HubContext,
     egress_outside,
@@ -61,15 +62,6 @@ NOT_PUBLIC = (
     "172.16.0.0/12",
     "192.168.0.0/16",
 )
-PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-# The Kubernetes API: EKS serves it from ENIs in the VPC (private addresses), GKE from its
-# control plane endpoint; both on 443. No pod of either namespace listens on 443. The
-# internet rules beside it carry no `except` (internet_egress), so nothing another rule
-# excepts can cut this one on any policy agent.
-KUBE_API_EGRESS = {
-    "to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE],
-    "ports": [{"port": 443, "protocol": "TCP"}],
-}
 # z2jh's egress shortcuts, all closed: each component gets the rules it needs (DNS to kube-dns
 # by selector, context.DNS_EGRESS), and nothing reaches a private address (the hub's
 # namespace) by default.
