@@ -12,6 +12,9 @@ them.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from pangeo_binder.testing import (
@@ -79,3 +82,20 @@ __all__ = [
     "unwrap_secrets",
     "with_value",
 ]
+
+
+def copy_checkout(target: Path, keep: Callable[[str], bool] = lambda name: True) -> None:
+    """The checkout's files (tracked and new, not ignored) whose path `keep` accepts, copied
+    under `target`: what a clone of this working tree would hold."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in listed:
+        source = ROOT / name
+        if source.is_file() and keep(name):
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)

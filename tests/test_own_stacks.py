@@ -8,7 +8,6 @@ the last test does what such a fork does, in a temporary copy."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import OWN, OWN_STACKS, ROOT, SECRET_KEYS, STACKS, Project, Run
+from harness import OWN, OWN_STACKS, ROOT, SECRET_KEYS, STACKS, Project, Run, copy_checkout
 from pangeo_binder import core_fit, links
 from pangeo_binder.config import load_config
 from pangeo_binder.init import main as init
@@ -92,20 +91,10 @@ FORK_STACKS = {
 def fork_of(target: Path) -> Path:
     """The checkout's files (tracked and new, not ignored) without its root stack files, and
     the stacks of FORK_STACKS written by init and listed in .github/stacks.yaml."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in listed:
-        source = ROOT / name
-        if source.is_file() and not (
-            "/" not in name and name.startswith("Pulumi.") and name != "Pulumi.yaml"
-        ):
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+    copy_checkout(
+        target,
+        lambda name: not ("/" not in name and name.startswith("Pulumi.") and name != "Pulumi.yaml"),
+    )
     for name, argv in FORK_STACKS.items():
         assert init(["--stack", name, *argv, "--dir", str(target)], interactive=False) == 0
     entries = [{"name": "mygcp"}, {"name": "myaws", "approval": True}]

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
-from harness import ROOT, STACKS, RecordingMonitor, run_function
+from harness import ROOT, STACKS, RecordingMonitor, copy_checkout, run_function
 from pangeo_binder.plan import __main__ as cli
 from pangeo_binder.plan import build, cost, runtime
 from pangeo_binder.plan import docs as plan_docs
@@ -367,18 +367,7 @@ def test_no_format_carries_a_secret_set_in_the_stack_file(tmp_path: Path, prices
 
 def copy_project(target: Path) -> None:
     """The project's files (tracked and new, not ignored) in a fresh git repository."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in listed:
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+    copy_checkout(target)
     git(target, "init", "-q")
     git(target, "add", "-A")
     git(target, "commit", "-qm", "base")

@@ -13,7 +13,13 @@ from harness import ROOT
 from pangeo_binder.plan import build
 from pangeo_binder.plan.render import RENDERERS
 from pangeo_binder.policy.check import check_plan
-from pangeo_binder.policy.network import DNS_RULE, METADATA_RULE, cluster_ranges, policies_of
+from pangeo_binder.policy.network import (
+    DNS_RULE,
+    METADATA_RULE,
+    Z2JH_ALL,
+    cluster_ranges,
+    policies_of,
+)
 from pangeo_binder.policy.rules import Context, Resource, check_stack
 
 PODS = "netpol-pods-by-selector"
@@ -78,17 +84,7 @@ def flagged(rule: str, *resources: Resource) -> list[str]:
 
 
 # z2jh values with every shortcut off but what each component needs, DNS by selector.
-CLOSED = dict.fromkeys(
-    (
-        "cloudMetadataServer",
-        "dnsPortsCloudMetadataServer",
-        "dnsPortsKubeSystemNamespace",
-        "dnsPortsPrivateIPs",
-        "nonPrivateIPs",
-        "privateIPs",
-    ),
-    False,
-)
+CLOSED = dict.fromkeys(Z2JH_ALL, False)
 
 
 def closed_z2jh(**extra: Any) -> dict[str, Any]:
