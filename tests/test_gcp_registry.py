@@ -74,11 +74,14 @@ def test_builder_may_mint_its_own_tokens_and_nothing_else(staging: Run) -> None:
     """BinderHub trades the metadata server's token for an hour-long one of the same account
     (IAM Credentials generateAccessToken): token creator on itself, no one else's. Staging's
     public BinderHub has its own push account, which likewise mints only its own."""
-    grants = [
-        r.inputs
-        for r in staging.of_type("gcp:serviceaccount/iAMMember:IAMMember")
-        if r.inputs["role"] == "roles/iam.serviceAccountTokenCreator"
-    ]
+    grants = sorted(
+        (
+            r.inputs
+            for r in staging.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+            if r.inputs["role"] == "roles/iam.serviceAccountTokenCreator"
+        ),
+        key=lambda grant: grant["member"],
+    )
     assert grants == [
         {
             "serviceAccountId": f"projects/pangeo-binder-staging/serviceAccounts/{account}",

@@ -113,8 +113,13 @@ def test_s3_public_bucket_kept_like_the_persistent_one(staging: Run) -> None:
         }
 
     persistent = sides("persistent")
-    # The persistent bucket alone holds the hub database's backups, which expire.
-    persistent["lifecycle"] = [r for r in persistent["lifecycle"] if r["id"] != "expire-backups"]
+    # The persistent bucket alone holds the hub database's backups (and those under the
+    # prefix before `_backups/`), which expire.
+    persistent["lifecycle"] = [
+        r
+        for r in persistent["lifecycle"]
+        if r["id"] not in ("expire-backups", "expire-legacy-backups")
+    ]
     assert sides("public") == persistent
     assert staging.one(S3_BUCKET, "aws-storage-public").inputs["forceDestroy"] is False
 
