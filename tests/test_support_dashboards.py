@@ -159,3 +159,15 @@ def test_missing_dashboards_name_the_fetch_command(tmp_path: Path, monkeypatch) 
     assert "charts fetch" not in message  # that command fetches the charts only
     with pytest.raises(FileNotFoundError):
         dashboards.render_all()
+
+
+def test_the_dashboards_fetch_command_takes_its_folder(tmp_path: Path, monkeypatch) -> None:
+    """`--dashboards DIR` (what `python -m pangeo_binder.charts fetch --dashboards` was) fills
+    that folder, not $PANGEO_BINDER_DASHBOARDS's; a present tree is kept without a download."""
+    monkeypatch.setenv(dashboards.DASHBOARDS_ENV, str(tmp_path / "env"))
+    present = tmp_path / "chosen" / dashboards.JUPYTERHUB_DASHBOARDS.dirname / "dashboards"
+    present.mkdir(parents=True)
+    urls: list[object] = []
+    monkeypatch.setattr(dashboards.urllib.request, "urlopen", lambda *a, **k: urls.append(a))
+    assert dashboards.main(["--dashboards", str(tmp_path / "chosen")]) == 0
+    assert urls == [] and not (tmp_path / "env").exists()
