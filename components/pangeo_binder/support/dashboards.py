@@ -80,8 +80,8 @@ def missing_message(pin: DashboardsPin = JUPYTERHUB_DASHBOARDS) -> str | None:
         return None
     return (
         f"the Grafana dashboards are not at {tree(pin)} (${DASHBOARDS_ENV}); run "
-        f"`{FETCH_COMMAND}` (or `make dashboards`; needs internet) or point {DASHBOARDS_ENV} at a folder holding "
-        f"{pin.dirname}/"
+        f"`{FETCH_COMMAND}` (or `make dashboards`; needs internet) or point {DASHBOARDS_ENV} "
+        f"at a folder holding {pin.dirname}/"
     )
 
 
