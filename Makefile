@@ -7,7 +7,8 @@
 #   make destroy STACK=NAME    pulumi destroy (prod's protect guards refuse)
 #   make prereqs STACK=NAME    only the check of the CLIs and logins
 #   make test                  set up the virtualenv, lint, run the test suite (what CI runs;
-#                              the chart tests need `python -m pangeo_binder.charts fetch` once)
+#                              the chart tests need `python -m pangeo_binder.charts fetch` once,
+#                              the dashboard tests `make dashboards`)
 #   make lock                  re-resolve the hashed lock files after changing dependencies
 #   make plan STACK=NAME       offline plan: resources, Helm values and monthly cost, no cloud
 #                              (COMPARE=origin/main adds the change; FORMAT=markdown|json)

@@ -179,7 +179,7 @@ def test_missing_dashboards_stop_before_any_resource(
     with pytest.raises(pulumi.RunError) as caught:
         run_program("staging", monitor=monitor)
     assert "monitoring: the Grafana dashboards are not at" in str(caught.value)
-    assert "python -m pangeo_binder.charts fetch" in str(caught.value)
+    assert "python -m pangeo_binder.support.dashboards" in str(caught.value)
     assert monitor.registrations == []
     run = run_program("staging", with_value(stack_config("staging"), "monitoring", DELETE))
     assert run.registrations and not run.of_type("pangeo-binder:support:Support")

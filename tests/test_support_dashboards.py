@@ -154,8 +154,20 @@ def test_rendering_is_cached_on_disk(rendered, tmp_path: Path, monkeypatch) -> N
 def test_missing_dashboards_name_the_fetch_command(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(dashboards.DASHBOARDS_ENV, str(tmp_path))
     message = dashboards.missing_message()
-    assert (
-        message and "python -m pangeo_binder.charts fetch" in message and str(tmp_path) in message
-    )
+    assert message and str(tmp_path) in message
+    assert "python -m pangeo_binder.support.dashboards" in message and "make dashboards" in message
+    assert "charts fetch" not in message  # that command fetches the charts only
     with pytest.raises(FileNotFoundError):
         dashboards.render_all()
+
+
+def test_the_dashboards_fetch_command_takes_its_folder(tmp_path: Path, monkeypatch) -> None:
+    """`--dashboards DIR` (what `python -m pangeo_binder.charts fetch --dashboards` was) fills
+    that folder, not $PANGEO_BINDER_DASHBOARDS's; a present tree is kept without a download."""
+    monkeypatch.setenv(dashboards.DASHBOARDS_ENV, str(tmp_path / "env"))
+    present = tmp_path / "chosen" / dashboards.JUPYTERHUB_DASHBOARDS.dirname / "dashboards"
+    present.mkdir(parents=True)
+    urls: list[object] = []
+    monkeypatch.setattr(dashboards.urllib.request, "urlopen", lambda *a, **k: urls.append(a))
+    assert dashboards.main(["--dashboards", str(tmp_path / "chosen")]) == 0
+    assert urls == [] and not (tmp_path / "env").exists()

@@ -308,7 +308,8 @@ def test_the_charts_are_fetched_before_every_make_test() -> None:
     """The chart tests fail under CI without the pinned charts (tests/chart_render.py), so each
     job that runs `make test` first builds .venv (helm-python-sdk pulls, no helm binary), then
     fetches into the default cache, the one the tests read: no --charts/--schemas and no
-    PANGEO_BINDER_* variable anywhere in the workflow."""
+    PANGEO_BINDER_* variable anywhere in the workflow. The dashboard tests likewise need
+    `make dashboards`, a command of its own."""
     testing = []
     for file, name, job in jobs():
         runs = [s.get("run", "").strip() for s in job.get("steps", [])]
@@ -319,6 +320,8 @@ def test_the_charts_are_fetched_before_every_make_test() -> None:
         assert runs.count(FETCH_CHARTS) == 1, f"{file} {name}: {runs}"
         fetch = runs.index(FETCH_CHARTS)
         assert runs.index("make venv") < fetch < test, f"{file} {name}: {runs}"
+        # The charts' fetch fetches the charts only: the dashboards' source has its own command.
+        assert runs.index("make venv") < runs.index("make dashboards") < test, f"{file} {name}"
         assert not any("make test" in r for r in runs if r != "make test"), f"{file} {name}"
         assert "PANGEO_BINDER_" not in (WORKFLOWS / file).read_text(), file
     assert sorted(testing) == [("deploy.yml", "test"), ("pull-request.yml", "test")]

@@ -4,12 +4,12 @@ The hub renders and validates every release with the real chart in the test suit
 chart sources and their values schemas are the charts' own data, not the project's: they live in a
 per-user cache, `$XDG_CACHE_HOME/pangeo-binder/charts` and `.../chart-schemas` (`~/.cache/...`
 when XDG_CACHE_HOME is unset), or wherever `$PANGEO_BINDER_CHARTS` and
-`$PANGEO_BINDER_CHART_SCHEMAS` point. `python -m pangeo_binder.charts fetch` fills both folders
-from the pinned versions (and the Grafana dashboards, `pangeo_binder.support.dashboards`), on
-any machine with internet access, so anyone who clones the project can run the same tests (CI
-runs it before `make test`). It pulls with helm-python-sdk (Helm's own Go library, in the test
-extras: `make venv` is enough, no helm binary) and falls back to `helm pull`
-when that package is not importable.
+`$PANGEO_BINDER_CHART_SCHEMAS` point (`pangeo_binder.cache`). `python -m pangeo_binder.charts
+fetch` fills both folders from the pinned versions, on any machine with internet access, so
+anyone who clones the project can run the same tests (CI runs it before `make test`; the Grafana
+dashboards have their own command, `pangeo_binder.support.dashboards`). It pulls with
+helm-python-sdk (Helm's own Go library, in the test extras: `make venv` is enough, no helm
+binary) and falls back to `helm pull` when that package is not importable.
 
 Layout:
 
@@ -20,7 +20,6 @@ Layout:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from pangeo_binder.cache import cache_dir, configured_dir
 
 CHARTS_ENV = "PANGEO_BINDER_CHARTS"
 SCHEMAS_ENV = "PANGEO_BINDER_CHART_SCHEMAS"
@@ -92,27 +93,14 @@ SUPPORT_PINS: tuple[ChartPin, ...] = (PROMETHEUS, GRAFANA, OPENCOST)
 PINS: tuple[ChartPin, ...] = HUB_PINS + SUPPORT_PINS
 
 
-def cache_dir() -> Path:
-    """The per-user cache the charts default to: `$XDG_CACHE_HOME/pangeo-binder`, else
-    `~/.cache/pangeo-binder`. A relative XDG_CACHE_HOME is ignored, as the XDG spec says."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "pangeo-binder"
-
-
-def _configured(env: str, default: str) -> Path:
-    configured = os.environ.get(env)
-    return Path(configured) if configured else cache_dir() / default
-
-
 def chart_sources_dir() -> Path:
     """Where chart sources live: `$PANGEO_BINDER_CHARTS`, else `<cache>/charts`."""
-    return _configured(CHARTS_ENV, "charts")
+    return configured_dir(CHARTS_ENV, "charts")
 
 
 def chart_schemas_dir() -> Path:
     """Where values schemas live: `$PANGEO_BINDER_CHART_SCHEMAS`, else `<cache>/chart-schemas`."""
-    return _configured(SCHEMAS_ENV, "chart-schemas")
+    return configured_dir(SCHEMAS_ENV, "chart-schemas")
 
 
 def chart_dir(pin: ChartPin, charts: Path | None = None) -> Path:
@@ -403,19 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="helm-python (helm-python-sdk, no helm binary), helm (the binary), or auto: the "
         "first usable (default)",
     )
-    pull.add_argument(
-        "--dashboards",
-        type=Path,
-        help="Grafana dashboards folder (default $PANGEO_BINDER_DASHBOARDS, else "
-        f"{cache_dir() / 'dashboards'})",
-    )
     args = parser.parse_args(argv)
-    # The dashboards' trees are fetched beside the charts (pangeo_binder.support.dashboards).
-    from pangeo_binder.support import dashboards
-
     try:
         fetch(charts=args.charts, schemas=args.schemas, force=args.force, backend=args.backend)
-        dashboards.fetch(root=args.dashboards)
     except (FetchError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pangeo_binder import machines, naming
 from pangeo_binder.aws.config import AwsCloud
 from pangeo_binder.config_public import public_binder_problems
-from pangeo_binder.config_shared import Model, missing_client_id
+from pangeo_binder.config_shared import Model, missing_client_id, secret_command
 from pangeo_binder.gcp.config import GcpCloud
 from pangeo_binder.hub.config import (
     DEFAULT_IMAGES,
@@ -28,7 +28,6 @@ from pangeo_binder.hub.config import (
     MenuImage,
     Secrets,
     menu_gap,
-    secret_command,
 )
 from pangeo_binder.support.config import CHANNEL_SECRET, MonitoringSettings
 

@@ -644,3 +644,10 @@ class ImageCacheSettings(Model):
         """The cache repository (GCP) or repository prefix (ECR) for upstream `key`;
         `qualifier` tells stacks apart (`pangeo_binder.naming.qualifier`)."""
         return self.repositories.get(key) or f"{qualifier}-{CACHE_NAMES[key]}"
+
+
+def secret_command(cloud: str, stack: str | None = None) -> str:
+    """The exact command that sets a cloud's GitHub client secret (`secrets.<cloud>`, the hub's
+    `Secrets`); here, below the hub, so the offline plan can name it without importing the hub."""
+    target = f" --stack {stack}" if stack else ""
+    return f"pulumi config set --secret --path 'secrets.{cloud}.githubClientSecret' VALUE{target}"

@@ -6,7 +6,9 @@ Dask worker spec selects the same nodes on either cloud.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 from pangeo_binder.config_shared import NodePool
 
@@ -48,6 +50,21 @@ def toleration(purpose: str) -> dict[str, str]:
 
 # Lets a profile pick one pool (highmem, gpu) among the user pools.
 POOL_LABEL = "pangeo-binder.io/pool"
+
+# On z2jh's user placeholder pods (`hub/placeholders.py`): how many fit on one node of their
+# pool. The plan's cost model (`plan/cost.py`) reads it back, so it lives here, below both.
+PER_NODE_ANNOTATION = "pangeo-binder.io/placeholders-per-node"
+
+
+def nodes_held(placeholder: dict[str, Any]) -> tuple[str, int] | None:
+    """(pool, nodes) that a release's `scheduling.userPlaceholder` values keep up; None when
+    they hold nothing this program can attribute to a pool."""
+    count = int(placeholder.get("replicas") or 0)
+    pool = ((placeholder.get("extraPodSpec") or {}).get("nodeSelector") or {}).get(POOL_LABEL)
+    per_node = int((placeholder.get("annotations") or {}).get(PER_NODE_ANNOTATION) or 0)
+    if not placeholder.get("enabled", True) or not count or not pool or per_node < 1:
+        return None
+    return pool, math.ceil(count / per_node)
 
 
 @dataclass(frozen=True)

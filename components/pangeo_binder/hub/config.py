@@ -363,9 +363,3 @@ class Secrets(Model):
     gcp: CloudSecrets | None = None
     aws: CloudSecrets | None = None
     monitoring: MonitoringSecrets | None = None
-
-
-def secret_command(cloud: str, stack: str | None = None) -> str:
-    """The exact command that sets a cloud's client secret."""
-    target = f" --stack {stack}" if stack else ""
-    return f"pulumi config set --secret --path 'secrets.{cloud}.githubClientSecret' VALUE{target}"

@@ -6,7 +6,7 @@ default size on the default user pool, at the lowest priority: a real server pre
 at once on a node that is already up, and the evicted placeholder asks the autoscaler for the
 next node in the background. The nodes they hold are paid while idle: the config check caps
 them at the pool's `maxNodes`, and the plan prices them (`plan/cost.py` reads the annotation
-below from the release's values).
+from the release's values with `scheduling.nodes_held`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,18 @@ from pangeo_binder.hub.binderhub_values import restricted_pod_context
 from pangeo_binder.hub.config import HubSettings
 from pangeo_binder.hub.profiles import is_privileged, node_sizes, shared_pool, user_node
 from pangeo_binder.machines import Cloud
-from pangeo_binder.scheduling import POOL_LABEL
+from pangeo_binder.scheduling import PER_NODE_ANNOTATION, POOL_LABEL, nodes_held
 
-# On the placeholder pods: how many fit on one node of their pool, for the plan's pricing.
-PER_NODE_ANNOTATION = "pangeo-binder.io/placeholders-per-node"
+# The annotation and its reader live below the hub (`scheduling.py`), where the plan's cost
+# model reads them too; still importable from here.
+__all__ = [
+    "PER_NODE_ANNOTATION",
+    "Placeholders",
+    "default_user_pool",
+    "nodes_held",
+    "placeholders",
+    "user_placeholder_values",
+]
 
 
 @dataclass(frozen=True)
@@ -94,14 +102,3 @@ def user_placeholder_values(
         },
         "annotations": {PER_NODE_ANNOTATION: str(held.per_node)},
     }
-
-
-def nodes_held(placeholder: dict[str, Any]) -> tuple[str, int] | None:
-    """(pool, nodes) that a release's `scheduling.userPlaceholder` values keep up; None when
-    they hold nothing this program can attribute to a pool."""
-    count = int(placeholder.get("replicas") or 0)
-    pool = ((placeholder.get("extraPodSpec") or {}).get("nodeSelector") or {}).get(POOL_LABEL)
-    per_node = int((placeholder.get("annotations") or {}).get(PER_NODE_ANNOTATION) or 0)
-    if not placeholder.get("enabled", True) or not count or not pool or per_node < 1:
-        return None
-    return pool, math.ceil(count / per_node)

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pangeo_binder.hub.config import secret_command
+from pangeo_binder.config_shared import secret_command
 from pangeo_binder.plan import runtime
 from pangeo_binder.plan.cost import Prices, estimate
 from pangeo_binder.plan.diff import delta

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from pangeo_binder.hub.placeholders import nodes_held
 from pangeo_binder.plan.tree import CloudTree
+from pangeo_binder.scheduling import nodes_held
 
 DATA = resources.files("pangeo_binder") / "data"
 

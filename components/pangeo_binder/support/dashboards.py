@@ -2,14 +2,15 @@
 charts and rendered from their jsonnet by the product itself, for Grafana's sidecar.
 
 The dashboards are jsonnet programs that import a vendored grafonnet: the repository tree at the
-pinned commit lives in the per-user cache, `<cache>/dashboards/<name>-<short commit>` (the charts'
-cache, `pangeo_binder.charts.cache_dir`), or under `$PANGEO_BINDER_DASHBOARDS`.
-`python -m pangeo_binder.charts fetch` fills it, and so does `make dashboards`
-(`python -m pangeo_binder.support.dashboards --stack NAME`), which `make up` and `make preview`
-run first: for a stack without `monitoring` it fetches nothing, and a failed download is one line
-naming what to do, not a traceback. Rendering `jupyterhub.jsonnet` takes about half a
-minute, so each result is kept on disk keyed by a hash of the jsonnet sources and the jsonnet
-version: `pulumi preview` and the tests render each dashboard once.
+pinned commit lives in the per-user cache, `<cache>/dashboards/<name>-<short commit>` (the
+charts' cache, `pangeo_binder.cache`), or under `$PANGEO_BINDER_DASHBOARDS`.
+`python -m pangeo_binder.support.dashboards` fills it (the charts have their own command,
+`python -m pangeo_binder.charts fetch`), and so does `make dashboards`, which `make up` and
+`make preview` run first with `--stack NAME`: for a stack without `monitoring` it fetches
+nothing, and a failed download is one line naming what to do, not a traceback. Rendering
+`jupyterhub.jsonnet` takes about half a minute, so each result is kept on disk keyed by a hash of
+the jsonnet sources and the jsonnet version: `pulumi preview` and the tests render each dashboard
+once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import shutil
 import sys
 import tarfile
@@ -31,10 +31,11 @@ from typing import Any
 
 import yaml
 
-from pangeo_binder.charts import FETCH_COMMAND, cache_dir
+from pangeo_binder.cache import cache_dir, configured_dir
 from pangeo_binder.clouds import NAMESPACE
 
 DASHBOARDS_ENV = "PANGEO_BINDER_DASHBOARDS"
+FETCH_COMMAND = "python -m pangeo_binder.support.dashboards"  # `make dashboards` runs it
 FOLDER = "JupyterHub"  # the Grafana folder the sidecar files them in
 
 
@@ -66,8 +67,7 @@ the tree vendors under vendor/ (jsonnet-bundler), so rendering needs no network.
 
 def dashboards_dir() -> Path:
     """Where dashboard trees live: `$PANGEO_BINDER_DASHBOARDS`, else `<cache>/dashboards`."""
-    configured = os.environ.get(DASHBOARDS_ENV)
-    return Path(configured) if configured else cache_dir() / "dashboards"
+    return configured_dir(DASHBOARDS_ENV, "dashboards")
 
 
 def tree(pin: DashboardsPin = JUPYTERHUB_DASHBOARDS, root: Path | None = None) -> Path:
@@ -80,14 +80,14 @@ def missing_message(pin: DashboardsPin = JUPYTERHUB_DASHBOARDS) -> str | None:
         return None
     return (
         f"the Grafana dashboards are not at {tree(pin)} (${DASHBOARDS_ENV}); run "
-        f"`{FETCH_COMMAND}` (needs internet) or point {DASHBOARDS_ENV} at a folder holding "
-        f"{pin.dirname}/"
+        f"`{FETCH_COMMAND}` (or `make dashboards`; needs internet) or point {DASHBOARDS_ENV} "
+        f"at a folder holding {pin.dirname}/"
     )
 
 
 class DashboardsFetchError(OSError):
     """The dashboards' source could not be fetched; the message is one line saying what to do
-    (an OSError, so `python -m pangeo_binder.charts fetch` reports it as it reports charts)."""
+    (an OSError: a caller that catches the errors of writing the cache catches this too)."""
 
 
 def fetch_failed(pin: DashboardsPin, target: Path, reason: object) -> DashboardsFetchError:
@@ -145,15 +145,22 @@ def has_monitoring(stack_file: Path) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """`make dashboards`: fetch the tree for a stack with `monitoring` (or, with no --stack,
     unconditionally: the test suite renders them); a failure is one line on stderr."""
-    parser = argparse.ArgumentParser(description="Fetch the Grafana dashboards' source.")
+    parser = argparse.ArgumentParser(
+        prog=FETCH_COMMAND, description="Fetch the Grafana dashboards' source."
+    )
     parser.add_argument("--stack", help="fetch only if Pulumi.<stack>.yaml sets monitoring")
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the stack file is")
+    parser.add_argument(
+        "--dashboards",
+        type=Path,
+        help=f"dashboards folder (default ${DASHBOARDS_ENV}, else {cache_dir() / 'dashboards'})",
+    )
     args = parser.parse_args(argv)
     if args.stack and not has_monitoring(args.dir / f"Pulumi.{args.stack}.yaml"):
         print(f"stack {args.stack} has no monitoring: the Grafana dashboards are not needed")
         return 0
     try:
-        fetch()
+        fetch(root=args.dashboards)
     except DashboardsFetchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
