@@ -103,7 +103,7 @@ def test_a_stack_without_monitoring_fetches_nothing(
     (tmp_path / "Pulumi.mygcp.yaml").write_text("config:\n  pangeo-binder:environment: staging\n")
     (tmp_path / "Pulumi.mon.yaml").write_text("config:\n  pangeo-binder:monitoring: {}\n")
     fetched: list[bool] = []
-    monkeypatch.setattr(dashboards, "fetch", lambda: fetched.append(True))
+    monkeypatch.setattr(dashboards, "fetch", lambda **_: fetched.append(True))
     assert dashboards.main(["--stack", "mygcp", "--dir", str(tmp_path)]) == 0
     assert fetched == [] and "has no monitoring" in capsys.readouterr().out
     assert dashboards.main(["--stack", "mon", "--dir", str(tmp_path)]) == 0
