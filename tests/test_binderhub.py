@@ -20,7 +20,7 @@ from pangeo_binder.charts import BINDERHUB_SERVICE
 from pangeo_binder.config import load_config
 from pangeo_binder.hub.binderhub_values import RegistryMissing, binderhub_values
 from pangeo_binder.hub.config import DEFAULT_BUILD_IMAGE
-from pangeo_binder.hub.context import BINDER_POD_LABELS
+from pangeo_binder.hub.context import BINDER_POD_LABELS, NOT_PUBLIC, egress_outside
 from pangeo_binder.hub.incluster import fancy_profiles, hub_access
 from pangeo_binder.scheduling import POOL_LABEL
 
@@ -30,6 +30,9 @@ USER_TOLERATION = {
     "value": "user",
     "effect": "NoSchedule",
 }
+
+
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 
 def binder(run: Run, cloud: str) -> dict[str, Any]:
@@ -424,3 +427,21 @@ def test_with_fancy_profiles_setup_ui_gets_the_config(monkeypatch: pytest.Monkey
     c = object()
     assert fancy_profiles.enable(c, log=pytest.fail) is True
     assert received == [c]
+
+
+def test_builds_are_fenced_by_our_policies_before_binderhub_starts(case: tuple[Run, str]) -> None:
+    """The chart's build policies (`0.0.0.0/0 except` RFC 1918) left the metadata server open
+    to the code a build runs: they are off, none is rendered, and ours (build pods and the
+    docker daemon: DNS and the public internet out, nothing in) exist before the release."""
+    run, cloud = case
+    assert binder(run, cloud)["networkPolicy"] == {"enabled": False}
+    assert not [o for o in rendered(run, cloud) if o["kind"] == "NetworkPolicy"]
+    release_reg = run.one(HELM, f"{cloud}-hub-binderhub-service")
+    for key in ("build-pods", "docker-api"):
+        egress = run.one(NETPOL, f"{cloud}-hub-{key}-egress")
+        ingress = run.one(NETPOL, f"{cloud}-hub-{key}-ingress")
+        assert {egress.urn, ingress.urn} <= set(release_reg.dependencies)
+        assert ingress.inputs["spec"]["ingress"] == []
+        internet = egress.inputs["spec"]["egress"][1]
+        assert internet == egress_outside(NOT_PUBLIC)
+        assert "ports" not in internet  # every port, as the chart's rule had

@@ -19,7 +19,14 @@ from typing import Any
 
 from pangeo_binder.config_shared import NodePool
 from pangeo_binder.hub.config import HubSettings
-from pangeo_binder.hub.context import BINDER_SERVICE, DOCKER_DAEMON_REQUEST, HubContext
+from pangeo_binder.hub.context import (
+    BINDER_SERVICE,
+    DNS_EGRESS,
+    DOCKER_DAEMON_REQUEST,
+    NOT_PUBLIC,
+    HubContext,
+    egress_outside,
+)
 from pangeo_binder.hub.incluster import source
 from pangeo_binder.hub.profiles import shared_pool
 from pangeo_binder.scheduling import POOL_LABEL, PURPOSE_LABELS, toleration
@@ -90,6 +97,8 @@ def binderhub_values(
     return {
         # Names without a release prefix: Deployment/Service/Secret `binderhub`, `docker-api`.
         "fullnameOverride": "",
+        # The chart's build policies leave the metadata server open: build_network_policies.
+        "networkPolicy": {"enabled": False},
         "config": {
             "BinderHub": {
                 "base_url": base_url,
@@ -186,3 +195,39 @@ def binderhub_values(
             "extraArgs": docker_daemon_args(context.cloud),
         },
     }
+
+
+def build_network_policies(
+    namespace: str, release: str, internet: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The fences of a BinderHub's builds, in place of the chart's own (`networkPolicy`, off in
+    our values): its builder and docker-api policies allow `0.0.0.0/0 except` RFC 1918, which
+    leaves 169.254.0.0/16, the metadata server, open to the code a build runs (binderhub-service
+    templates/builder-network-policy.yaml, docker-api-network-policy.yaml). The build pod
+    (repo2docker, labelled `component: binderhub-build` by BinderHub's build.py, the chart's
+    selector) and the docker daemon its Dockerfile steps run in reach DNS by selector and
+    `internet` (by default every port of the public internet: context.NOT_PUBLIC) and take no
+    connection: builds reach the daemon through its socket on the node
+    (templates/docker-api/daemonset.yaml), not the network. Pushes need no metadata server:
+    BinderHub mints the registry token and hands it to the build."""
+    egress = [DNS_EGRESS, internet or egress_outside(NOT_PUBLIC)]
+    selectors = {
+        "build-pods": {"component": "binderhub-build"},
+        "docker-api": {
+            "app.kubernetes.io/name": "binderhub-service",
+            "app.kubernetes.io/instance": release,
+            "app.kubernetes.io/component": "docker-api",
+        },
+    }
+    return [
+        {
+            "metadata": {"name": f"{key}-{direction.lower()}", "namespace": namespace},
+            "spec": {
+                "podSelector": {"matchLabels": dict(labels)},
+                "policyTypes": [direction],
+                direction.lower(): egress if direction == "Egress" else [],
+            },
+        }
+        for key, labels in selectors.items()
+        for direction in ("Egress", "Ingress")
+    ]

@@ -103,6 +103,18 @@ KUBE_API_EGRESS = {
     "ports": [{"port": 443, "protocol": "TCP"}],
 }
 PRIVATE_AND_LINK_LOCAL = (*RFC1918, "169.254.0.0/16")
+# Addresses that are not the public internet: RFC 1918, carrier-grade NAT (RFC 6598), link
+# local (both clouds' metadata servers: 169.254.169.254, GKE's 169.254.169.252), loopback and
+# "this network".
+NOT_PUBLIC = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+)
 
 
 def addresses_outside(excluded: Iterable[str]) -> list[str]:

@@ -14,7 +14,7 @@ from pangeo_binder.charts import BINDERHUB_SERVICE, DASK_GATEWAY, JUPYTERHUB, Ch
 from pangeo_binder.config_shared import CloudHub, NodePool
 from pangeo_binder.hub.backup import NAME as BACKUP_NAME
 from pangeo_binder.hub.backup import backup_configmap, backup_cronjob
-from pangeo_binder.hub.binderhub_values import binderhub_values
+from pangeo_binder.hub.binderhub_values import binderhub_values, build_network_policies
 from pangeo_binder.hub.config import USER_SERVICE_ACCOUNT, HubSettings
 from pangeo_binder.hub.context import (
     BINDER_RELEASE,
@@ -253,13 +253,26 @@ class Hub(pulumi.ComponentResource):
                 ),
             )
         if settings.binder.enabled:
+            # The builds are fenced before BinderHub can start one (the chart's own policies
+            # are off: build_network_policies says why).
+            build_policies = [
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-{manifest['metadata']['name']}",
+                    metadata=manifest["metadata"],
+                    spec=manifest["spec"],
+                    opts=release_opts,
+                )
+                for manifest in build_network_policies(settings.namespace, BINDER_RELEASE)
+            ]
             chart_release(
                 f"{name}-binderhub-service",
                 BINDERHUB_SERVICE,
                 BINDER_RELEASE,
                 settings.namespace,
                 context.apply(lambda c: binderhub_values(c, settings, pools)),
-                after_hub,
+                pulumi.ResourceOptions.merge(
+                    after_hub, pulumi.ResourceOptions(depends_on=build_policies)
+                ),
             )
         if settings.backup.enabled:
             self._backup(name, cloud, settings, context, after_hub)

@@ -19,7 +19,11 @@ from typing import Any
 
 from pangeo_binder.config_public import PublicBinder
 from pangeo_binder.config_shared import NodePool
-from pangeo_binder.hub.binderhub_values import binderhub_values, restricted_pod_context
+from pangeo_binder.hub.binderhub_values import (
+    binderhub_values,
+    build_network_policies,
+    restricted_pod_context,
+)
 from pangeo_binder.hub.config import HubSettings
 from pangeo_binder.hub.context import (
     BINDER_K8S_SERVICE,
@@ -28,6 +32,7 @@ from pangeo_binder.hub.context import (
     BINDER_SERVICE,
     DNS_EGRESS,
     KUBE_API_EGRESS,
+    NOT_PUBLIC,
     Z2JH_DNS_OFF,
     HubContext,
     egress_outside,
@@ -50,18 +55,6 @@ PUBLIC_JUPYTERHUB_RELEASE = "public-jupyterhub"
 PUBLIC_BINDER_RELEASE = "public-binderhub-service"
 # Ports a public server may reach on the internet: HTTP, HTTPS and git.
 PUBLIC_PORTS = (80, 443, 9418)
-# Addresses that are not the public internet: RFC 1918, carrier-grade NAT (RFC 6598), link
-# local (both clouds' metadata servers: 169.254.169.254, GKE's 169.254.169.252), loopback and
-# "this network".
-NOT_PUBLIC = (
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-)
 # z2jh's egress shortcuts, all closed: each component gets the rules it needs (DNS to kube-dns
 # by selector, context.DNS_EGRESS), and nothing reaches a private address (the hub's
 # namespace) by default.
@@ -261,18 +254,9 @@ def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]
         *metadata_egress(cloud),
     ]
 
-    # Builds run anonymous code: the build pod (repo2docker, which BinderHub labels
-    # `component: binderhub-build`, binderhub build.py; the selector the chart's own policy
-    # uses) and the docker daemon its Dockerfile steps run in (the chart's docker-api pods).
-    # They reach what a public server does: DNS, the internet on 80/443/9418, no private or
-    # link-local address. Pushes need no metadata server: BinderHub mints the token and hands
-    # it to the build.
-    build_egress = [DNS_EGRESS, internet_egress()]
-    docker_api = {
-        "app.kubernetes.io/name": "binderhub-service",
-        "app.kubernetes.io/instance": PUBLIC_BINDER_RELEASE,
-        "app.kubernetes.io/component": "docker-api",
-    }
+    # Builds run anonymous code: fenced as public servers are, DNS and the internet on
+    # 80/443/9418 only (binderhub_values.build_network_policies).
+    builds = build_network_policies(namespace, PUBLIC_BINDER_RELEASE, internet_egress())
 
     def policy(name: str, selector: dict[str, Any], egress: list[dict[str, Any]]) -> dict:
         return {
@@ -290,8 +274,7 @@ def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]
     # docker daemon) would take connections from any namespace, the authenticated hub's
     # included (the flow matrix's `hub-namespace -> public-namespace-private`). BinderHub
     # answers its own proxy (chp's default target) and hub on its port; the builds and the
-    # docker daemon answer nobody (builds reach the daemon through its socket on the node,
-    # binderhub-service templates/docker-api/daemonset.yaml, not the network).
+    # docker daemon answer nobody (build_network_policies).
     own_front = {
         "from": [
             {"podSelector": {"matchLabels": {"component": component}}}
@@ -301,12 +284,7 @@ def public_network_policies(cloud: Cloud, namespace: str) -> list[dict[str, Any]
     }
     return [
         ingress("binderhub-ingress", {"matchLabels": dict(BINDER_POD_LABELS)}, [own_front]),
-        ingress("build-pods-ingress", {"matchLabels": {"component": "binderhub-build"}}, []),
-        ingress("docker-api-ingress", {"matchLabels": docker_api}, []),
         policy("default-deny-egress", {}, []),
         policy("binderhub-egress", {"matchLabels": dict(BINDER_POD_LABELS)}, binder_egress),
-        policy(
-            "build-pods-egress", {"matchLabels": {"component": "binderhub-build"}}, build_egress
-        ),
-        policy("docker-api-egress", {"matchLabels": docker_api}, build_egress),
+        *builds,
     ]
