@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,11 +31,11 @@ from typing import Any
 
 import helm_python
 import jsonschema
-import pytest
 import yaml
 from kubernetes_validate import utils as kv
 from referencing import Registry, Resource
 
+from harness import skip_or_fail
 from pangeo_binder.charts import (
     PINS,
     ChartPin,
@@ -53,9 +52,7 @@ def require_chart_files(pins: Sequence[ChartPin] = PINS) -> None:
     message = missing_message(pins)
     if message is None:
         return
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(message)
 
 
 # --- rendering --------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ tests skip naming that command, or fail under CI=true.
 from __future__ import annotations
 
 import copy
-import os
 import re
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -39,7 +38,7 @@ import pytest
 import yaml
 
 from chart_render import render
-from harness import ROOT, Run
+from harness import ROOT, Run, skip_or_fail
 from pangeo_binder.charts import PINS
 from pangeo_binder.flows import ALL_PORTS, Flow, Matrix, Role
 
@@ -71,9 +70,7 @@ def require_nca() -> Path:
     if NCA.exists():
         return NCA
     message = f"network-config-analyzer is not installed in {TOOLS}: run `make nca-tools`"
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(message)
 
 
 def plain(value: Any) -> Any:

@@ -12,10 +12,14 @@ them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 from pangeo_binder.testing import (
     ADDON_VERSIONS,
@@ -99,3 +103,11 @@ def copy_checkout(target: Path, keep: Callable[[str], bool] = lambda name: True)
         if source.is_file() and keep(name):
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
+
+
+def skip_or_fail(message: str) -> NoReturn:
+    """A test that needs a tool or file this machine lacks: skipped with `message` (the command
+    that installs it), or failed under CI (`CI=true`), where .ci/run installs everything."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)

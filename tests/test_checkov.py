@@ -30,7 +30,7 @@ import yaml
 
 from chart_render import find, render
 from conftest import HELM, release
-from harness import ROOT, Run
+from harness import ROOT, Run, skip_or_fail
 from pangeo_binder.charts import BINDERHUB_SERVICE, JUPYTERHUB, PINS, ChartPin
 
 pytestmark = pytest.mark.usefixtures("chart_files")
@@ -54,9 +54,7 @@ def require_checkov() -> Path:
     if CHECKOV.exists():
         return CHECKOV
     message = f"checkov is not installed in {TOOLS}: run `make checkov-tools`"
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(message)
 
 
 def helm_releases(run: Run) -> list[tuple[str, ChartPin, dict[str, Any]]]:

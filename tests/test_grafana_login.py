@@ -30,7 +30,6 @@ import asyncio
 import base64
 import concurrent.futures
 import hashlib
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import pytest
 
 from conftest import HELM, release
 from fake_github import GitHubUser, fake_github, kube_api_recorder
-from harness import DELETE, ROOT, Run, run_program, stack_config, with_value
+from harness import DELETE, ROOT, Run, run_program, skip_or_fail, stack_config, with_value
 from local_hub import find_tool, local_hub, prepare_hub
 from pangeo_binder.support import values as sv
 
@@ -55,18 +54,12 @@ MEMBER = GitHubUser("nora-member", 2003, orgs=(ORG,), teams=((ORG, "maintainers"
 USERS = (ADMIN, VIEWER, MEMBER)
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def jmespath() -> Any:
     try:
         import jmespath
     except ImportError:
-        _missing("tests/test_grafana_login.py needs jmespath (requirements-dev.txt): make venv")
+        skip_or_fail("tests/test_grafana_login.py needs jmespath (requirements-dev.txt): make venv")
     return jmespath
 
 
@@ -74,7 +67,7 @@ def jmespath() -> Any:
 def chp() -> str:
     found = find_tool("configurable-http-proxy", LOCAL_TOOLS)
     if found is None:
-        _missing(
+        skip_or_fail(
             "tests/test_grafana_login.py needs configurable-http-proxy: npm ci --prefix "
             "tests/browser-tools (the proxy locked in tests/browser-tools/package-lock.json)"
         )

@@ -13,7 +13,6 @@ Needs configurable-http-proxy: skipped without it, failed with CI=true (.ci/run 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ import requests
 
 from conftest import release
 from fake_github import GitHubUser, fake_github, kube_api_recorder
-from harness import ROOT, run_program, stack_config, with_value
+from harness import ROOT, run_program, skip_or_fail, stack_config, with_value
 from local_hub import find_tool, local_hub, prepare_hub
 
 pytestmark = pytest.mark.browser
@@ -46,9 +45,7 @@ def proxy_tool() -> str:
             "the sharing test needs configurable-http-proxy: npm ci --prefix tests/browser-tools "
             "(locked in tests/browser-tools/package-lock.json), as .ci/run does"
         )
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(message)
     return chp
 
 

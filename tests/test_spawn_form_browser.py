@@ -17,7 +17,6 @@ CI=true (.ci/run installs them). Screenshots go to test-artifacts/spawn-form-*.p
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 
 from conftest import release
 from fake_github import GitHubUser, fake_github, kube_api_recorder
-from harness import ROOT, Run
+from harness import ROOT, Run, skip_or_fail
 from local_hub import find_tool, local_hub, prepare_hub
 from pangeo_binder import links
 
@@ -54,12 +53,6 @@ class Tools:
     chp: str
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def tools() -> Tools:
     found = {
@@ -72,7 +65,7 @@ def tools() -> Tools:
     }
     absent = [name for name, path in found.items() if path is None]
     if absent:
-        _missing(
+        skip_or_fail(
             f"the spawn-form browser test needs {', '.join(absent)}: run .ci/run as root once "
             "(apt-get install chromium chromium-driver; npm ci --prefix tests/browser-tools, "
             "the proxy locked in tests/browser-tools/package-lock.json)"

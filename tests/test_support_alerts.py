@@ -5,7 +5,6 @@ and fail under CI=true."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import skip_or_fail
 from pangeo_binder.support.alerts import CERT_DAYS, POOL_METRIC_LABEL, alert_rules
 
 POOLS = {"core": 3, "user": 20}
@@ -25,9 +25,7 @@ def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
         message = "promtool not found: apt-get install prometheus (Debian) provides it"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(message)
     return found
 
 
