@@ -29,6 +29,7 @@ from pangeo_binder.hub.context import (
 from pangeo_binder.hub.dask_values import dask_gateway_values, dask_network_policy
 from pangeo_binder.hub.hub_image import HubImage
 from pangeo_binder.hub.jupyterhub_values import jupyterhub_values
+from pangeo_binder.network_policies import network_policies
 from pangeo_binder.outputs import CloudOutputs
 from pangeo_binder.releases import pinned_chart
 from pangeo_binder.support.values import dask_values_piece, with_piece
@@ -255,15 +256,9 @@ class Hub(pulumi.ComponentResource):
         if settings.binder.enabled:
             # The builds are fenced before BinderHub can start one (the chart's own policies
             # are off: build_network_policies says why).
-            build_policies = [
-                k8s.networking.v1.NetworkPolicy(
-                    f"{name}-{manifest['metadata']['name']}",
-                    metadata=manifest["metadata"],
-                    spec=manifest["spec"],
-                    opts=release_opts,
-                )
-                for manifest in build_network_policies(settings.namespace, BINDER_RELEASE)
-            ]
+            build_policies = network_policies(
+                name, build_network_policies(settings.namespace, BINDER_RELEASE), release_opts
+            )
             chart_release(
                 f"{name}-binderhub-service",
                 BINDERHUB_SERVICE,

@@ -32,6 +32,7 @@ from pangeo_binder.hub.public_values import (
     public_jupyterhub_values,
     public_network_policies,
 )
+from pangeo_binder.network_policies import network_policies
 from pangeo_binder.outputs import CloudOutputs
 from pangeo_binder.releases import pinned_chart
 from pangeo_binder.support.values import with_piece
@@ -87,17 +88,11 @@ class PublicBinder(pulumi.ComponentResource):
             metadata={"name": public.namespace, "labels": {"pangeo-binder.io/public": "true"}},
             opts=k8s_opts,
         )
-        policies = [
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{manifest['metadata']['name']}",
-                metadata=manifest["metadata"],
-                spec=manifest["spec"],
-                opts=pulumi.ResourceOptions.merge(
-                    k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])
-                ),
-            )
-            for manifest in public_network_policies(cloud.cloud, public.namespace)
-        ]
+        policies = network_policies(
+            name,
+            public_network_policies(cloud.cloud, public.namespace),
+            pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace])),
+        )
         dask = public.dask.enabled
         services = [BINDER_SERVICE] + ([PUBLIC_DASK_SERVICE] if dask else [])
         tokens = pulumi.Output.all(
@@ -220,15 +215,9 @@ class PublicBinder(pulumi.ComponentResource):
                 opts=after_namespace,
             ),
         ]
-        fences += [
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{manifest['metadata']['name']}",
-                metadata=manifest["metadata"],
-                spec=manifest["spec"],
-                opts=after_namespace,
-            )
-            for manifest in public_dask_network_policies(public.namespace)
-        ]
+        fences += network_policies(
+            name, public_dask_network_policies(public.namespace), after_namespace
+        )
         return pinned_chart(
             f"{name}-dask-gateway",
             DASK_GATEWAY,

@@ -13,6 +13,7 @@ import pulumi_random as random
 
 from pangeo_binder.charts import GRAFANA, OPENCOST, PROMETHEUS
 from pangeo_binder.config_shared import NodePool
+from pangeo_binder.network_policies import network_policies
 from pangeo_binder.outputs import CloudOutputs
 from pangeo_binder.releases import pinned_chart
 from pangeo_binder.support import dashboards
@@ -260,15 +261,7 @@ class Support(pulumi.ComponentResource):
         opts = pulumi.ResourceOptions.merge(
             self._k8s_opts, pulumi.ResourceOptions(depends_on=[hub_namespace])
         )
-        return [
-            k8s.networking.v1.NetworkPolicy(
-                f"{self._name}-{policy['metadata']['name']}",
-                metadata=policy["metadata"],
-                spec=policy["spec"],
-                opts=opts,
-            )
-            for policy in hub_ingress_policies(self._hub_namespace)
-        ]
+        return network_policies(self._name, hub_ingress_policies(self._hub_namespace), opts)
 
     def _secret(
         self,
