@@ -63,11 +63,10 @@ def _stack_class(cloud: str) -> type:
 def build(config: StackConfig) -> None:
     """One component tree per configured cloud (cluster, then the hub on it); outputs exported
     per cloud, the kubeconfig on its own as a secret."""
-    # Physical names: the stack's own where it is not named after its environment, so two
-    # stacks of one environment can share a project or account (pangeo_binder.naming).
-    # Only `resourceNames: stack` names the resources after the stack (the default keeps the
-    # environment's names, which every stack deployed before had).
-    named = pulumi.get_stack() if config.resource_names == "stack" else None
+    # Physical names: with `resourceNames: stack` the stack's own where it is not named after
+    # its environment, so two stacks of one environment can share a project or account
+    # (pangeo_binder.naming); by default the environment's, which every stack deployed had.
+    named = naming.names_stack(config.resource_names, pulumi.get_stack())
     deployment = naming.deployment(config.environment, named)
     for cloud in ("gcp", "aws"):
         settings = getattr(config.clouds, cloud)

@@ -28,7 +28,8 @@ from pangeo_binder.ci_identities.config import (  # noqa: E402
     CiConfigError,
     load_ci_config,
 )
-from pangeo_binder.config import build_repository, names_stack  # noqa: E402
+from pangeo_binder.config import build_repository  # noqa: E402
+from pangeo_binder.naming import names_stack  # noqa: E402
 from pangeo_binder.raw_config import namespace_keys  # noqa: E402
 
 

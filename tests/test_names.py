@@ -20,7 +20,7 @@ import pytest
 from harness import PROJECT, Run, run_program, stack_config
 from pangeo_binder import naming
 from pangeo_binder.config import ConfigError, build_repository, load_config
-from pangeo_binder.policy.context import context_from_stack_file
+from pangeo_binder.policy.context import context_from_config, context_from_stack_file
 from record_names import PHYSICAL_NAMES, lines, physical_names
 
 DATA = Path(__file__).parent / "data"
@@ -159,5 +159,10 @@ def test_a_stack_without_resource_names_stack_keeps_the_names_from_before(
     assert sorted(physical_names(kept.registrations)) == sorted(
         physical_names(staging.registrations)
     )
-    # the policies read the same public bucket names from such a stack file
+    # the policies read the same public bucket names from such a stack file, and the config
+    # check the same build repository
+    assert (
+        context_from_config(config, "staging-alice").public_buckets
+        == context_from_config(config, "staging").public_buckets
+    )
     assert build_repository("gcp", "staging", None) == "pangeo-binder-staging-images"

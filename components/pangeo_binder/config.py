@@ -206,7 +206,7 @@ def _cross_problems(
         )
     clouds = _section(raw, "clouds")
     secrets = _section(raw, "secrets")
-    named = names_stack(raw.get("resourceNames"), stack)
+    named = naming.names_stack(raw.get("resourceNames"), stack)
     for cloud, settings in clouds.items():
         if not isinstance(settings, dict) or cloud not in ("gcp", "aws"):
             continue
@@ -244,13 +244,6 @@ def _flat_key_problems(raw: dict[str, Any]) -> list[Problem]:
             )
         )
     return problems
-
-
-def names_stack(resource_names: Any, stack: str | None) -> str | None:
-    """The stack name the resource names derive from (`pangeo_binder.naming`): only with
-    `resourceNames: stack`; without it (the default) the stack keeps the environment's names,
-    so no stack deployed before the key existed is renamed."""
-    return stack if resource_names == "stack" else None
 
 
 # The cache logins each cloud supports: GCP's ghcr.io cache pulls anonymously.
@@ -487,7 +480,7 @@ def load_config(
     problems += [
         p for p in _binder_disk_problems(raw, problems) if p.path not in {q.path for q in problems}
     ]
-    problems += _stack_name_problems(raw, names_stack(raw.get("resourceNames"), stack))
+    problems += _stack_name_problems(raw, naming.names_stack(raw.get("resourceNames"), stack))
     if config is not None:
         problems += _placeholder_problems(config)
     problems += [

@@ -11,6 +11,8 @@ stack already.
 
 from __future__ import annotations
 
+from typing import Any
+
 PREFIX = "pangeo-binder-"
 
 
@@ -18,6 +20,14 @@ def deployment(environment: str, stack: str | None = None) -> str:
     """`pangeo-binder-<environment>` for the stack named after its environment (or when the
     stack is not known), `pangeo-binder-<stack>` for any other."""
     return f"{PREFIX}{qualifier(environment, stack)}"
+
+
+def names_stack(resource_names: Any, stack: str | None) -> str | None:
+    """The stack name the resource names derive from (`deployment`'s `stack`), from the
+    `resourceNames` key: only with `stack`; without it (the default) the stack keeps the
+    environment's names, so no stack deployed before the key existed is renamed. The one
+    reading of the key: the program, the config check, the policies and ci-identities."""
+    return stack if resource_names == "stack" else None
 
 
 def qualifier(environment: str, stack: str | None = None) -> str:

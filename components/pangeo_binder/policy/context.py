@@ -34,8 +34,9 @@ def aws_bucket_prefix(qualifier: str, account_id: str) -> str:
 def context_from_config(config: dict[str, Any], stack: str | None = None) -> Context:
     """The context of a stack's `pangeo-binder:*` keys (namespace dropped)."""
     environment = str(config.get("environment") or "prod")
-    keep = config.get("resourceNames") != "stack"  # the default keeps them (config.py)
-    qualifier = naming.qualifier(environment, None if keep else stack)
+    qualifier = naming.qualifier(
+        environment, naming.names_stack(config.get("resourceNames"), stack)
+    )
     clouds = config.get("clouds") or {}
     public: list[str] = []
     gcp = clouds.get("gcp") or {}
